@@ -1,0 +1,138 @@
+#pragma once
+/// @file
+/// `thread_pool`: the threads of one rank, persistent for the life of a model.
+///
+/// A training step runs a few dozen short parallel regions (one per GEMM, per pooling
+/// layer...), each a few microseconds to a millisecond long, so waking threads must be cheap:
+/// workers spin briefly on an atomic generation counter before they sleep on it
+/// (`std::atomic::wait`). Work is split statically (worker i always gets the same part of
+/// the same region), which keeps results independent of scheduling, and the calling thread
+/// does a share of the work itself. Dispatch allocates nothing: the task is passed as a
+/// function pointer and a context pointer.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace staticnet {
+
+class thread_pool {
+public:
+    /// `threads` counts the caller too; 0 means `std::thread::hardware_concurrency()`.
+    explicit thread_pool(std::size_t threads = 0) {
+        if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+        size_ = threads;
+        workers_.reserve(threads - 1);
+        for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    }
+    thread_pool(const thread_pool&) = delete;
+    thread_pool& operator=(const thread_pool&) = delete;
+    ~thread_pool() {
+        stop_.store(true, std::memory_order_relaxed);
+        generation_.fetch_add(1 << 16, std::memory_order_release);
+        generation_.notify_all();
+        for (auto& t : workers_) t.join();
+    }
+
+    /// Number of threads that share the work (the caller included).
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+    /// Calls `f(worker, workers)` once on each of `workers = min(size(), max_workers)`
+    /// threads and returns when all are done. An exception thrown by any call is rethrown here.
+    template <typename F>
+    void run(F&& f, std::size_t max_workers = ~std::size_t{0}) {
+        const std::size_t n = std::min(size_, std::max<std::size_t>(1, max_workers));
+        if (n == 1) {
+            f(std::size_t{0}, std::size_t{1});
+            return;
+        }
+        using fn_type = std::remove_reference_t<F>;
+        task_ = [](void* ctx, std::size_t w, std::size_t n_workers) { (*static_cast<fn_type*>(ctx))(w, n_workers); };
+        context_ = const_cast<void*>(static_cast<const void*>(&f));
+        pending_.store(n - 1, std::memory_order_relaxed);
+        // One word carries the generation and its worker count, so a worker that wakes late
+        // never pairs an old generation with a new count.
+        const std::uint64_t next = ((generation_.load(std::memory_order_relaxed) >> 16) + 1) << 16 | n;
+        generation_.store(next, std::memory_order_release);
+        generation_.notify_all();
+        execute(0, n);
+        while (pending_.load(std::memory_order_acquire) != 0) spin_pause();
+        if (error_) {
+            auto e = std::exchange(error_, nullptr);
+            std::rethrow_exception(e);
+        }
+    }
+
+    /// Splits [0, n) into contiguous chunks, one per worker, and calls `f(begin, end)` on each.
+    /// The split depends only on `n` and `size()`, never on timing.
+    template <typename F>
+    void parallel_for(std::size_t n, F&& f, std::size_t min_chunk = 1) {
+        if (n == 0) return;
+        const std::size_t max_workers = std::max<std::size_t>(1, n / std::max<std::size_t>(1, min_chunk));
+        run([&](std::size_t w, std::size_t workers) {
+            const std::size_t begin = n * w / workers;
+            const std::size_t end = n * (w + 1) / workers;
+            if (begin < end) f(begin, end);
+        }, max_workers);
+    }
+
+private:
+    static void spin_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        std::this_thread::yield();
+#endif
+    }
+
+    void execute(std::size_t w, std::size_t workers) {
+        try {
+            task_(context_, w, workers);
+        } catch (...) {
+            std::lock_guard lock(error_mutex_);
+            if (!error_) error_ = std::current_exception();
+        }
+    }
+
+    void worker_loop(std::size_t index) {
+        std::uint64_t seen = 0;
+        for (;;) {
+            // Spin a little: the next region usually starts within microseconds.
+            std::uint64_t now = generation_.load(std::memory_order_acquire);
+            for (int i = 0; i < 20000 && now == seen; ++i) {
+                spin_pause();
+                now = generation_.load(std::memory_order_acquire);
+            }
+            if (now == seen) {
+                generation_.wait(seen, std::memory_order_acquire);
+                now = generation_.load(std::memory_order_acquire);
+            }
+            seen = now;
+            if (stop_.load(std::memory_order_relaxed)) return;
+            const std::size_t workers = static_cast<std::size_t>(now & 0xFFFF);
+            if (index < workers) {
+                execute(index, workers);
+                pending_.fetch_sub(1, std::memory_order_acq_rel);
+            }
+        }
+    }
+
+    std::size_t size_ = 1;
+    std::vector<std::thread> workers_;
+    std::atomic<std::uint64_t> generation_{0};
+    std::atomic<std::size_t> pending_{0};
+    std::atomic<bool> stop_{false};
+    void (*task_)(void*, std::size_t, std::size_t) = nullptr;
+    void* context_ = nullptr;
+    std::mutex error_mutex_;
+    std::exception_ptr error_;
+};
+
+}  // namespace staticnet

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages staticnet needs, if any is missing (needs root or sudo).
+set -euo pipefail
+packages=(cmake g++ make pkg-config libxtensor-dev libxsimd-dev libboost-mpi-dev libboost-serialization-dev
+          catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "staticnet: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
