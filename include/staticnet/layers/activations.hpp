@@ -1,0 +1,121 @@
+#pragma once
+/// @file
+/// Activations: `relu`, `sigmoid`, `tanh`, `softmax`, `identity`.
+///
+/// Each is a policy used inside `conv2d`/`dense` (`dense<10, softmax>`) and, on its own, a
+/// layer spec (`sequential<..., dense<128>, relu, ...>`). The derivative is computed from the
+/// activation's *output*, so a layer keeps only its output for backward. `softmax` acts on
+/// the innermost dimension (the channels of an image, the features of a vector).
+
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+
+#include "../kernels/elementwise.hpp"
+#include "layer.hpp"
+
+namespace staticnet {
+
+template <typename Activation, shape In, std::size_t Position>
+class activation_layer;
+
+/// An activation policy: `forward` in place on [rows x cols], `backward` turns the gradient
+/// with respect to the output into the gradient with respect to the input, given the output.
+template <typename A>
+concept activation = requires(float* p, const float* cp, std::size_t n) {
+    { A::name } -> std::convertible_to<std::string_view>;
+    A::forward(p, n, n);
+    A::backward(cp, p, n, n);
+};
+
+/// max(x, 0).
+struct relu {
+    static constexpr std::string_view name = "relu";
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch zero(0.0f);
+        kernels::map(rows * cols, [&](auto v) { return xsimd::max(v, zero); }, x, x);
+    }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch zero(0.0f);
+        kernels::map(rows * cols, [&](auto g, auto v) { return xsimd::select(v > zero, g, zero); }, dy, dy, y);
+    }
+    template <shape In, std::size_t Position>
+    using bind = activation_layer<relu, In, Position>;
+};
+
+/// 1 / (1 + exp(-x)).
+struct sigmoid {
+    static constexpr std::string_view name = "sigmoid";
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch one(1.0f);
+        kernels::map(rows * cols, [&](auto v) { return one / (one + xsimd::exp(-v)); }, x, x);
+    }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch one(1.0f);
+        kernels::map(rows * cols, [&](auto g, auto v) { return g * v * (one - v); }, dy, dy, y);
+    }
+    template <shape In, std::size_t Position>
+    using bind = activation_layer<sigmoid, In, Position>;
+};
+
+/// Hyperbolic tangent.
+struct tanh {
+    static constexpr std::string_view name = "tanh";
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
+        kernels::map(rows * cols, [](auto v) { return xsimd::tanh(v); }, x, x);
+    }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch one(1.0f);
+        kernels::map(rows * cols, [&](auto g, auto v) { return g * (one - v * v); }, dy, dy, y);
+    }
+    template <shape In, std::size_t Position>
+    using bind = activation_layer<tanh, In, Position>;
+};
+
+/// Softmax over the innermost dimension.
+struct softmax {
+    static constexpr std::string_view name = "softmax";
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { kernels::softmax_rows(x, rows, cols); }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        kernels::softmax_rows_backward(y, dy, rows, cols);
+    }
+    template <shape In, std::size_t Position>
+    using bind = activation_layer<softmax, In, Position>;
+};
+
+/// f(x) = x (a dense or conv layer without activation).
+struct identity {
+    static constexpr std::string_view name = "linear";
+    static void forward(float*, std::size_t, std::size_t) noexcept {}
+    static void backward(const float*, float*, std::size_t, std::size_t) noexcept {}
+    template <shape In, std::size_t Position>
+    using bind = activation_layer<identity, In, Position>;
+};
+/// Keras's name for `identity`.
+using linear = identity;
+
+/// An activation used as a layer of its own; shape-preserving.
+template <typename Activation, shape In, std::size_t Position>
+class activation_layer : public detail::layer_defaults {
+public:
+    using activation_type = Activation;
+    static constexpr shape input_shape = In;
+    static constexpr shape output_shape = In;
+    static constexpr std::string_view name = Activation::name;
+    static constexpr std::size_t flops_per_sample = In.size();
+
+    void forward(const layer_context& ctx, const float* in, float* out, const float*, float*, float*) const {
+        const std::size_t rows = ctx.batch * (In.size() / In.channels());
+        std::memcpy(out, in, ctx.batch * In.size() * sizeof(float));
+        Activation::forward(out, rows, In.channels());
+    }
+    void backward(const layer_context& ctx, const float*, const float* out, float* dout, float* din, const float*,
+                  float*, float*) const {
+        if (din == nullptr) return;
+        const std::size_t rows = ctx.batch * (In.size() / In.channels());
+        std::memcpy(din, dout, ctx.batch * In.size() * sizeof(float));
+        if (!ctx.gradient_is_pre_activation) Activation::backward(out, din, rows, In.channels());
+    }
+};
+
+}  // namespace staticnet

@@ -1,0 +1,135 @@
+#pragma once
+/// @file
+/// `batch_norm<Momentum = 0.99f, Epsilon = 1e-3f>`: batch normalisation over the innermost
+/// dimension (each channel of an image, each feature of a vector), with Keras's defaults.
+///
+/// Training normalises with the statistics of the current batch and updates the moving
+/// averages `moving = Momentum * moving + (1 - Momentum) * batch` (the variance with
+/// Bessel's correction, as PyTorch and TensorFlow's fused kernel do); inference normalises
+/// with the moving averages. gamma and beta are trainable parameters; the moving mean and
+/// variance are non-trainable state (saved with the model, never touched by the optimizer).
+/// Under MPI the batch statistics are those of each rank's part of the batch.
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "layer.hpp"
+
+namespace staticnet {
+
+namespace detail {
+template <float Momentum, float Epsilon, shape In, std::size_t Position>
+class batch_norm_layer;
+}
+
+/// Batch normalisation with Keras's default momentum and epsilon.
+template <float Momentum = 0.99f, float Epsilon = 1e-3f>
+struct batch_norm {
+    static_assert(Momentum >= 0.0f && Momentum < 1.0f, "batch_norm: Momentum must be in [0, 1)");
+    static_assert(Epsilon > 0.0f, "batch_norm: Epsilon must be positive");
+    template <shape In, std::size_t Position>
+    using bind = detail::batch_norm_layer<Momentum, Epsilon, In, Position>;
+};
+
+namespace detail {
+
+template <float Momentum, float Epsilon, shape In, std::size_t Position>
+class batch_norm_layer {
+    static constexpr std::size_t C = In.channels();
+    static constexpr std::size_t per_sample_rows = In.size() / C;
+
+public:
+    static constexpr std::string_view name = "batch_norm";
+    static constexpr shape input_shape = In;
+    static constexpr shape output_shape = In;
+    static constexpr std::size_t parameter_count = 2 * C;  // gamma, beta
+    static constexpr std::size_t state_count = 2 * C;      // moving mean, moving variance
+    static constexpr std::size_t flops_per_sample = 4 * In.size();
+    /// x_hat of the batch, then 1/sqrt(var + eps) per channel.
+    static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return batch * In.size() + C; }
+    static constexpr std::size_t scratch_floats(std::size_t) noexcept { return 0; }
+
+    void initialize(std::span<float> params, std::span<float> state, rng&) const noexcept {
+        for (std::size_t c = 0; c < C; ++c) {
+            params[c] = 1.0f;
+            params[C + c] = 0.0f;
+            state[c] = 0.0f;
+            state[C + c] = 1.0f;
+        }
+    }
+
+    void forward(const layer_context& ctx, const float* in, float* out, const float* params, float* state,
+                 float* cache) const {
+        const float* gamma = params;
+        const float* beta = params + C;
+        float* moving_mean = state;
+        float* moving_var = state + C;
+        const std::size_t rows = ctx.batch * per_sample_rows;
+        if (!ctx.training) {
+            for (std::size_t r = 0; r < rows; ++r)
+                for (std::size_t c = 0; c < C; ++c) {
+                    const float inv = 1.0f / std::sqrt(moving_var[c] + Epsilon);
+                    out[r * C + c] = gamma[c] * (in[r * C + c] - moving_mean[c]) * inv + beta[c];
+                }
+            return;
+        }
+        // Two passes in double: the variance of values far from zero needs them.
+        std::array<double, C> mean{}, var{};
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < C; ++c) mean[c] += in[r * C + c];
+        for (auto& m : mean) m /= static_cast<double>(rows);
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < C; ++c) {
+                const double d = in[r * C + c] - mean[c];
+                var[c] += d * d;
+            }
+        float* x_hat = cache;
+        float* inv_std = cache + ctx.batch * In.size();
+        for (std::size_t c = 0; c < C; ++c) {
+            const double biased = var[c] / static_cast<double>(rows);
+            inv_std[c] = static_cast<float>(1.0 / std::sqrt(biased + Epsilon));
+            const double unbiased = rows > 1 ? var[c] / static_cast<double>(rows - 1) : biased;
+            moving_mean[c] = Momentum * moving_mean[c] + (1.0f - Momentum) * static_cast<float>(mean[c]);
+            moving_var[c] = Momentum * moving_var[c] + (1.0f - Momentum) * static_cast<float>(unbiased);
+        }
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < C; ++c) {
+                const float xh = (in[r * C + c] - static_cast<float>(mean[c])) * inv_std[c];
+                x_hat[r * C + c] = xh;
+                out[r * C + c] = gamma[c] * xh + beta[c];
+            }
+    }
+
+    void backward(const layer_context& ctx, const float*, const float*, float* dout, float* din, const float* params,
+                  float* dparams, float* cache) const {
+        const float* gamma = params;
+        const float* x_hat = cache;
+        const float* inv_std = cache + ctx.batch * In.size();
+        const std::size_t rows = ctx.batch * per_sample_rows;
+        std::array<double, C> sum_dy{}, sum_dy_xhat{};
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < C; ++c) {
+                sum_dy[c] += dout[r * C + c];
+                sum_dy_xhat[c] += static_cast<double>(dout[r * C + c]) * x_hat[r * C + c];
+            }
+        for (std::size_t c = 0; c < C; ++c) {
+            dparams[c] += static_cast<float>(sum_dy_xhat[c]);
+            dparams[C + c] += static_cast<float>(sum_dy[c]);
+        }
+        if (din == nullptr) return;
+        const auto n = static_cast<float>(rows);
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < C; ++c) {
+                const float mean_dy = static_cast<float>(sum_dy[c]) / n;
+                const float mean_dy_xhat = static_cast<float>(sum_dy_xhat[c]) / n;
+                din[r * C + c] =
+                    gamma[c] * inv_std[c] * (dout[r * C + c] - mean_dy - x_hat[r * C + c] * mean_dy_xhat);
+            }
+    }
+};
+
+}  // namespace detail
+}  // namespace staticnet

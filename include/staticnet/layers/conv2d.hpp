@@ -1,0 +1,166 @@
+#pragma once
+/// @file
+/// `conv2d<Filters, Kernel, Activation, Stride, Padding>`: 2-D convolution, channels-last.
+///
+/// Parameters are laid out as Keras stores them: the kernel [Kernel, Kernel, C, Filters]
+/// then the bias [Filters]. The convolution is computed as one matrix product per chunk of
+/// images (im2col, then GEMM); chunks keep the column matrix at about 4 MiB whatever the batch.
+/// The chunking depends on the batch size only, never on the thread count, so results are
+/// the same with any number of threads.
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "../kernels/elementwise.hpp"
+#include "../kernels/gemm.hpp"
+#include "../kernels/im2col.hpp"
+#include "activations.hpp"
+#include "initializers.hpp"
+#include "layer.hpp"
+
+namespace staticnet {
+
+/// How a window treats the border: `valid` uses only whole windows, `same` pads with zeros
+/// so that the output has ceil(input / stride) pixels (TensorFlow's split of the padding).
+enum class padding { valid, same };
+
+namespace detail {
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
+          std::size_t Position>
+class conv2d_layer;
+
+template <std::size_t layer_position, std::size_t input_rank, std::size_t input_height, std::size_t input_width,
+          std::size_t kernel_size, std::size_t stride, bool same_padding>
+constexpr bool check_conv2d_wiring() {
+    STATICNET_WIRING_CHECK(input_rank == 3,
+                           "conv2d needs an image input (height, width, channels); the layer before it gives a vector");
+    STATICNET_WIRING_CHECK(kernel_size >= 1 && stride >= 1, "conv2d needs kernel_size >= 1 and stride >= 1");
+    STATICNET_WIRING_CHECK(same_padding || (kernel_size <= input_height && kernel_size <= input_width),
+                           "conv2d kernel is larger than its input image (use padding::same or a smaller kernel)");
+    return true;
+}
+}  // namespace detail
+
+/// 2-D convolution with `Filters` output channels and a `Kernel` x `Kernel` window.
+template <std::size_t Filters, std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1,
+          padding Padding = padding::valid>
+struct conv2d {
+    static_assert(activation<Activation>, "conv2d: the third argument must be an activation (relu, softmax, ...)");
+    template <shape In, std::size_t Position>
+    using bind = detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>;
+};
+
+namespace detail {
+
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
+          std::size_t Position>
+class conv2d_layer {
+    static_assert(check_conv2d_wiring<Position, In.rank, In.height(), In.width(), Kernel, Stride, Padding == padding::same>());
+
+    static constexpr std::size_t out_extent(std::size_t in) {
+        if constexpr (Padding == padding::same) return (in + Stride - 1) / Stride;
+        else return in >= Kernel ? (in - Kernel) / Stride + 1 : 0;
+    }
+    static constexpr std::size_t pad_before(std::size_t in) {
+        const std::size_t needed = (out_extent(in) - 1) * Stride + Kernel;
+        return needed > in ? (needed - in) / 2 : 0;
+    }
+
+public:
+    using activation_type = Activation;
+    static constexpr std::string_view name = "conv2d";
+    static constexpr shape input_shape = In;
+    static constexpr shape output_shape{out_extent(In.height()), out_extent(In.width()), Filters};
+    static constexpr kernels::window_geometry geometry{In.height(), In.width(), In.channels(), Kernel, Stride,
+                                                       pad_before(In.height()), pad_before(In.width()),
+                                                       output_shape.height(), output_shape.width()};
+    static constexpr std::size_t kernel_count = Kernel * Kernel * In.channels() * Filters;
+    static constexpr std::size_t parameter_count = kernel_count + Filters;
+    static constexpr std::size_t state_count = 0;
+    static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
+
+    /// Images per im2col chunk: the whole batch, or equal parts of about 4 MiB of columns.
+    static constexpr std::size_t chunk_images(std::size_t batch) noexcept {
+        constexpr std::size_t target_floats = std::size_t{1} << 20;
+        constexpr std::size_t per_image = geometry.rows_per_image() * geometry.column_width();
+        const std::size_t max_chunk = std::max<std::size_t>(1, target_floats / per_image);
+        const std::size_t chunks = (batch + max_chunk - 1) / max_chunk;
+        return chunks == 0 ? 0 : (batch + chunks - 1) / chunks;
+    }
+    static constexpr std::size_t cache_floats(std::size_t) noexcept { return 0; }
+    static constexpr std::size_t scratch_floats(std::size_t batch) noexcept {
+        return chunk_images(batch) * geometry.rows_per_image() * geometry.column_width();
+    }
+
+    void initialize(std::span<float> params, std::span<float>, rng& g) const noexcept {
+        glorot_uniform(params.first(kernel_count), Kernel * Kernel * In.channels(), Kernel * Kernel * Filters, g);
+        std::fill(params.begin() + kernel_count, params.end(), 0.0f);
+    }
+
+    void forward(const layer_context& ctx, const float* in, float* out, const float* params, float*, float*) const {
+        const float* kernel = params;
+        const float* bias = params + kernel_count;
+        for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
+            const float* columns = im2col(ctx, in + first * In.size(), images);
+            kernels::gemm(images * geometry.rows_per_image(), Filters, geometry.column_width(), columns,
+                          geometry.column_width(), kernels::op::none, kernel, Filters, kernels::op::none,
+                          out + first * output_shape.size(), Filters, false, ctx.pool);
+        });
+        const std::size_t rows = ctx.batch * geometry.rows_per_image();
+        ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
+            kernels::add_bias(out + begin * Filters, bias, end - begin, Filters);
+            Activation::forward(out + begin * Filters, end - begin, Filters);
+        }, 64);
+    }
+
+    void backward(const layer_context& ctx, const float* in, const float* out, float* dout, float* din,
+                  const float* params, float* dparams, float*) const {
+        const std::size_t rows = ctx.batch * geometry.rows_per_image();
+        if (!ctx.gradient_is_pre_activation)
+            ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
+                Activation::backward(out + begin * Filters, dout + begin * Filters, end - begin, Filters);
+            }, 64);
+        kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
+        for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
+            const std::size_t chunk_rows = images * geometry.rows_per_image();
+            const float* dz = dout + first * output_shape.size();
+            const float* columns = im2col(ctx, in + first * In.size(), images);
+            kernels::gemm(geometry.column_width(), Filters, chunk_rows, columns, geometry.column_width(),
+                          kernels::op::transpose, dz, Filters, kernels::op::none, dparams, Filters, true, ctx.pool);
+            if (din == nullptr) return;
+            float* din_chunk = din + first * In.size();
+            // 1x1 stride-1 convolutions read the input in place: the column gradient is the input gradient.
+            float* dcolumns = reads_input_in_place ? din_chunk : ctx.scratch;
+            kernels::gemm(chunk_rows, geometry.column_width(), Filters, dz, Filters, kernels::op::none, params,
+                          Filters, kernels::op::transpose, dcolumns, geometry.column_width(), false, ctx.pool);
+            if constexpr (!reads_input_in_place)
+                ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
+                    kernels::col2im(geometry, dcolumns + begin * geometry.rows_per_image() * geometry.column_width(),
+                                    end - begin, din_chunk + begin * In.size());
+                });
+        });
+    }
+
+private:
+    static constexpr bool reads_input_in_place = Kernel == 1 && Stride == 1;
+
+    template <typename F>
+    static void for_each_chunk(const layer_context& ctx, F&& f) {
+        const std::size_t chunk = chunk_images(ctx.batch);
+        for (std::size_t first = 0; first < ctx.batch; first += chunk) f(first, std::min(chunk, ctx.batch - first));
+    }
+
+    static const float* im2col(const layer_context& ctx, const float* in, std::size_t images) {
+        if constexpr (reads_input_in_place) return in;
+        ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
+            kernels::im2col(geometry, in + begin * In.size(), end - begin,
+                            ctx.scratch + begin * geometry.rows_per_image() * geometry.column_width());
+        });
+        return ctx.scratch;
+    }
+};
+
+}  // namespace detail
+}  // namespace staticnet

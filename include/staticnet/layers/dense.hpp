@@ -1,0 +1,85 @@
+#pragma once
+/// @file
+/// `dense<Units, Activation>`: fully connected layer, y = activation(x W + b).
+///
+/// Parameters as Keras stores them: the kernel [inputs, Units] then the bias [Units]. The
+/// input must be a vector: an image must pass through `flatten` first (Keras would flatten
+/// silently only the last axis; we refuse rather than guess).
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "../kernels/elementwise.hpp"
+#include "../kernels/gemm.hpp"
+#include "activations.hpp"
+#include "initializers.hpp"
+#include "layer.hpp"
+
+namespace staticnet {
+
+namespace detail {
+template <std::size_t Units, typename Activation, shape In, std::size_t Position>
+class dense_layer;
+
+template <std::size_t layer_position, std::size_t input_rank, std::size_t input_height, std::size_t input_width,
+          std::size_t input_channels, std::size_t units>
+constexpr bool check_dense_wiring() {
+    STATICNET_WIRING_CHECK(input_rank == 1,
+                           "dense needs a vector input but the layer before it gives an image: add flatten before dense");
+    STATICNET_WIRING_CHECK(units >= 1, "dense needs at least one unit");
+    return true;
+}
+}  // namespace detail
+
+/// A fully connected layer with `Units` outputs.
+template <std::size_t Units, typename Activation = identity>
+struct dense {
+    static_assert(activation<Activation>, "dense: the second argument must be an activation (relu, softmax, ...)");
+    template <shape In, std::size_t Position>
+    using bind = detail::dense_layer<Units, Activation, In, Position>;
+};
+
+namespace detail {
+
+template <std::size_t Units, typename Activation, shape In, std::size_t Position>
+class dense_layer : public layer_defaults {
+    static_assert(check_dense_wiring<Position, In.rank, In.height(), In.width(), In.channels(), Units>());
+    static constexpr std::size_t inputs = In.size();
+
+public:
+    using activation_type = Activation;
+    static constexpr std::string_view name = "dense";
+    static constexpr shape input_shape = In;
+    static constexpr shape output_shape{Units};
+    static constexpr std::size_t kernel_count = inputs * Units;
+    static constexpr std::size_t parameter_count = kernel_count + Units;
+    static constexpr std::size_t flops_per_sample = 2 * inputs * Units;
+
+    void initialize(std::span<float> params, std::span<float>, rng& g) const noexcept {
+        glorot_uniform(params.first(kernel_count), inputs, Units, g);
+        std::fill(params.begin() + kernel_count, params.end(), 0.0f);
+    }
+
+    void forward(const layer_context& ctx, const float* in, float* out, const float* params, float*, float*) const {
+        kernels::gemm(ctx.batch, Units, inputs, in, inputs, kernels::op::none, params, Units, kernels::op::none, out,
+                      Units, false, ctx.pool);
+        kernels::add_bias(out, params + kernel_count, ctx.batch, Units);
+        Activation::forward(out, ctx.batch, Units);
+    }
+
+    void backward(const layer_context& ctx, const float* in, const float* out, float* dout, float* din,
+                  const float* params, float* dparams, float*) const {
+        if (!ctx.gradient_is_pre_activation) Activation::backward(out, dout, ctx.batch, Units);
+        kernels::gemm(inputs, Units, ctx.batch, in, inputs, kernels::op::transpose, dout, Units, kernels::op::none,
+                      dparams, Units, true, ctx.pool);
+        kernels::accumulate_column_sums(dout, ctx.batch, Units, dparams + kernel_count);
+        if (din != nullptr)
+            kernels::gemm(ctx.batch, inputs, Units, dout, Units, kernels::op::none, params, Units,
+                          kernels::op::transpose, din, inputs, false, ctx.pool);
+    }
+};
+
+}  // namespace detail
+}  // namespace staticnet

@@ -1,0 +1,85 @@
+#pragma once
+/// @file
+/// The `layer` concept: what every layer of a `sequential` model provides.
+///
+/// A layer comes in two steps. The *spec* is what users write in the model type
+/// (`conv2d<32, 3, relu>`); it knows its hyper-parameters but not its input. `sequential`
+/// binds each spec to the output shape of the layer before it (`Spec::bind<InputShape,
+/// Position>`), which gives the *layer*: a class that knows every size at compile time and
+/// satisfies `layer` below. Shape errors are found while binding and reported by
+/// `static_assert` with the layer position and the shapes (see `detail::wiring` below).
+///
+/// A layer owns no memory. The model hands it pointers into its arenas:
+///  - `params`: `parameter_count` trainable floats (gradients have the same layout),
+///  - `state`: `state_count` non-trainable floats (e.g. batch_norm's moving statistics),
+///  - `cache`: `cache_floats(batch)` floats kept from forward to backward,
+///  - `context.scratch`: temporary floats, shared by all layers, `scratch_floats(batch)`.
+///
+/// Backward *adds* this batch's parameter gradients to `dparams` (so micro-batches
+/// accumulate) and writes the input gradient to `din` unless `din` is null (the first layer
+/// needs none). It may overwrite `dout`.
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "../core/random.hpp"
+#include "../core/shape.hpp"
+#include "../core/thread_pool.hpp"
+
+namespace staticnet {
+
+/// Per-call information a layer needs beyond its tensors.
+struct layer_context {
+    std::size_t batch = 0;          ///< samples in this call
+    bool training = false;          ///< training (dropout active, batch statistics) or inference
+    thread_pool* pool = nullptr;    ///< threads of this rank; never null inside a model
+    float* scratch = nullptr;       ///< shared temporary memory, see `scratch_floats`
+    std::uint64_t step_seed = 0;    ///< seed of this training step (dropout masks)
+    std::uint64_t first_sample = 0; ///< global index of this call's first sample in its batch
+    /// Set for the last layer when the loss already gave the gradient with respect to the
+    /// activation's input (softmax fused with cross-entropy): skip the activation backward.
+    bool gradient_is_pre_activation = false;
+};
+
+/// What a bound layer provides. Sizes are per sample unless they take `batch`.
+template <typename L>
+concept layer = requires(L l, const L cl, const layer_context& ctx, std::span<float> span, rng& g,
+                         const float* cp, float* p, std::size_t batch) {
+    { L::input_shape } -> std::convertible_to<shape>;
+    { L::output_shape } -> std::convertible_to<shape>;
+    { L::name } -> std::convertible_to<std::string_view>;
+    { L::parameter_count } -> std::convertible_to<std::size_t>;
+    { L::state_count } -> std::convertible_to<std::size_t>;
+    { L::flops_per_sample } -> std::convertible_to<std::size_t>;
+    { L::cache_floats(batch) } -> std::convertible_to<std::size_t>;
+    { L::scratch_floats(batch) } -> std::convertible_to<std::size_t>;
+    l.initialize(span, span, g);
+    cl.forward(ctx, cp, p, cp, p, p);               // (ctx, in, out, params, state, cache)
+    cl.backward(ctx, cp, cp, p, p, cp, p, p);       // (ctx, in, out, dout, din, params, dparams, cache)
+};
+
+/// A layer spec: something `sequential` can bind to an input shape.
+template <typename Spec>
+concept layer_spec = requires { typename Spec::template bind<shape{1}, 1>; };
+
+namespace detail {
+
+/// Default parts of a layer with no parameters, no cache and no scratch.
+struct layer_defaults {
+    static constexpr std::size_t parameter_count = 0;
+    static constexpr std::size_t state_count = 0;
+    static constexpr std::size_t cache_floats(std::size_t) noexcept { return 0; }
+    static constexpr std::size_t scratch_floats(std::size_t) noexcept { return 0; }
+    void initialize(std::span<float>, std::span<float>, rng&) const noexcept {}
+};
+
+/// Fails to compile, with `message`, when `ok` is false. Called with the layer position
+/// and the sizes involved as template arguments, so the compiler's "in instantiation of"
+/// note prints them by name next to the message.
+#define STATICNET_WIRING_CHECK(ok, message) static_assert(ok, "staticnet wiring error: " message)
+
+}  // namespace detail
+}  // namespace staticnet

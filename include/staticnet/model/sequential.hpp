@@ -1,0 +1,270 @@
+#pragma once
+/// @file
+/// `sequential<input<...>, Layers...>`: a network whose architecture is a type.
+///
+/// Each layer spec is bound to the output shape of the layer before it, at compile time, so
+/// a mis-wired network does not compile (the message names the layer position and shapes).
+/// Everything that follows from the architecture is a `constexpr` member: shapes, parameter
+/// counts, the offset of every layer in the arenas, FLOPs and activation bytes per sample,
+/// and an architecture fingerprint.
+///
+/// A `sequential` object owns the memory of the network:
+///  - the parameter arena: every trainable parameter, one 64-byte aligned block per layer,
+///  - the gradient arena: the same layout, so an optimizer or an allreduce is one flat loop,
+///  - the state arena: non-trainable values (batch_norm's moving statistics),
+///  - the workspace: activations, per-layer caches, shared scratch and two gradient buffers,
+///    sized by `prepare(batch)` once; forward and backward then allocate nothing.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "../core/aligned_buffer.hpp"
+#include "../core/fingerprint.hpp"
+#include "../core/random.hpp"
+#include "../core/shape.hpp"
+#include "../layers/input.hpp"
+#include "../layers/layer.hpp"
+
+namespace staticnet {
+
+namespace detail {
+
+/// Binds specs to shapes, left to right; linear in the number of layers.
+template <std::size_t Position, shape In, typename... Specs>
+struct bind_layers {
+    using type = std::tuple<>;
+    static constexpr shape output = In;
+};
+template <std::size_t Position, shape In, typename Spec, typename... Rest>
+struct bind_layers<Position, In, Spec, Rest...> {
+    static_assert(layer_spec<Spec>, "staticnet wiring error: an argument of sequential is not a layer spec");
+    using bound = typename Spec::template bind<In, Position>;
+    static_assert(layer<bound>, "staticnet: a bound layer does not satisfy the layer concept");
+    using next = bind_layers<Position + 1, bound::output_shape, Rest...>;
+    using type = decltype(std::tuple_cat(std::declval<std::tuple<bound>>(), std::declval<typename next::type>()));
+    static constexpr shape output = next::output;
+};
+
+template <typename L>
+constexpr std::string_view activation_name() {
+    if constexpr (requires { typename L::activation_type; }) return L::activation_type::name;
+    else return {};
+}
+
+}  // namespace detail
+
+template <typename Input, typename... Specs>
+class sequential {
+    static_assert(detail::is_input<Input>,
+                  "staticnet wiring error: the first argument of sequential must be input<H, W, C> or input<N>");
+    static_assert(sizeof...(Specs) > 0, "staticnet wiring error: sequential needs at least one layer after input");
+    using binding = detail::bind_layers<1, Input::value, Specs...>;
+
+public:
+    using layers_type = typename binding::type;
+    template <std::size_t I>
+    using layer_type = std::tuple_element_t<I, layers_type>;
+
+    static constexpr std::size_t layer_count = sizeof...(Specs);
+    static constexpr shape input_shape = Input::value;
+    static constexpr shape output_shape = binding::output;
+
+private:
+    template <typename F>
+    static constexpr auto for_layers(F&& f) {
+        return [&]<std::size_t... I>(std::index_sequence<I...>) { return f.template operator()<layer_type<I>...>(); }
+        (std::make_index_sequence<layer_count>{});
+    }
+    /// Offsets of consecutive blocks of the given sizes, each block 64-byte aligned.
+    static constexpr std::array<std::size_t, layer_count + 1> aligned_offsets(std::array<std::size_t, layer_count> sizes) {
+        std::array<std::size_t, layer_count + 1> offsets{};
+        for (std::size_t i = 0; i < layer_count; ++i) offsets[i + 1] = offsets[i] + align_floats(sizes[i]);
+        return offsets;
+    }
+
+public:
+    /// Trainable parameters of every layer.
+    static constexpr std::size_t trainable_parameter_count =
+        for_layers([]<typename... L>() { return (std::size_t{0} + ... + L::parameter_count); });
+    /// Non-trainable values (moving statistics).
+    static constexpr std::size_t state_count =
+        for_layers([]<typename... L>() { return (std::size_t{0} + ... + L::state_count); });
+    /// All parameters, as Keras's "Total params".
+    static constexpr std::size_t parameter_count = trainable_parameter_count + state_count;
+    /// Forward FLOPs of one sample (a multiply-add counts 2).
+    static constexpr std::size_t flops_per_sample =
+        for_layers([]<typename... L>() { return (std::size_t{0} + ... + L::flops_per_sample); });
+    /// Bytes of activations kept for backward per sample: every layer's output and cache.
+    static constexpr std::size_t activation_bytes_per_sample = for_layers([]<typename... L>() {
+        return (std::size_t{0} + ... + (L::output_shape.size() + L::cache_floats(1))) * sizeof(float);
+    });
+    /// Start of each layer's parameters in the parameter (and gradient) arena.
+    static constexpr auto parameter_offsets =
+        aligned_offsets(for_layers([]<typename... L>() { return std::array<std::size_t, layer_count>{L::parameter_count...}; }));
+    static constexpr auto state_offsets =
+        aligned_offsets(for_layers([]<typename... L>() { return std::array<std::size_t, layer_count>{L::state_count...}; }));
+    /// Floats in the parameter arena (parameters plus alignment padding, which stays zero).
+    static constexpr std::size_t arena_size = parameter_offsets.back();
+    /// A hash of the layer list and shapes: equal for equal architectures.
+    static constexpr std::uint64_t fingerprint = for_layers([]<typename... L>() {
+        std::uint64_t h = detail::fnv1a(detail::fnv_offset, std::string_view{"staticnet.sequential.v1"});
+        auto shape_hash = [&](shape s) {
+            h = detail::fnv1a(h, s.rank);
+            for (auto d : s.dims) h = detail::fnv1a(h, d);
+        };
+        shape_hash(input_shape);
+        ((h = detail::fnv1a(h, L::name), h = detail::fnv1a(h, detail::activation_name<L>()), shape_hash(L::output_shape),
+          h = detail::fnv1a(h, L::parameter_count), h = detail::fnv1a(h, L::state_count)),
+         ...);
+        return h;
+    });
+
+    /// Floats of workspace (activations, caches, scratch, gradient buffers) for a batch size.
+    static constexpr std::size_t workspace_floats(std::size_t batch) noexcept {
+        const auto w = workspace_layout(batch);
+        return w.total;
+    }
+    /// Everything a model of this type holds for a batch size, in bytes (arenas included).
+    static constexpr std::size_t memory_bytes(std::size_t batch) noexcept {
+        return (2 * arena_size + state_offsets.back() + workspace_floats(batch)) * sizeof(float);
+    }
+
+    sequential() : params_(arena_size), grads_(arena_size), state_(state_offsets.back()) {}
+
+    /// Glorot-uniform kernels, zero biases (Keras's defaults), from `seed`.
+    void initialize(std::uint64_t seed) {
+        [&]<std::size_t... I>(std::index_sequence<I...>) { (initialize_layer<I>(seed), ...); }
+        (std::make_index_sequence<layer_count>{});
+    }
+
+    /// Sizes the workspace for batches of up to `batch` samples (allocates only when it grows).
+    void prepare(std::size_t batch) {
+        if (batch <= prepared_batch_) return;
+        workspace_.resize(workspace_floats(batch));
+        prepared_batch_ = batch;
+    }
+    [[nodiscard]] std::size_t prepared_batch() const noexcept { return prepared_batch_; }
+
+    /// Runs the layers on `ctx.batch` samples at `input`; returns the output [batch x output].
+    /// `ctx.scratch` is set here.
+    const float* forward(const float* input, layer_context ctx) {
+        const auto w = workspace_layout(ctx.batch);
+        ctx.scratch = workspace_.data() + w.scratch;
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (std::get<I>(layers_).forward(ctx, I == 0 ? input : workspace_.data() + w.output[I == 0 ? 0 : I - 1],
+                                          workspace_.data() + w.output[I], params_.data() + parameter_offsets[I],
+                                          state_.data() + state_offsets[I], workspace_.data() + w.cache[I]),
+             ...);
+        }(std::make_index_sequence<layer_count>{});
+        return workspace_.data() + w.output[layer_count - 1];
+    }
+
+    /// The gradient buffer the loss writes d(loss)/d(output) into before `backward`.
+    float* output_gradient(std::size_t batch) noexcept { return workspace_.data() + workspace_layout(batch).gradient[layer_count % 2]; }
+
+    /// Backpropagates from `output_gradient(ctx.batch)` (overwritten) after `forward` on the
+    /// same input; adds the parameter gradients to the gradient arena. With `input_gradient`
+    /// non-null, also writes d(loss)/d(input) there. `on_layer_done(i)` is called as soon as
+    /// layer i's parameter gradients are final (last layer first), so a communicator can start
+    /// reducing them while the layers below are still running.
+    template <typename OnLayerDone = void (*)(std::size_t)>
+    void backward(const float* input, layer_context ctx, float* input_gradient = nullptr,
+                  OnLayerDone&& on_layer_done = [](std::size_t) {}) {
+        const auto w = workspace_layout(ctx.batch);
+        ctx.scratch = workspace_.data() + w.scratch;
+        const bool last_pre_activation = ctx.gradient_is_pre_activation;
+        [&]<std::size_t... J>(std::index_sequence<J...>) {
+            ((backward_layer<layer_count - 1 - J>(input, ctx, w, last_pre_activation, input_gradient),
+              on_layer_done(layer_count - 1 - J)),
+             ...);
+        }(std::make_index_sequence<layer_count>{});
+    }
+
+    [[nodiscard]] std::span<float> parameters() noexcept { return params_.span(); }
+    [[nodiscard]] std::span<const float> parameters() const noexcept { return params_.span(); }
+    [[nodiscard]] std::span<float> gradients() noexcept { return grads_.span(); }
+    [[nodiscard]] std::span<const float> gradients() const noexcept { return grads_.span(); }
+    [[nodiscard]] std::span<float> state() noexcept { return state_.span(); }
+    [[nodiscard]] std::span<const float> state() const noexcept { return state_.span(); }
+
+    template <std::size_t I>
+    [[nodiscard]] std::span<float> layer_parameters() noexcept {
+        return {params_.data() + parameter_offsets[I], layer_type<I>::parameter_count};
+    }
+    template <std::size_t I>
+    [[nodiscard]] std::span<float> layer_gradients() noexcept {
+        return {grads_.data() + parameter_offsets[I], layer_type<I>::parameter_count};
+    }
+    /// Layer i's block of the parameter (and gradient) arena, padding included.
+    [[nodiscard]] static constexpr std::size_t layer_offset(std::size_t i) noexcept { return parameter_offsets[i]; }
+    [[nodiscard]] static constexpr std::size_t layer_block(std::size_t i) noexcept {
+        return parameter_offsets[i + 1] - parameter_offsets[i];
+    }
+
+    template <std::size_t I>
+    [[nodiscard]] std::span<float> layer_state() noexcept {
+        return {state_.data() + state_offsets[I], layer_type<I>::state_count};
+    }
+
+private:
+    struct layout {
+        std::array<std::size_t, layer_count> output{}, cache{};
+        std::size_t scratch = 0;
+        std::array<std::size_t, 2> gradient{};
+        std::size_t total = 0;
+    };
+    static constexpr layout workspace_layout(std::size_t batch) noexcept {
+        layout w;
+        std::size_t at = 0, scratch = 0, widest = input_shape.size();
+        for_layers([&]<typename... L>() {
+            std::size_t i = 0;
+            ((w.output[i] = at, at += align_floats(batch * L::output_shape.size()), w.cache[i] = at,
+              at += align_floats(L::cache_floats(batch)), scratch = std::max(scratch, L::scratch_floats(batch)),
+              widest = std::max(widest, L::output_shape.size()), ++i),
+             ...);
+            return 0;
+        });
+        w.scratch = at;
+        at += align_floats(scratch);
+        for (auto& g : w.gradient) {
+            g = at;
+            at += align_floats(batch * widest);
+        }
+        w.total = at;
+        return w;
+    }
+
+    template <std::size_t I>
+    void initialize_layer(std::uint64_t seed) {
+        rng g = rng::derived(seed, I);  // one stream per layer: adding a layer leaves the others' weights alone
+        std::get<I>(layers_).initialize(layer_parameters<I>(), layer_state<I>(), g);
+    }
+
+    // Layer I reads its output gradient from gradient buffer (I + 1) % 2 and writes its input
+    // gradient to I % 2: the buffers alternate and the loss writes to layer_count % 2.
+    template <std::size_t I>
+    void backward_layer(const float* input, layer_context ctx, const layout& w, bool last_pre_activation,
+                        float* input_gradient) {
+        ctx.gradient_is_pre_activation = I == layer_count - 1 && last_pre_activation;
+        float* dout = workspace_.data() + w.gradient[(I + 1) % 2];
+        float* din = I == 0 ? input_gradient : workspace_.data() + w.gradient[I % 2];
+        const float* in = I == 0 ? input : workspace_.data() + w.output[I == 0 ? 0 : I - 1];
+        std::get<I>(layers_).backward(ctx, in, workspace_.data() + w.output[I], dout, din,
+                                      params_.data() + parameter_offsets[I], grads_.data() + parameter_offsets[I],
+                                      workspace_.data() + w.cache[I]);
+    }
+
+    layers_type layers_{};
+    aligned_buffer<float> params_, grads_, state_;
+    aligned_buffer<float> workspace_;
+    std::size_t prepared_batch_ = 0;
+};
+
+}  // namespace staticnet

@@ -1,0 +1,72 @@
+#pragma once
+/// @file
+/// `print_summary<Net>(os)`: the Keras-like table of a network: each layer with its output
+/// shape, parameter count and forward FLOPs per sample, then the totals and the memory a
+/// sample's activations take.
+
+#include <cstddef>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "../core/shape.hpp"
+
+namespace staticnet {
+
+namespace detail {
+/// 110474 -> "110,474".
+inline std::string thousands(std::size_t n) {
+    std::string digits = std::to_string(n), out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+inline std::string shape_text(const shape& s) {
+    std::ostringstream os;
+    os << s;
+    return os.str();
+}
+}  // namespace detail
+
+template <typename Net>
+void print_summary(std::ostream& os) {
+    constexpr int name_w = 28, shape_w = 22, param_w = 12, flop_w = 14;
+    const std::string rule(name_w + shape_w + param_w + flop_w, '_');
+    const std::string double_rule(rule.size(), '=');
+    auto row = [&](const std::string& a, const std::string& b, const std::string& c, const std::string& d) {
+        os << ' ' << std::left << std::setw(name_w - 1) << a << std::setw(shape_w) << b << std::right << std::setw(param_w)
+           << c << std::setw(flop_w) << d << '\n';
+    };
+    os << "Model: \"sequential\"\n" << rule << '\n';
+    row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample");
+    os << double_rule << '\n';
+    row("input", detail::shape_text(Net::input_shape), "0", "0");
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((os << rule << '\n',
+          row(std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1) +
+                  [] {
+                      using L = typename Net::template layer_type<I>;
+                      if constexpr (requires { typename L::activation_type; })
+                          return " (" + std::string(L::activation_type::name) + ')';
+                      else return std::string{};
+                  }(),
+              detail::shape_text(Net::template layer_type<I>::output_shape),
+              detail::thousands(Net::template layer_type<I>::parameter_count + Net::template layer_type<I>::state_count),
+              detail::thousands(Net::template layer_type<I>::flops_per_sample))),
+         ...);
+    }(std::make_index_sequence<Net::layer_count>{});
+    os << double_rule << '\n';
+    os << "Total params: " << detail::thousands(Net::parameter_count) << " ("
+       << detail::thousands(Net::parameter_count * sizeof(float)) << " bytes)\n";
+    os << "Trainable params: " << detail::thousands(Net::trainable_parameter_count) << '\n';
+    os << "Non-trainable params: " << detail::thousands(Net::state_count) << '\n';
+    os << "Forward FLOPs per sample: " << detail::thousands(Net::flops_per_sample) << '\n';
+    os << "Activation memory per sample: " << detail::thousands(Net::activation_bytes_per_sample) << " bytes\n";
+    os << rule << '\n';
+}
+
+}  // namespace staticnet

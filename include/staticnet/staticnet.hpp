@@ -1,0 +1,30 @@
+#pragma once
+/// @file
+/// The single-process library in one include. Data parallelism over MPI is opt-in:
+/// include <staticnet/comm/mpi.hpp> and link staticnet::mpi.
+
+#include "core/aligned_buffer.hpp"
+#include "core/error.hpp"
+#include "core/random.hpp"
+#include "core/shape.hpp"
+#include "core/thread_pool.hpp"
+#include "comm/local.hpp"
+#include "data/dataset.hpp"
+#include "data/idx.hpp"
+#include "layers/activations.hpp"
+#include "layers/batch_norm.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/flatten.hpp"
+#include "layers/input.hpp"
+#include "layers/max_pool2d.hpp"
+#include "model/sequential.hpp"
+#include "model/summary.hpp"
+#include "train/callbacks.hpp"
+#include "train/history.hpp"
+#include "train/losses.hpp"
+#include "train/metrics.hpp"
+#include "train/model.hpp"
+#include "train/optimizers.hpp"
+#include "train/progress.hpp"

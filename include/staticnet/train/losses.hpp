@@ -1,0 +1,113 @@
+#pragma once
+/// @file
+/// Losses: `categorical_crossentropy` (one-hot or soft targets),
+/// `sparse_categorical_crossentropy` (integer labels) and `mean_squared_error`.
+///
+/// A loss sees the model output [batch x classes] and the batch's targets. `value` returns
+/// the *sum* over the samples (the trainer divides by the global batch, so a batch split
+/// unevenly over ranks still gives the exact mean); `gradient` writes d(loss)/d(output)
+/// already scaled by `scale` = 1 / global batch.
+///
+/// Cross-entropy after a softmax output is fused: the gradient with respect to the softmax's
+/// input is simply (p - y) * scale, which is exact and stable where the chain through
+/// log(p) and the softmax Jacobian is not. The trainer asks for it with `pre_softmax = true`.
+/// Probabilities are clipped to [1e-7, 1 - 1e-7] in the loss value, as Keras does.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace staticnet {
+
+/// The targets of one batch: one-hot/soft rows or integer labels (whichever the loss needs).
+struct batch_targets {
+    const float* dense = nullptr;          ///< [batch x classes]
+    const std::int32_t* labels = nullptr;  ///< [batch]
+};
+
+namespace detail {
+inline constexpr float probability_clip = 1e-7f;
+inline float clipped_log(float p) noexcept {
+    return std::log(std::clamp(p, probability_clip, 1.0f - probability_clip));
+}
+}  // namespace detail
+
+/// -sum_c y_c log p_c with one-hot (or soft) targets.
+struct categorical_crossentropy {
+    static constexpr std::string_view name = "categorical_crossentropy";
+    static constexpr bool needs_dense_targets = true;
+    static constexpr bool fuses_softmax = true;
+
+    static double value(const float* out, batch_targets t, std::size_t batch, std::size_t classes) noexcept {
+        double total = 0.0;
+        for (std::size_t i = 0; i < batch * classes; ++i)
+            if (t.dense[i] != 0.0f) total -= static_cast<double>(t.dense[i]) * detail::clipped_log(out[i]);
+        return total;
+    }
+    static void gradient(const float* out, batch_targets t, std::size_t batch, std::size_t classes, float scale,
+                         bool pre_softmax, float* grad) noexcept {
+        for (std::size_t i = 0; i < batch * classes; ++i)
+            grad[i] = pre_softmax ? (out[i] - t.dense[i]) * scale
+                                  : -t.dense[i] / std::clamp(out[i], detail::probability_clip, 1.0f) * scale;
+    }
+};
+
+/// -log p_label with integer labels.
+struct sparse_categorical_crossentropy {
+    static constexpr std::string_view name = "sparse_categorical_crossentropy";
+    static constexpr bool needs_dense_targets = false;
+    static constexpr bool fuses_softmax = true;
+
+    static double value(const float* out, batch_targets t, std::size_t batch, std::size_t classes) noexcept {
+        double total = 0.0;
+        for (std::size_t s = 0; s < batch; ++s) total -= detail::clipped_log(out[s * classes + static_cast<std::size_t>(t.labels[s])]);
+        return total;
+    }
+    static void gradient(const float* out, batch_targets t, std::size_t batch, std::size_t classes, float scale,
+                         bool pre_softmax, float* grad) noexcept {
+        for (std::size_t s = 0; s < batch; ++s) {
+            const auto label = static_cast<std::size_t>(t.labels[s]);
+            for (std::size_t c = 0; c < classes; ++c) {
+                const float p = out[s * classes + c];
+                const float y = c == label ? 1.0f : 0.0f;
+                grad[s * classes + c] =
+                    pre_softmax ? (p - y) * scale : -y / std::clamp(p, detail::probability_clip, 1.0f) * scale;
+            }
+        }
+    }
+};
+
+/// mean over classes of (y - p)^2, per sample.
+struct mean_squared_error {
+    static constexpr std::string_view name = "mean_squared_error";
+    static constexpr bool needs_dense_targets = true;
+    static constexpr bool fuses_softmax = false;
+
+    static double value(const float* out, batch_targets t, std::size_t batch, std::size_t classes) noexcept {
+        double total = 0.0;
+        for (std::size_t i = 0; i < batch * classes; ++i) {
+            const double d = static_cast<double>(out[i]) - t.dense[i];
+            total += d * d;
+        }
+        return total / static_cast<double>(classes);
+    }
+    static void gradient(const float* out, batch_targets t, std::size_t batch, std::size_t classes, float scale, bool,
+                         float* grad) noexcept {
+        const float k = 2.0f * scale / static_cast<float>(classes);
+        for (std::size_t i = 0; i < batch * classes; ++i) grad[i] = k * (out[i] - t.dense[i]);
+    }
+};
+
+/// What the trainer needs of a loss.
+template <typename L>
+concept loss_function = requires(const float* out, batch_targets t, std::size_t n, float* g) {
+    { L::name } -> std::convertible_to<std::string_view>;
+    { L::needs_dense_targets } -> std::convertible_to<bool>;
+    { L::fuses_softmax } -> std::convertible_to<bool>;
+    { L::value(out, t, n, n) } -> std::convertible_to<double>;
+    L::gradient(out, t, n, n, 1.0f, true, g);
+};
+
+}  // namespace staticnet

@@ -1,0 +1,522 @@
+#pragma once
+/// @file
+/// `model<Net, Optimizer, Loss, Communicator>`: trains a `sequential` network, Keras-style.
+///
+///     sn::model<net, sn::adam, sn::categorical_crossentropy> m{{.learning_rate = 1e-3f}};
+///     m.summary(std::cout);
+///     auto h = m.fit(data.train, {.epochs = 10, .batch_size = 32, .validation = &data.test});
+///     auto [loss, accuracy] = m.evaluate(data.test);
+///     xt::xtensor<float, 2> p = m.predict(images);
+///
+/// Data parallelism is the `Communicator` policy (see comm/). `batch_size` is the *global*
+/// batch: every rank draws the same shuffled order and takes its own contiguous part of each
+/// batch, so the ranks see disjoint samples and together the whole epoch. Each rank adds up
+/// the gradients of its samples scaled by 1 / global batch, one allreduce sums them, and
+/// every rank applies the same optimizer step: the result equals single-process training with
+/// the same global batch, up to float rounding.
+///
+/// Memory is sized when `fit`, `evaluate` or `predict` starts; a training step allocates
+/// nothing. A non-finite gradient stops training with `numeric_error` naming the step.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <ostream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../comm/local.hpp"
+#include "../core/aligned_buffer.hpp"
+#include "../core/compat.hpp"
+#include "../core/error.hpp"
+#include "../core/random.hpp"
+#include "../core/thread_pool.hpp"
+#include "../data/dataset.hpp"
+#include "../layers/activations.hpp"
+#include "../model/sequential.hpp"
+#include "../model/summary.hpp"
+#include "callbacks.hpp"
+#include "history.hpp"
+#include "losses.hpp"
+#include "metrics.hpp"
+#include "optimizers.hpp"
+#include "progress.hpp"
+
+namespace staticnet {
+
+/// How `fit` trains.
+struct fit_options {
+    std::size_t epochs = 1;
+    std::size_t batch_size = 32;            ///< global batch, over all ranks
+    bool shuffle = true;                    ///< a new seeded permutation every epoch
+    std::uint64_t seed = 0;                 ///< shuffling and dropout
+    const data::dataset* validation = nullptr;
+    bool verbose = true;                    ///< progress output on rank 0
+    std::size_t initial_epoch = 0;          ///< epochs already done (resuming)
+};
+
+/// The result of `evaluate`.
+struct evaluation {
+    double loss = 0.0;
+    double accuracy = 0.0;
+};
+
+/// When gradients are summed over ranks.
+enum class gradient_sync {
+    after_backward,  ///< one allreduce of the whole gradient arena after backward
+    overlapped,      ///< one non-blocking allreduce per layer, started as backward finishes it
+};
+
+/// Settings of a model that are not the optimizer's.
+struct model_settings {
+    std::size_t threads = 0;        ///< threads of this rank; 0 = hardware concurrency
+    std::uint64_t seed = 0;         ///< weight initialisation
+    std::size_t eval_batch = 256;   ///< batch size of evaluate and predict
+    /// Samples per forward/backward pass; a rank's part of the batch is processed in pieces of
+    /// this size and their gradients accumulated (memory use follows it). 0 = all at once.
+    std::size_t micro_batch = 0;
+    /// Bitwise-identical training for any number of ranks and threads: the global batch is cut
+    /// into fixed micro-batches (`micro_batch`, 8 if 0) whose gradients are summed exactly in
+    /// 64-bit fixed point, so the order of additions cannot matter.
+    bool deterministic = false;
+    gradient_sync sync = gradient_sync::after_backward;
+};
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator = local_communicator>
+class model {
+public:
+    using network_type = Net;
+    using optimizer_type = Optimizer;
+    using loss_type = Loss;
+    using communicator_type = Communicator;
+    static constexpr std::size_t classes = Net::output_shape.size();
+    static_assert(Net::output_shape.is_vector(), "model: the network must end in a vector (e.g. dense<10, softmax>)");
+
+    /// A single-process model.
+    explicit model(typename Optimizer::options opt = {}, model_settings settings = {})
+        requires std::same_as<Communicator, local_communicator>
+        : model(local_comm_, opt, settings) {}
+
+    /// A model whose gradients are synchronised through `comm` (which must outlive it).
+    explicit model(Communicator& comm, typename Optimizer::options opt = {}, model_settings settings = {})
+        : comm_(&comm), optimizer_(opt), settings_(settings), pool_(settings.threads) {
+        net_.initialize(settings.seed);
+        optimizer_.reset(Net::arena_size);
+    }
+
+    /// The Keras-like table of layers, shapes and parameter counts (rank 0 only).
+    void summary(std::ostream& os) const {
+        if (comm_->rank() == 0) print_summary<Net>(os);
+    }
+
+    /// Trains for `options.epochs` epochs; returns the global per-epoch results.
+    template <typename... Callbacks>
+    history fit(const data::dataset& train, const fit_options& options, Callbacks&&... callbacks);
+
+    /// Global mean loss and accuracy on `data` (each rank evaluates its part).
+    evaluation evaluate(const data::dataset& data);
+
+    /// Class probabilities (the network output) of `images` [N, H, W, C]: [N, outputs].
+    xt::xtensor<float, 2> predict(const xt::xtensor<float, 4>& images);
+
+    /// One training step on `batch` samples at `images` (NHWC) with their `targets`: adds the
+    /// gradient, synchronises it and updates the parameters. `global_batch` is the size of
+    /// the batch over all ranks, `first_sample` this part's index in it. Returns the summed
+    /// loss and correct count of this rank's samples.
+    struct step_result {
+        double loss = 0.0;
+        std::size_t correct = 0;
+    };
+    step_result train_step(const float* images, batch_targets targets, std::size_t batch, std::size_t global_batch,
+                           std::size_t first_sample, std::uint64_t step_seed);
+
+    /// Asks `fit` to stop after the current epoch (early stopping).
+    void stop_training() noexcept { stop_requested_ = true; }
+    [[nodiscard]] float learning_rate() const noexcept { return optimizer_.learning_rate(); }
+    void set_learning_rate(float lr) noexcept { optimizer_.set_learning_rate(lr); }
+
+    [[nodiscard]] Net& network() noexcept { return net_; }
+    [[nodiscard]] const Net& network() const noexcept { return net_; }
+    [[nodiscard]] Optimizer& optimizer_state() noexcept { return optimizer_; }
+    [[nodiscard]] Communicator& comm() noexcept { return *comm_; }
+    [[nodiscard]] thread_pool& threads() noexcept { return pool_; }
+    [[nodiscard]] std::size_t thread_count() const noexcept { return pool_.size(); }
+    /// Training steps done so far (all fits together).
+    [[nodiscard]] std::uint64_t steps_done() const noexcept { return optimizer_.iterations(); }
+
+    /// Makes every rank's parameters, state and optimizer state equal to rank 0's.
+    void synchronize_from_root() {
+        comm_->broadcast(net_.parameters(), 0);
+        comm_->broadcast(net_.state(), 0);
+        comm_->broadcast(optimizer_.state(), 0);
+    }
+
+private:
+    static constexpr bool output_is_softmax = [] {
+        using last = typename Net::template layer_type<Net::layer_count - 1>;
+        if constexpr (requires { typename last::activation_type; })
+            return std::same_as<typename last::activation_type, softmax>;
+        else return false;
+    }();
+    static constexpr bool fused_softmax = output_is_softmax && Loss::fuses_softmax;
+
+    template <typename... Callbacks>
+    history run_fit(const data::dataset& train, const fit_options& options, Callbacks&... callbacks);
+    void check_images(const xt::xtensor<float, 4>& images, const char* what) const;
+    void check_dataset(const data::dataset& d, const char* what) const;
+    /// Copies samples `order[begin, end)` of `d` into the batch buffers.
+    batch_targets gather(const data::dataset& d, const std::size_t* order, std::size_t count);
+    void prepare_buffers(std::size_t batch);
+    void check_finite_gradient(std::size_t step) const;
+    /// Samples per forward/backward pass (0 = the whole part).
+    [[nodiscard]] std::size_t micro_batch() const noexcept {
+        return settings_.deterministic && settings_.micro_batch == 0 ? 8 : settings_.micro_batch;
+    }
+    /// This rank's part [first, last) of a global batch of `n` samples. In deterministic mode
+    /// the cut falls between whole micro-batches, so every micro-batch is the same on any
+    /// number of ranks.
+    [[nodiscard]] std::pair<std::size_t, std::size_t> local_part(std::size_t n) const noexcept {
+        const auto ranks = static_cast<std::size_t>(comm_->size());
+        const auto rank = static_cast<std::size_t>(comm_->rank());
+        if (!settings_.deterministic) return {n * rank / ranks, n * (rank + 1) / ranks};
+        const std::size_t m = micro_batch(), pieces = (n + m - 1) / m;
+        return {std::min(n, pieces * rank / ranks * m), std::min(n, pieces * (rank + 1) / ranks * m)};
+    }
+    void accumulate_fixed_point();
+    void synchronize_gradients();
+    /// Sums `values` over ranks, then returns them.
+    template <std::size_t N>
+    std::array<double, N> global_sums(std::array<double, N> values) {
+        comm_->allreduce_sum(std::span<double>(values));
+        return values;
+    }
+
+    inline static local_communicator local_comm_{};
+    Communicator* comm_;
+    Net net_;
+    Optimizer optimizer_;
+    model_settings settings_;
+    thread_pool pool_;
+    aligned_buffer<float> batch_images_, batch_targets_;
+    aligned_buffer<std::int64_t> fixed_gradients_;  // deterministic mode: exact sums
+    std::vector<std::int32_t> batch_labels_;
+    bool stop_requested_ = false;
+    bool synchronized_ = false;
+};
+
+// ------------------------------------------------------------------ implementation
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::check_images(const xt::xtensor<float, 4>& images, const char* what) const {
+    const auto& s = images.shape();
+    const bool ok = Net::input_shape.is_image()
+                        ? (s[1] == Net::input_shape.height() && s[2] == Net::input_shape.width() &&
+                           s[3] == Net::input_shape.channels())
+                        : s[1] * s[2] * s[3] == Net::input_shape.size();
+    if (!ok) {
+        std::ostringstream msg;
+        msg << what << ": images have shape (" << s[0] << ", " << s[1] << ", " << s[2] << ", " << s[3]
+            << ") but the model's input is " << Net::input_shape;
+        throw shape_error(msg.str());
+    }
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::check_dataset(const data::dataset& d, const char* what) const {
+    check_images(d.images, what);
+    const std::size_t n = d.size();
+    std::ostringstream msg;
+    if (d.labels.size() != n && d.targets.size() == 0)
+        msg << what << ": " << n << " images but " << d.labels.size() << " labels";
+    else if (d.targets.size() != 0 && (d.targets.shape()[0] != n || d.targets.shape()[1] != classes))
+        msg << what << ": targets have shape (" << d.targets.shape()[0] << ", " << d.targets.shape()[1] << "), expected ("
+            << n << ", " << classes << ")";
+    else if (d.labels.size() == n)
+        for (std::size_t i = 0; i < n; ++i)
+            if (d.labels(i) < 0 || static_cast<std::size_t>(d.labels(i)) >= classes) {
+                msg << what << ": label " << d.labels(i) << " of sample " << i << " is outside [0, " << classes
+                    << ") (the model has " << classes << " outputs)";
+                break;
+            }
+    if (!msg.str().empty()) throw shape_error(msg.str());
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batch) {
+    // The network holds one micro-batch at a time; the gathered batch is the rank's whole part.
+    const std::size_t piece = micro_batch() == 0 ? batch : std::min(batch, micro_batch());
+    net_.prepare(std::max(piece, std::min(batch, settings_.eval_batch)));
+    batch_images_.reserve_at_least(batch * Net::input_shape.size());
+    batch_targets_.reserve_at_least(batch * classes);
+    if (batch_labels_.size() < batch) batch_labels_.resize(batch);
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+batch_targets model<Net, Optimizer, Loss, Communicator>::gather(const data::dataset& d, const std::size_t* order,
+                                                                 std::size_t count) {
+    constexpr std::size_t sample = Net::input_shape.size();
+    const bool has_labels = d.labels.size() == d.size();
+    const bool has_targets = d.targets.size() != 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::size_t s = order[i];
+        std::memcpy(batch_images_.data() + i * sample, d.images.data() + s * sample, sample * sizeof(float));
+        float* target = batch_targets_.data() + i * classes;
+        if (has_targets) std::memcpy(target, d.targets.data() + s * classes, classes * sizeof(float));
+        const auto label = has_labels ? d.labels(s) : static_cast<std::int32_t>(argmax(target, classes));
+        batch_labels_[i] = label;
+        if (!has_targets && Loss::needs_dense_targets) {
+            std::fill(target, target + classes, 0.0f);
+            target[label] = 1.0f;
+        }
+    }
+    return {batch_targets_.data(), batch_labels_.data()};
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_t step) const {
+    // g - g is 0 for every finite g and NaN for NaN or infinity: one pass, no branches.
+    const auto grads = net_.gradients();
+    simd::float_batch acc(0.0f);
+    std::size_t i = 0;
+    for (; i + simd::float_lanes <= grads.size(); i += simd::float_lanes) {
+        const auto g = simd::float_batch::load_aligned(grads.data() + i);
+        acc += g - g;
+    }
+    float total = simd::reduce_add(acc);
+    for (; i < grads.size(); ++i) total += grads[i] - grads[i];
+    if (total != 0.0f || std::isnan(total))
+        throw numeric_error("training diverged: the gradient of step " + std::to_string(step) +
+                            " is not finite (NaN or infinity); lower the learning rate or check the data");
+}
+
+// Gradients in fixed point with 40 fractional bits: exact integer sums over micro-batches and
+// ranks, a resolution of 1e-12 and a range of +-8e6 (a larger gradient has diverged anyway).
+namespace detail {
+inline constexpr double fixed_point_scale = 1099511627776.0;  // 2^40
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::accumulate_fixed_point() {
+    const auto grads = net_.gradients();
+    std::int64_t* acc = fixed_gradients_.data();
+    bool in_range = true;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        const double scaled = static_cast<double>(grads[i]) * detail::fixed_point_scale;
+        in_range &= std::abs(scaled) < 9.0e18;
+        acc[i] += in_range ? std::llround(scaled) : 0;
+    }
+    if (!in_range)
+        throw numeric_error("training diverged: a gradient of step " + std::to_string(optimizer_.iterations() + 1) +
+                            " is not finite or too large for deterministic mode");
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::synchronize_gradients() {
+    if (settings_.deterministic) {
+        comm_->allreduce_sum(fixed_gradients_.span());
+        const auto grads = net_.gradients();
+        for (std::size_t i = 0; i < grads.size(); ++i)
+            grads[i] = static_cast<float>(static_cast<double>(fixed_gradients_[i]) / detail::fixed_point_scale);
+        return;
+    }
+    if constexpr (requires { comm_->wait_all(); }) {
+        if (settings_.sync == gradient_sync::overlapped && comm_->size() > 1) {
+            comm_->wait_all();
+            return;
+        }
+    }
+    comm_->allreduce_sum(net_.gradients());
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, batch_targets targets, std::size_t batch,
+                                                            std::size_t global_batch, std::size_t first_sample,
+                                                            std::uint64_t step_seed) -> step_result {
+    step_result result;
+    const auto grads = net_.gradients();
+    std::memset(grads.data(), 0, grads.size_bytes());
+    if (settings_.deterministic) {
+        fixed_gradients_.resize(grads.size());
+        fixed_gradients_.fill_zero();
+    }
+    const bool overlap = !settings_.deterministic && settings_.sync == gradient_sync::overlapped && comm_->size() > 1 &&
+                         requires { comm_->start_allreduce_sum(grads); };
+    const std::size_t piece = micro_batch() == 0 ? std::max<std::size_t>(batch, 1) : micro_batch();
+    constexpr std::size_t sample = Net::input_shape.size();
+    for (std::size_t first = 0; first < batch; first += piece) {
+        const std::size_t count = std::min(piece, batch - first);
+        const bool last_piece = first + count == batch;
+        const batch_targets part{targets.dense + first * classes, targets.labels + first};
+        const float* x = images + first * sample;
+        layer_context ctx{.batch = count, .training = true, .pool = &pool_, .step_seed = step_seed,
+                          .first_sample = first_sample + first};
+        const float* out = net_.forward(x, ctx);
+        result.loss += Loss::value(out, part, count, classes);
+        result.correct += count_correct(out, part.labels, count, classes);
+        Loss::gradient(out, part, count, classes, 1.0f / static_cast<float>(global_batch), fused_softmax,
+                       net_.output_gradient(count));
+        ctx.gradient_is_pre_activation = fused_softmax;
+        if (settings_.deterministic) std::memset(grads.data(), 0, grads.size_bytes());
+        if (overlap && last_piece) {
+            if constexpr (requires { comm_->start_allreduce_sum(grads); })
+                net_.backward(x, ctx, nullptr, [&](std::size_t layer) {
+                    if (Net::layer_block(layer) != 0)
+                        comm_->start_allreduce_sum(grads.subspan(Net::layer_offset(layer), Net::layer_block(layer)));
+                });
+        } else {
+            net_.backward(x, ctx);
+        }
+        if (settings_.deterministic) accumulate_fixed_point();
+    }
+    if (overlap && batch == 0) {  // nothing computed here, but the peers' reductions need this rank
+        if constexpr (requires { comm_->start_allreduce_sum(grads); })
+            for (std::size_t layer = Net::layer_count; layer-- > 0;)
+                if (Net::layer_block(layer) != 0)
+                    comm_->start_allreduce_sum(grads.subspan(Net::layer_offset(layer), Net::layer_block(layer)));
+    }
+    synchronize_gradients();
+    check_finite_gradient(optimizer_.iterations() + 1);
+    optimizer_.step(net_.parameters(), net_.gradients());
+    return result;
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+template <typename... Callbacks>
+history model<Net, Optimizer, Loss, Communicator>::fit(const data::dataset& train, const fit_options& options,
+                                                       Callbacks&&... callbacks) {
+    try {
+        return run_fit(train, options, callbacks...);
+    } catch (const std::exception& e) {
+        // A rank that fails alone would leave its peers waiting in the next collective forever.
+        if (comm_->size() > 1) comm_->abort(e.what());
+        throw;
+    }
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+template <typename... Callbacks>
+history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& train, const fit_options& options,
+                                                           Callbacks&... callbacks) {
+    if (options.batch_size == 0) throw error("fit: batch_size must be at least 1");
+    if (train.empty()) throw data_error("fit: the training data set is empty");
+    check_dataset(train, "fit (training data)");
+    if (options.validation != nullptr) check_dataset(*options.validation, "fit (validation data)");
+    if (!synchronized_) {  // every rank starts from rank 0's weights, whatever its seed
+        synchronize_from_root();
+        synchronized_ = true;
+    }
+
+    const std::size_t n = train.size();
+    const auto rank = static_cast<std::size_t>(comm_->rank());
+    const std::size_t global_batch = std::min(options.batch_size, n);
+    std::size_t local_max = 0;
+    for (std::size_t b : {global_batch, n % global_batch}) {
+        const auto [lo, hi] = local_part(b);
+        local_max = std::max(local_max, hi - lo);
+    }
+    prepare_buffers(std::max(local_max, settings_.eval_batch));
+
+    const std::size_t steps = (n + global_batch - 1) / global_batch;
+    std::vector<std::size_t> order(n);
+
+    progress_bar progress;
+    const bool show = options.verbose && rank == 0;
+    auto each_callback = [&](auto&& hook) {
+        if (show) hook(progress);
+        (hook(callbacks), ...);
+    };
+
+    history h;
+    stop_requested_ = false;
+    each_callback([&](auto& c) { detail::call_on_train_begin(c, *this, options); });
+    for (std::size_t epoch = options.initial_epoch + 1; epoch <= options.epochs && !stop_requested_; ++epoch) {
+        const auto start = std::chrono::steady_clock::now();
+        std::iota(order.begin(), order.end(), std::size_t{0});
+        if (options.shuffle) {
+            rng g = rng::derived(options.seed, epoch);
+            shuffle(order.begin(), order.end(), g);
+        }
+        each_callback([&](auto& c) { detail::call_on_epoch_begin(c, *this, epoch, options.epochs); });
+        double loss_sum = 0.0, correct = 0.0, seen = 0.0;
+        for (std::size_t step = 0; step < steps; ++step) {
+            const std::size_t batch_begin = step * global_batch;
+            const std::size_t batch_size = std::min(global_batch, n - batch_begin);
+            const auto [lo, hi] = local_part(batch_size);
+            const batch_targets t = gather(train, order.data() + batch_begin + lo, hi - lo);
+            const std::uint64_t step_seed = rng::derived(options.seed ^ 0x5eed, optimizer_.iterations()).operator()();
+            const auto r = train_step(batch_images_.data(), t, hi - lo, batch_size, lo, step_seed);
+            loss_sum += r.loss;
+            correct += static_cast<double>(r.correct);
+            seen += static_cast<double>(hi - lo);
+            const batch_log b{epoch, options.epochs, step + 1, steps, seen > 0 ? loss_sum / seen : 0.0,
+                              seen > 0 ? correct / seen : 0.0,
+                              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+            each_callback([&](auto& c) { detail::call_on_batch_end(c, *this, b); });
+        }
+        const auto totals = global_sums(std::array<double, 3>{loss_sum, correct, seen});
+        epoch_log e;
+        e.epoch = epoch;
+        e.epochs = options.epochs;
+        e.loss = totals[0] / totals[2];
+        e.accuracy = totals[1] / totals[2];
+        e.learning_rate = optimizer_.learning_rate();
+        if (options.validation != nullptr) {
+            const auto v = evaluate(*options.validation);
+            e.val_loss = v.loss;
+            e.val_accuracy = v.accuracy;
+        }
+        e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        h.epochs.push_back(e);
+        each_callback([&](auto& c) { detail::call_on_epoch_end(c, *this, e); });
+    }
+    each_callback([&](auto& c) { detail::call_on_train_end(c, *this, h); });
+    return h;
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const data::dataset& data) {
+    check_dataset(data, "evaluate");
+    prepare_buffers(settings_.eval_batch);
+    const std::size_t n = data.size();
+    const auto ranks = static_cast<std::size_t>(comm_->size());
+    const auto rank = static_cast<std::size_t>(comm_->rank());
+    const std::size_t lo = n * rank / ranks, hi = n * (rank + 1) / ranks;
+    std::vector<std::size_t> order(hi - lo);
+    std::iota(order.begin(), order.end(), lo);
+    double loss_sum = 0.0, correct = 0.0;
+    for (std::size_t begin = 0; begin < order.size(); begin += settings_.eval_batch) {
+        const std::size_t count = std::min(settings_.eval_batch, order.size() - begin);
+        const batch_targets t = gather(data, order.data() + begin, count);
+        const float* out = net_.forward(batch_images_.data(), {.batch = count, .training = false, .pool = &pool_});
+        loss_sum += Loss::value(out, t, count, classes);
+        correct += static_cast<double>(count_correct(out, t.labels, count, classes));
+    }
+    const auto totals = global_sums(std::array<double, 2>{loss_sum, correct});
+    if (n == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+    return {totals[0] / static_cast<double>(n), totals[1] / static_cast<double>(n)};
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::predict(const xt::xtensor<float, 4>& images) {
+    check_images(images, "predict");
+    const std::size_t n = images.shape()[0];
+    xt::xtensor<float, 2> result = xt::zeros<float>({n, classes});
+    net_.prepare(settings_.eval_batch);
+    constexpr std::size_t sample = Net::input_shape.size();
+    for (std::size_t begin = 0; begin < n; begin += settings_.eval_batch) {
+        const std::size_t count = std::min(settings_.eval_batch, n - begin);
+        const float* out = net_.forward(images.data() + begin * sample, {.batch = count, .training = false, .pool = &pool_});
+        std::memcpy(result.data() + begin * classes, out, count * classes * sizeof(float));
+    }
+    return result;
+}
+
+}  // namespace staticnet

@@ -1,0 +1,18 @@
+# Runs PROGRAM with ARGS (which must include --json) and checks the "test_accuracy" of its
+# last output line against MIN_ACCURACY. Prints every epoch line, so the log shows the run.
+separate_arguments(args UNIX_COMMAND "${ARGS}")
+execute_process(COMMAND ${LAUNCHER} ${PROGRAM} ${args} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "${PROGRAM} failed (${result}):\n${err}")
+endif()
+string(STRIP "${out}" out)
+string(REGEX REPLACE ".*\n" "" last "${out}")
+string(JSON accuracy ERROR_VARIABLE json_error GET "${last}" test_accuracy)
+if(json_error)
+  message(FATAL_ERROR "no test_accuracy in the last line: ${last}")
+endif()
+if(accuracy LESS MIN_ACCURACY)
+  message(FATAL_ERROR "test accuracy ${accuracy} is below ${MIN_ACCURACY}")
+endif()
+message(STATUS "test accuracy ${accuracy} >= ${MIN_ACCURACY}")

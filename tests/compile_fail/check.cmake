@@ -1,0 +1,23 @@
+# Compiles SOURCE with -fsyntax-only. A file with "// expect: TEXT" lines must fail to
+# compile and the compiler output must contain every TEXT; a file without them must compile.
+separate_arguments(flags UNIX_COMMAND "${FLAGS}")
+execute_process(COMMAND ${CXX} -std=c++20 -fsyntax-only ${flags} ${SOURCE}
+                RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE out)
+file(STRINGS ${SOURCE} expectations REGEX "^// expect: ")
+if(NOT expectations)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "${SOURCE} should compile but failed:\n${out}")
+  endif()
+  return()
+endif()
+if(result EQUAL 0)
+  message(FATAL_ERROR "${SOURCE} compiled, but it must not")
+endif()
+foreach(line IN LISTS expectations)
+  string(REPLACE "// expect: " "" text "${line}")
+  string(FIND "${out}" "${text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${SOURCE} failed to compile, but its diagnostics lack \"${text}\":\n${out}")
+  endif()
+endforeach()
+message(STATUS "${SOURCE}: fails to compile with the expected message")

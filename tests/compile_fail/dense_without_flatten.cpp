@@ -1,0 +1,9 @@
+// expect: dense needs a vector input but the layer before it gives an image: add flatten before dense
+// expect: layer_position = 3
+// expect: input_height = 13
+// Forgot the flatten between the convolutional part and the classifier.
+#include <staticnet/staticnet.hpp>
+namespace sn = staticnet;
+using net = sn::sequential<sn::input<28, 28, 1>, sn::conv2d<32, 3, sn::relu>, sn::max_pool2d<2>,
+                           sn::dense<10, sn::softmax>>;
+int main() { return static_cast<int>(net::parameter_count); }

@@ -1,0 +1,285 @@
+// The sequential model and the trainer: compile-time facts, whole-network gradients, learning,
+// optimizers, losses, run-time errors, no allocation in a training step, thread independence.
+#include <catch2/catch.hpp>
+
+#include <staticnet/staticnet.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+#include <sstream>
+
+namespace sn = staticnet;
+
+// ---------------------------------------------------------------- allocation counter
+// Every global operator new of this test program is counted, so a test can prove that a
+// stretch of code allocates nothing.
+// The replacements pair malloc with free on purpose; GCC cannot see that they are paired.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+namespace {
+std::atomic<std::size_t> allocations{0};
+}
+void* operator new(std::size_t n) {
+    ++allocations;
+    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+    ++allocations;
+    const auto align = static_cast<std::size_t>(a);
+    if (void* p = std::aligned_alloc(align, (n + align - 1) / align * align)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace {
+
+using reference_net = sn::sequential<sn::input<28, 28, 1>,                                   //
+                                     sn::conv2d<32, 3, sn::relu>, sn::max_pool2d<2>,         //
+                                     sn::conv2d<64, 3, sn::relu>, sn::max_pool2d<2>,         //
+                                     sn::conv2d<128, 3, sn::relu>, sn::max_pool2d<2>,        //
+                                     sn::flatten, sn::dense<128, sn::relu>, sn::dense<10, sn::softmax>>;
+
+// A small network with every kind of layer, for whole-network checks.
+using small_net = sn::sequential<sn::input<6, 6, 2>,                                          //
+                                 sn::conv2d<4, 3, sn::tanh, 1, sn::padding::same>,            //
+                                 sn::max_pool2d<2>, sn::batch_norm<>, sn::flatten,            //
+                                 sn::dense<8, sn::sigmoid>, sn::dropout<0.25f>,               //
+                                 sn::dense<3, sn::softmax>>;
+
+// Two classes of 6x6x2 images: a bright top-left or a bright bottom-right square, plus noise.
+sn::data::dataset synthetic(std::size_t n, std::uint64_t seed, std::size_t classes = 3) {
+    sn::data::dataset d;
+    d.images = xt::zeros<float>({n, std::size_t{6}, std::size_t{6}, std::size_t{2}});
+    d.labels = xt::zeros<std::int32_t>({n});
+    d.num_classes = classes;
+    sn::rng g(seed);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto label = static_cast<std::int32_t>(g.below(classes));
+        d.labels(i) = label;
+        for (std::size_t y = 0; y < 6; ++y)
+            for (std::size_t x = 0; x < 6; ++x)
+                for (std::size_t c = 0; c < 2; ++c) {
+                    const bool lit = (label == 0 && y < 3 && x < 3) || (label == 1 && y >= 3 && x >= 3) ||
+                                     (label == 2 && c == 1 && y >= 2 && y < 4);
+                    d.images(i, y, x, c) = (lit ? 0.8f : 0.1f) + g.uniform(-0.1f, 0.1f);
+                }
+    }
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("the reference network's facts are compile-time constants", "[model]") {
+    STATIC_REQUIRE(reference_net::input_shape == sn::shape{28, 28, 1});
+    STATIC_REQUIRE(reference_net::output_shape == sn::shape{10});
+    STATIC_REQUIRE(reference_net::parameter_count == 110474);  // Keras's count
+    STATIC_REQUIRE(reference_net::layer_type<0>::output_shape == sn::shape{26, 26, 32});
+    STATIC_REQUIRE(reference_net::layer_type<5>::output_shape == sn::shape{1, 1, 128});
+    STATIC_REQUIRE(reference_net::flops_per_sample == 6240896);  // 2 x 3.12 M multiply-adds
+    STATIC_REQUIRE(reference_net::parameter_offsets[1] % 16 == 0);
+    STATIC_REQUIRE(reference_net::fingerprint != small_net::fingerprint);
+    STATIC_REQUIRE(small_net::state_count == 8);  // batch_norm's moving mean and variance
+    STATIC_REQUIRE(reference_net::memory_bytes(32) < reference_net::memory_bytes(256));
+}
+
+TEST_CASE("summary prints a Keras-like table with the totals", "[model][summary]") {
+    sn::model<reference_net, sn::adam, sn::categorical_crossentropy> m;
+    std::ostringstream os;
+    m.summary(os);
+    const auto text = os.str();
+    CHECK_THAT(text, Catch::Contains("Total params: 110,474"));
+    CHECK_THAT(text, Catch::Contains("conv2d_1 (relu)"));
+    CHECK_THAT(text, Catch::Contains("(None, 26, 26, 32)"));
+    CHECK_THAT(text, Catch::Contains("1,290"));
+}
+
+TEST_CASE("initialisation is Glorot-uniform, seeded and reproducible", "[model][init]") {
+    reference_net a, b, c;
+    a.initialize(7);
+    b.initialize(7);
+    c.initialize(8);
+    CHECK(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
+    CHECK_FALSE(std::equal(a.parameters().begin(), a.parameters().end(), c.parameters().begin()));
+    const float limit = std::sqrt(6.0f / (128 + 10));  // last dense kernel
+    auto last = a.layer_parameters<8>();
+    float lo = 1, hi = -1;
+    for (std::size_t i = 0; i < 1280; ++i) lo = std::min(lo, last[i]), hi = std::max(hi, last[i]);
+    CHECK(lo >= -limit);
+    CHECK(hi <= limit);
+    CHECK(hi - lo > 1.8f * limit);
+    for (std::size_t i = 1280; i < 1290; ++i) CHECK(last[i] == 0.0f);  // zero biases
+}
+
+// d(loss)/d(parameter) of the whole network, analytic (one backward) vs central differences
+// of the loss computed by the model's own forward.
+template <typename Loss>
+void check_network_gradient(std::uint64_t seed) {
+    small_net net;
+    net.initialize(seed);
+    const std::size_t batch = 5;
+    net.prepare(batch);
+    sn::thread_pool pool(2);
+    const auto d = synthetic(batch, seed);
+    xt::xtensor<float, 2> targets = xt::zeros<float>({batch, std::size_t{3}});
+    for (std::size_t s = 0; s < batch; ++s) targets(s, static_cast<std::size_t>(d.labels(s))) = 1.0f;
+    const sn::batch_targets t{targets.data(), d.labels.data()};
+    sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool, .step_seed = 99};
+    auto loss = [&] { return Loss::value(net.forward(d.images.data(), ctx), t, batch, 3); };
+
+    const float* out = net.forward(d.images.data(), ctx);
+    constexpr bool fused = Loss::fuses_softmax;
+    Loss::gradient(out, t, batch, 3, 1.0f, fused, net.output_gradient(batch));
+    std::fill(net.gradients().begin(), net.gradients().end(), 0.0f);
+    auto bwd = ctx;
+    bwd.gradient_is_pre_activation = fused;
+    net.backward(d.images.data(), bwd);
+    const std::vector<float> analytic(net.gradients().begin(), net.gradients().end());
+
+    auto params = net.parameters();
+    std::size_t checked = 0;
+    for (std::size_t i = 0; i < params.size(); i += 3) {
+        if (analytic[i] == 0.0f && params[i] == 0.0f && i >= small_net::arena_size) continue;
+        const float saved = params[i], eps = 2e-3f;
+        params[i] = saved + eps;
+        const double up = loss();
+        params[i] = saved - eps;
+        const double down = loss();
+        params[i] = saved;
+        const double numeric = (up - down) / (2.0 * eps);
+        INFO(Loss::name << " parameter " << i << " analytic " << analytic[i] << " numeric " << numeric);
+        REQUIRE(std::abs(analytic[i] - numeric) <= 2e-2 * (1.0 + std::abs(numeric)));
+        ++checked;
+    }
+    CHECK(checked > 50);
+}
+
+TEST_CASE("whole-network backward matches finite differences for every loss", "[model][gradient]") {
+    check_network_gradient<sn::categorical_crossentropy>(1);
+    check_network_gradient<sn::sparse_categorical_crossentropy>(2);
+    check_network_gradient<sn::mean_squared_error>(3);
+}
+
+TEST_CASE("losses compute Keras's values", "[train][losses]") {
+    const float p[6] = {0.7f, 0.2f, 0.1f, 0.0f, 1.0f, 0.0f};
+    const float y[6] = {1, 0, 0, 0, 1, 0};
+    const std::int32_t labels[2] = {0, 1};
+    const sn::batch_targets t{y, labels};
+    const double expected = -std::log(0.7) - std::log(1.0 - 1e-7);
+    CHECK(sn::categorical_crossentropy::value(p, t, 2, 3) == Approx(expected));
+    CHECK(sn::sparse_categorical_crossentropy::value(p, t, 2, 3) == Approx(expected));
+    CHECK(sn::mean_squared_error::value(p, t, 2, 3) == Approx((0.09 + 0.04 + 0.01) / 3.0));
+    const float zero[3] = {0.0f, 1.0f, 0.0f};  // log(0) is clipped, not infinite
+    CHECK(std::isfinite(sn::categorical_crossentropy::value(zero, t, 1, 3)));
+}
+
+TEST_CASE("sgd and adam follow Keras's update rules", "[train][optimizers]") {
+    SECTION("sgd with Nesterov momentum") {
+        sn::sgd opt({.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true});
+        opt.reset(1);
+        float w[1] = {1.0f};
+        const float g[1] = {0.5f};
+        opt.step(w, std::span<const float>(g));
+        // v = -0.05; w = 1 + 0.9 * -0.05 - 0.1 * 0.5
+        CHECK(w[0] == Approx(1.0f - 0.045f - 0.05f));
+        opt.step(w, std::span<const float>(g));
+        // v = 0.9 * -0.05 - 0.05 = -0.095; w += 0.9 * v - 0.05
+        CHECK(w[0] == Approx(0.905f - 0.0855f - 0.05f));
+    }
+    SECTION("adam's first steps move each weight by about the learning rate") {
+        sn::adam opt;
+        opt.reset(3);
+        float w[3] = {0.0f, 0.0f, 0.0f};
+        const float g[3] = {2.0f, -0.001f, 0.0f};
+        opt.step(w, std::span<const float>(g));
+        CHECK(w[0] == Approx(-1e-3f).epsilon(1e-4));
+        CHECK(w[1] == Approx(1e-3f).epsilon(1e-2));  // Keras adds epsilon to the uncorrected sqrt(v): 0.3% here
+        CHECK(w[2] == 0.0f);
+        CHECK(opt.iterations() == 1);
+        // Second step with the same gradient: bias-corrected moments are still g and g^2.
+        opt.step(w, std::span<const float>(g));
+        CHECK(w[0] == Approx(-2e-3f).epsilon(1e-4));
+    }
+}
+
+TEST_CASE("a small network learns a small synthetic problem to near-zero loss", "[model][learning]") {
+    const auto train = synthetic(300, 1);
+    const auto test = synthetic(100, 2);
+    sn::model<small_net, sn::adam, sn::sparse_categorical_crossentropy> m({.learning_rate = 1e-2f}, {.threads = 2, .seed = 3});
+    const auto h = m.fit(train, {.epochs = 30, .batch_size = 16, .seed = 4, .validation = &test, .verbose = false});
+    REQUIRE(h.size() == 30);
+    CHECK(h.epochs.front().loss > 0.5);
+    CHECK(h.back().loss < 0.05);
+    CHECK(h.back().val_accuracy == 1.0);
+    const auto [loss, accuracy] = m.evaluate(test);
+    CHECK(loss < 0.05);
+    CHECK(accuracy == 1.0);
+    const auto p = m.predict(test.images);
+    REQUIRE(p.shape()[0] == 100);
+    for (std::size_t s = 0; s < 100; ++s) {
+        CHECK(xt::sum(xt::view(p, s, xt::all()))() == Approx(1.0f));
+        CHECK(sn::argmax(&p(s, 0), 3) == static_cast<std::size_t>(test.labels(s)));
+    }
+}
+
+TEST_CASE("a warmed-up training step allocates nothing", "[model][allocation]") {
+    const auto d = synthetic(64, 5);
+    sn::model<small_net, sn::adam, sn::categorical_crossentropy> m({}, {.threads = 2});
+    m.fit(d, {.epochs = 1, .batch_size = 16, .verbose = false});  // sizes everything
+    xt::xtensor<float, 2> targets = xt::zeros<float>({std::size_t{16}, std::size_t{3}});
+    for (std::size_t s = 0; s < 16; ++s) targets(s, static_cast<std::size_t>(d.labels(s))) = 1.0f;
+    const sn::batch_targets t{targets.data(), d.labels.data()};
+    m.train_step(d.images.data(), t, 16, 16, 0, 1);
+    const std::size_t before = allocations.load();
+    for (std::uint64_t step = 0; step < 20; ++step) m.train_step(d.images.data(), t, 16, 16, 0, step);
+    CHECK(allocations.load() == before);
+}
+
+TEST_CASE("training gives bitwise the same weights with 1, 2 and 3 threads", "[model][threads]") {
+    const auto d = synthetic(96, 6);
+    auto train = [&](std::size_t threads) {
+        sn::model<reference_net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = threads, .seed = 1});
+        sn::data::dataset images;
+        images.images = xt::zeros<float>({std::size_t{64}, std::size_t{28}, std::size_t{28}, std::size_t{1}});
+        sn::rng g(3);
+        for (auto& v : images.images) v = g.uniform();
+        images.labels = xt::zeros<std::int32_t>({std::size_t{64}});
+        for (std::size_t i = 0; i < 64; ++i) images.labels(i) = static_cast<std::int32_t>(i % 10);
+        m.fit(images, {.epochs = 1, .batch_size = 32, .verbose = false});
+        return std::vector<float>(m.network().parameters().begin(), m.network().parameters().end());
+    };
+    const auto one = train(1);
+    CHECK(train(2) == one);
+    CHECK(train(3) == one);
+}
+
+TEST_CASE("bad input at run time gives a clear error", "[model][errors]") {
+    sn::model<small_net, sn::sgd, sn::sparse_categorical_crossentropy> m;
+    SECTION("images of the wrong shape") {
+        xt::xtensor<float, 4> wrong = xt::zeros<float>({std::size_t{2}, std::size_t{5}, std::size_t{6}, std::size_t{2}});
+        CHECK_THROWS_AS(m.predict(wrong), sn::shape_error);
+        CHECK_THROWS_WITH(m.predict(wrong), Catch::Contains("(2, 5, 6, 2)") && Catch::Contains("(None, 6, 6, 2)"));
+    }
+    SECTION("a label the model has no output for") {
+        auto d = synthetic(10, 1);
+        d.labels(4) = 7;
+        CHECK_THROWS_WITH(m.fit(d, {.verbose = false}), Catch::Contains("label 7 of sample 4"));
+    }
+    SECTION("fewer labels than images") {
+        auto d = synthetic(10, 1);
+        d.labels = xt::zeros<std::int32_t>({std::size_t{9}});
+        CHECK_THROWS_WITH(m.fit(d, {.verbose = false}), Catch::Contains("10 images but 9 labels"));
+    }
+    SECTION("a diverging run stops with the step") {
+        auto d = synthetic(32, 1);
+        d.images(3, 0, 0, 0) = std::numeric_limits<float>::quiet_NaN();
+        CHECK_THROWS_AS(m.fit(d, {.batch_size = 8, .shuffle = false, .verbose = false}), sn::numeric_error);
+        CHECK_THROWS_WITH(m.fit(d, {.batch_size = 8, .shuffle = false, .verbose = false}), Catch::Contains("step"));
+    }
+}
