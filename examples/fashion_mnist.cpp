@@ -3,10 +3,17 @@
 //   fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]
 //                 [--threads N] [--limit N] [--json]
 //
+// Under `mpirun -np N` (when built with MPI) the same program trains data-parallel: every
+// rank loads the data set, takes its part of each global batch (--batch-size is the global
+// batch), and the ranks average gradients; only rank 0 prints.
+//
 // Without --json it prints the model summary and Keras-like progress; with --json it prints
 // one JSON object per epoch (epoch, loss, accuracy, val_loss, val_accuracy, seconds) and a
 // final one with the test loss and accuracy, and nothing else on stdout.
 #include <staticnet/staticnet.hpp>
+#if STATICNET_EXAMPLE_MPI
+#include <staticnet/comm/mpi.hpp>
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -73,10 +80,11 @@ arguments parse(int argc, char** argv) {
     return a;
 }
 
-/// One JSON object per epoch on stdout.
+/// One JSON object per epoch on stdout (rank 0).
 struct json_lines {
     template <typename Model>
-    void on_epoch_end(Model&, const sn::epoch_log& e) const {
+    void on_epoch_end(Model& m, const sn::epoch_log& e) const {
+        if (m.comm().rank() != 0) return;
         std::printf("{\"epoch\":%zu,\"loss\":%.6f,\"accuracy\":%.6f,\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"seconds\":%.3f}\n",
                     e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy, e.seconds);
         std::fflush(stdout);
@@ -92,19 +100,19 @@ sn::data::dataset first(const sn::data::dataset& d, std::size_t n) {
     return part;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-    const arguments args = parse(argc, argv);
+template <typename Communicator>
+int train(const arguments& args, Communicator& comm) {
+    const bool root = comm.rank() == 0;
     auto data = sn::data::load_fashion_mnist(args.data);
     data.train = first(data.train, args.limit);
 
-    sn::model<reference_cnn, sn::adam, sn::categorical_crossentropy> model(
-        {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed});
-    if (!args.json) {
+    sn::model<reference_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(
+        comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed});
+    if (!args.json && root) {
         model.summary(std::cout);
         std::cout << "Training on " << data.train.size() << " images, validating on " << data.test.size() << " ("
-                  << model.thread_count() << " threads, SIMD " << sn::simd::arch_name() << ")\n";
+                  << comm.size() << (comm.size() == 1 ? " process, " : " processes, ") << model.thread_count()
+                  << " threads each, SIMD " << sn::simd::arch_name() << ")\n";
     }
     const sn::fit_options options{.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed,
                                   .validation = &data.test, .verbose = !args.json};
@@ -112,10 +120,39 @@ int main(int argc, char** argv) try {
     else model.fit(data.train, options);
 
     const auto [loss, accuracy] = model.evaluate(data.test);
-    if (args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f}\n", loss, accuracy);
-    else std::printf("Test loss %.4f, test accuracy %.4f\n", loss, accuracy);
+    if (root && args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, comm.size());
+    else if (root) std::printf("Test loss %.4f, test accuracy %.4f\n", loss, accuracy);
     return 0;
-} catch (const std::exception& e) {
-    std::cerr << "fashion_mnist: " << e.what() << '\n';
-    return 1;
+}
+
+/// Whether mpirun (Open MPI, MPICH or a PMIx launcher) started this process.
+bool launched_by_mpirun() {
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+        if (std::getenv(v) != nullptr) return true;
+    return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const arguments args = parse(argc, argv);
+#if STATICNET_EXAMPLE_MPI
+    if (launched_by_mpirun()) {
+        sn::mpi_communicator comm(argc, argv);
+        try {
+            return train(args, comm);
+        } catch (const std::exception& e) {
+            comm.abort(e.what());  // ends every rank, not just this one
+        }
+    }
+#else
+    (void)launched_by_mpirun;
+#endif
+    sn::local_communicator comm;
+    try {
+        return train(args, comm);
+    } catch (const std::exception& e) {
+        std::cerr << "fashion_mnist: " << e.what() << '\n';
+        return 1;
+    }
 }

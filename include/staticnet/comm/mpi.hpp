@@ -1,0 +1,126 @@
+#pragma once
+/// @file
+/// `mpi_communicator`: data parallelism over MPI (Boost.MPI + Open MPI). Link `staticnet::mpi`.
+///
+///     int main(int argc, char** argv) {
+///         staticnet::mpi_communicator comm{argc, argv};      // owns MPI_Init / MPI_Finalize
+///         staticnet::model<net, sn::adam, sn::categorical_crossentropy, staticnet::mpi_communicator> m{comm};
+///         ...
+///     }
+///
+/// It either owns the MPI environment (constructed from argc/argv) or wraps a communicator
+/// of a larger MPI program (`mpi_communicator{MPI_COMM_WORLD}` or any sub-communicator),
+/// which it then never initialises nor finalises. Collectives work in place on raw buffers
+/// with `MPI_IN_PLACE`: no serialisation, no copies. `abort` ends every rank of the job with
+/// a message, which is how a rank that fails keeps its peers from waiting in a collective.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/mpi/communicator.hpp>
+#include <boost/mpi/environment.hpp>
+#include <mpi.h>
+
+#include "../core/error.hpp"
+#include "communicator.hpp"
+
+namespace staticnet {
+
+class mpi_communicator {
+public:
+    /// Initialises MPI (thread level "funneled": only the calling thread talks to MPI) and
+    /// finalises it when destroyed.
+    mpi_communicator(int& argc, char**& argv)
+        : environment_(std::make_unique<boost::mpi::environment>(argc, argv, boost::mpi::threading::funneled)),
+          comm_(MPI_COMM_WORLD, boost::mpi::comm_attach) {
+        pending_.reserve(64);  // no allocation in the training step
+    }
+
+    /// Wraps a communicator of a program that manages MPI itself (MPI must be initialised).
+    explicit mpi_communicator(MPI_Comm comm) : comm_(comm, boost::mpi::comm_attach) {
+        pending_.reserve(64);
+        int initialized = 0;
+        MPI_Initialized(&initialized);
+        if (initialized == 0) throw error("mpi_communicator: MPI is not initialised; construct it from argc/argv instead");
+    }
+
+    mpi_communicator(const mpi_communicator&) = delete;
+    mpi_communicator& operator=(const mpi_communicator&) = delete;
+
+    [[nodiscard]] int rank() const { return comm_.rank(); }
+    [[nodiscard]] int size() const { return comm_.size(); }
+    /// The underlying MPI communicator.
+    [[nodiscard]] MPI_Comm native() const { return static_cast<MPI_Comm>(comm_); }
+
+    void allreduce_sum(std::span<float> values) { allreduce(values.data(), values.size(), MPI_FLOAT); }
+    void allreduce_sum(std::span<double> values) { allreduce(values.data(), values.size(), MPI_DOUBLE); }
+    void allreduce_sum(std::span<std::int64_t> values) { allreduce(values.data(), values.size(), MPI_INT64_T); }
+
+    /// Starts a sum over ranks of `values` in place; `wait_all` completes it. The buffer must
+    /// not be touched in between.
+    void start_allreduce_sum(std::span<float> values) {
+        MPI_Request request;
+        check(MPI_Iallreduce(MPI_IN_PLACE, values.data(), count(values.size()), MPI_FLOAT, MPI_SUM, native(), &request),
+              "MPI_Iallreduce");
+        pending_.push_back(request);
+    }
+    /// Lets started reductions advance (MPI progresses them only inside MPI calls).
+    void progress() {
+        if (pending_.empty()) return;
+        int done = 0;
+        MPI_Testall(static_cast<int>(pending_.size()), pending_.data(), &done, MPI_STATUSES_IGNORE);
+        if (done != 0) pending_.clear();
+    }
+    void wait_all() {
+        if (pending_.empty()) return;
+        check(MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+        pending_.clear();
+    }
+
+    void broadcast(std::span<float> values, int root) { bcast(values.data(), values.size(), MPI_FLOAT, root); }
+    void broadcast(std::span<std::uint64_t> values, int root) { bcast(values.data(), values.size(), MPI_UINT64_T, root); }
+    void broadcast(std::span<double> values, int root) { bcast(values.data(), values.size(), MPI_DOUBLE, root); }
+    void broadcast(std::span<std::byte> values, int root) { bcast(values.data(), values.size(), MPI_BYTE, root); }
+
+    void barrier() { check(MPI_Barrier(native()), "MPI_Barrier"); }
+
+    /// Prints `message` (with this rank) and ends every rank of the job.
+    [[noreturn]] void abort(std::string_view message) {
+        std::cerr << "staticnet: rank " << rank() << " of " << size() << ": " << message << std::endl;
+        MPI_Abort(native(), EXIT_FAILURE);
+        std::abort();  // MPI_Abort does not return; this is for the compiler
+    }
+
+private:
+    static int count(std::size_t n) {
+        if (n > static_cast<std::size_t>(INT32_MAX)) throw error("mpi_communicator: buffer too large for one MPI call");
+        return static_cast<int>(n);
+    }
+    static void check(int code, const char* what) {
+        if (code != MPI_SUCCESS) throw error(std::string("mpi_communicator: ") + what + " failed with code " + std::to_string(code));
+    }
+    void allreduce(void* data, std::size_t n, MPI_Datatype type) {
+        if (n == 0 || size() == 1) return;
+        check(MPI_Allreduce(MPI_IN_PLACE, data, count(n), type, MPI_SUM, native()), "MPI_Allreduce");
+    }
+    void bcast(void* data, std::size_t n, MPI_Datatype type, int root) {
+        if (n == 0 || size() == 1) return;
+        check(MPI_Bcast(data, count(n), type, root, native()), "MPI_Bcast");
+    }
+
+    std::unique_ptr<boost::mpi::environment> environment_;  // null when wrapping a communicator
+    boost::mpi::communicator comm_;
+    std::vector<MPI_Request> pending_;
+};
+
+static_assert(communicator<mpi_communicator>);
+
+}  // namespace staticnet

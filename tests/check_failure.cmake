@@ -1,0 +1,18 @@
+# Runs COMMAND (a list), which must fail within MAX_SECONDS with EXPECT in its output.
+string(TIMESTAMP start "%s")
+execute_process(COMMAND ${COMMAND} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE out
+                TIMEOUT ${MAX_SECONDS})
+string(TIMESTAMP stop "%s")
+math(EXPR seconds "${stop} - ${start}")
+message("${out}")
+if(result EQUAL 0)
+  message(FATAL_ERROR "the job succeeded, but it had to fail")
+endif()
+if(result MATCHES "timeout")
+  message(FATAL_ERROR "the job did not end within ${MAX_SECONDS} s: a rank is left hanging")
+endif()
+string(FIND "${out}" "${EXPECT}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "the job failed (${result}) without the message \"${EXPECT}\"")
+endif()
+message(STATUS "the job failed with the message after ${seconds} s (exit: ${result})")

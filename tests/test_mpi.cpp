@@ -1,0 +1,128 @@
+// Data-parallel training under mpirun (run by CTest with 1, 2, 3 and 4 ranks).
+//
+// Every rank runs every test case in the same order, so the collectives line up. Checks use
+// CHECK, never REQUIRE: a rank that left a test case early would leave its peers waiting.
+//
+// `test_mpi --fail-on-rank R` is not a test case but a scenario for CTest: rank R meets bad
+// data in the middle of fit, and the whole job must end with its message.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <staticnet/comm/mpi.hpp>
+#include <staticnet/staticnet.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <string_view>
+
+namespace sn = staticnet;
+
+namespace {
+
+sn::mpi_communicator* world = nullptr;
+
+using conv_net = sn::sequential<sn::input<8, 8, 2>,                                //
+                                sn::conv2d<6, 3, sn::relu>, sn::max_pool2d<2>,     //
+                                sn::conv2d<8, 2, sn::tanh, 1, sn::padding::same>,  //
+                                sn::flatten, sn::dense<16, sn::relu>, sn::dropout<0.2f>, sn::dense<4, sn::softmax>>;
+
+sn::data::dataset noisy_classes(std::size_t n, std::uint64_t seed) {
+    sn::data::dataset d;
+    d.images = xt::zeros<float>({n, std::size_t{8}, std::size_t{8}, std::size_t{2}});
+    d.labels = xt::zeros<std::int32_t>({n});
+    d.num_classes = 4;
+    sn::rng g(seed);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto label = static_cast<std::int32_t>(g.below(4));
+        d.labels(i) = label;
+        for (std::size_t p = 0; p < 128; ++p)
+            d.images.data()[i * 128 + p] = g.uniform() * 0.5f + (p % 4 == static_cast<std::size_t>(label) ? 0.5f : 0.0f);
+    }
+    return d;
+}
+
+template <typename Optimizer, typename Comm>
+std::vector<float> train(Comm& comm, sn::model_settings settings, std::size_t batch, std::size_t epochs = 1,
+                         sn::history* h = nullptr) {
+    const auto data = noisy_classes(90, 7);  // 90 = 7 full batches of 12 and one of 6
+    sn::model<conv_net, Optimizer, sn::categorical_crossentropy, Comm> m(comm, {}, settings);
+    auto result = m.fit(data, {.epochs = epochs, .batch_size = batch, .seed = 3, .verbose = false});
+    if (h != nullptr) *h = result;
+    return {m.network().parameters().begin(), m.network().parameters().end()};
+}
+
+double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    double diff = 0, scale = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        diff = std::max(diff, static_cast<double>(std::abs(a[i] - b[i])));
+        scale = std::max(scale, static_cast<double>(std::abs(b[i])));
+    }
+    return diff / scale;
+}
+
+}  // namespace
+
+TEST_CASE("P ranks train the same model as one process with the same global batch", "[mpi]") {
+    sn::local_communicator alone;
+    // A different initial seed on every rank: the broadcast from rank 0 must make them equal.
+    const sn::model_settings distributed{.threads = 1, .seed = 100 + static_cast<std::uint64_t>(world->rank())};
+    const sn::model_settings single{.threads = 1, .seed = 100};
+    SECTION("sgd") {
+        const auto ours = train<sn::sgd>(*world, distributed, 12, 2);
+        const auto reference = train<sn::sgd>(alone, single, 12, 2);
+        CHECK(max_relative_difference(ours, reference) < 1e-5);
+    }
+    SECTION("adam, overlapped per-layer allreduce") {
+        auto settings = distributed;
+        settings.sync = sn::gradient_sync::overlapped;
+        sn::history h, h_ref;
+        const auto ours = train<sn::adam>(*world, settings, 12, 1, &h);
+        const auto reference = train<sn::adam>(alone, single, 12, 1, &h_ref);
+        CHECK(max_relative_difference(ours, reference) < 1e-5);
+        // fit reports the global loss and accuracy on every rank.
+        CHECK(h.back().loss == Approx(h_ref.back().loss).epsilon(1e-5));
+        CHECK(h.back().accuracy == h_ref.back().accuracy);
+    }
+    SECTION("an uneven split of the global batch is still exact") {
+        const auto ours = train<sn::sgd>(*world, distributed, 7);
+        const auto reference = train<sn::sgd>(alone, single, 7);
+        CHECK(max_relative_difference(ours, reference) < 1e-5);
+    }
+}
+
+TEST_CASE("deterministic mode is bitwise identical for any number of ranks and threads", "[mpi][deterministic]") {
+    sn::local_communicator alone;
+    const sn::model_settings distributed{.threads = 2, .seed = 5, .micro_batch = 3, .deterministic = true};
+    const sn::model_settings single{.threads = 1, .seed = 5, .micro_batch = 3, .deterministic = true};
+    const auto ours = train<sn::adam>(*world, distributed, 12, 2);
+    const auto reference = train<sn::adam>(alone, single, 12, 2);
+    CHECK(ours == reference);
+}
+
+TEST_CASE("evaluate reports global numbers on every rank", "[mpi]") {
+    const auto data = noisy_classes(50, 9);
+    sn::model<conv_net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(*world, {}, {.threads = 1, .seed = 1});
+    sn::model<conv_net, sn::adam, sn::categorical_crossentropy> reference({}, {.threads = 1, .seed = 1});
+    m.synchronize_from_root();
+    const auto ours = m.evaluate(data);
+    const auto theirs = reference.evaluate(data);
+    CHECK(ours.loss == Approx(theirs.loss).epsilon(1e-6));
+    CHECK(ours.accuracy == theirs.accuracy);
+}
+
+// Rank `bad_rank` gets a label the model cannot produce and throws inside fit; the job must
+// end (MPI_Abort from fit) instead of leaving the other ranks in the next allreduce.
+int fail_on_rank(int bad_rank) {
+    auto data = noisy_classes(64, 1);
+    if (world->rank() == bad_rank) data.labels(5) = 9;
+    sn::model<conv_net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(*world, {}, {.threads = 1});
+    m.fit(data, {.epochs = 1000, .batch_size = 8, .verbose = false});
+    return 0;  // not reached
+}
+
+int main(int argc, char** argv) {
+    sn::mpi_communicator comm(argc, argv);
+    world = &comm;
+    if (argc == 3 && std::string_view(argv[1]) == "--fail-on-rank") return fail_on_rank(std::atoi(argv[2]));
+    return Catch::Session().run(argc, argv);
+}
