@@ -26,6 +26,9 @@ using conv_net = sn::sequential<sn::input<8, 8, 2>,                             
                                 sn::conv2d<8, 2, sn::tanh, 1, sn::padding::same>,  //
                                 sn::flatten, sn::dense<16, sn::relu>, sn::dropout<0.2f>, sn::dense<4, sn::softmax>>;
 
+using norm_net = sn::sequential<sn::input<8, 8, 2>, sn::conv2d<4, 3>, sn::batch_norm<0.9f>, sn::relu,  //
+                                sn::max_pool2d<2>, sn::flatten, sn::dense<4, sn::softmax>>;
+
 sn::data::dataset noisy_classes(std::size_t n, std::uint64_t seed) {
     sn::data::dataset d;
     d.images = xt::zeros<float>({n, std::size_t{8}, std::size_t{8}, std::size_t{2}});
@@ -41,14 +44,16 @@ sn::data::dataset noisy_classes(std::size_t n, std::uint64_t seed) {
     return d;
 }
 
-template <typename Optimizer, typename Comm>
+template <typename Optimizer, typename Comm, typename Net = conv_net>
 std::vector<float> train(Comm& comm, sn::model_settings settings, std::size_t batch, std::size_t epochs = 1,
                          sn::history* h = nullptr) {
     const auto data = noisy_classes(90, 7);  // 90 = 7 full batches of 12 and one of 6
-    sn::model<conv_net, Optimizer, sn::categorical_crossentropy, Comm> m(comm, {}, settings);
+    sn::model<Net, Optimizer, sn::categorical_crossentropy, Comm> m(comm, {}, settings);
     auto result = m.fit(data, {.epochs = epochs, .batch_size = batch, .seed = 3, .verbose = false});
     if (h != nullptr) *h = result;
-    return {m.network().parameters().begin(), m.network().parameters().end()};
+    std::vector<float> values(m.network().parameters().begin(), m.network().parameters().end());
+    values.insert(values.end(), m.network().state().begin(), m.network().state().end());
+    return values;
 }
 
 double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
@@ -82,6 +87,15 @@ TEST_CASE("P ranks train the same model as one process with the same global batc
         // fit reports the global loss and accuracy on every rank.
         CHECK(h.back().loss == Approx(h_ref.back().loss).epsilon(1e-5));
         CHECK(h.back().accuracy == h_ref.back().accuracy);
+    }
+    SECTION("synchronised batch_norm statistics cover the global batch") {
+        auto settings = distributed;
+        settings.sync_batch_norm = true;
+        auto single_sync = single;
+        single_sync.sync_batch_norm = true;
+        const auto ours = train<sn::sgd, sn::mpi_communicator, norm_net>(*world, settings, 12, 1);
+        const auto reference = train<sn::sgd, sn::local_communicator, norm_net>(alone, single_sync, 12, 1);
+        CHECK(max_relative_difference(ours, reference) < 1e-5);
     }
     SECTION("an uneven split of the global batch is still exact") {
         const auto ours = train<sn::sgd>(*world, distributed, 7);

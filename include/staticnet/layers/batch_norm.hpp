@@ -8,7 +8,10 @@
 /// Bessel's correction, as PyTorch and TensorFlow's fused kernel do); inference normalises
 /// with the moving averages. gamma and beta are trainable parameters; the moving mean and
 /// variance are non-trainable state (saved with the model, never touched by the optimizer).
-/// Under MPI the batch statistics are those of each rank's part of the batch.
+/// Under MPI the batch statistics are those of each rank's part of the batch, unless the
+/// model enables synchronised statistics (`model_settings::sync_batch_norm`): then the mean
+/// and variance are those of the whole global batch (two small allreduces in forward, one in
+/// backward).
 
 #include <array>
 #include <cmath>
@@ -76,22 +79,27 @@ public:
                 }
             return;
         }
-        // Two passes in double: the variance of values far from zero needs them.
-        std::array<double, C> mean{}, var{};
+        // Two passes in double: the variance of values far from zero needs them. The last
+        // entry counts the rows, so synchronised statistics know the global count.
+        std::array<double, C + 1> mean{}, var{};
         for (std::size_t r = 0; r < rows; ++r)
             for (std::size_t c = 0; c < C; ++c) mean[c] += in[r * C + c];
-        for (auto& m : mean) m /= static_cast<double>(rows);
+        mean[C] = static_cast<double>(rows);
+        if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(mean);
+        const double count = mean[C];
+        for (std::size_t c = 0; c < C; ++c) mean[c] /= count;
         for (std::size_t r = 0; r < rows; ++r)
             for (std::size_t c = 0; c < C; ++c) {
                 const double d = in[r * C + c] - mean[c];
                 var[c] += d * d;
             }
+        if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(std::span<double>(var.data(), C));
         float* x_hat = cache;
         float* inv_std = cache + ctx.batch * In.size();
         for (std::size_t c = 0; c < C; ++c) {
-            const double biased = var[c] / static_cast<double>(rows);
+            const double biased = var[c] / count;
             inv_std[c] = static_cast<float>(1.0 / std::sqrt(biased + Epsilon));
-            const double unbiased = rows > 1 ? var[c] / static_cast<double>(rows - 1) : biased;
+            const double unbiased = count > 1 ? var[c] / (count - 1) : biased;
             moving_mean[c] = Momentum * moving_mean[c] + (1.0f - Momentum) * static_cast<float>(mean[c]);
             moving_var[c] = Momentum * moving_var[c] + (1.0f - Momentum) * static_cast<float>(unbiased);
         }
@@ -109,18 +117,24 @@ public:
         const float* x_hat = cache;
         const float* inv_std = cache + ctx.batch * In.size();
         const std::size_t rows = ctx.batch * per_sample_rows;
-        std::array<double, C> sum_dy{}, sum_dy_xhat{};
+        // sums[0, C): sum of dy; [C, 2C): sum of dy * x_hat; [2C]: rows.
+        std::array<double, 2 * C + 1> sums{};
         for (std::size_t r = 0; r < rows; ++r)
             for (std::size_t c = 0; c < C; ++c) {
-                sum_dy[c] += dout[r * C + c];
-                sum_dy_xhat[c] += static_cast<double>(dout[r * C + c]) * x_hat[r * C + c];
+                sums[c] += dout[r * C + c];
+                sums[C + c] += static_cast<double>(dout[r * C + c]) * x_hat[r * C + c];
             }
+        sums[2 * C] = static_cast<double>(rows);
+        // This rank's share of d(gamma), d(beta): the gradient allreduce adds the others'.
         for (std::size_t c = 0; c < C; ++c) {
-            dparams[c] += static_cast<float>(sum_dy_xhat[c]);
-            dparams[C + c] += static_cast<float>(sum_dy[c]);
+            dparams[c] += static_cast<float>(sums[C + c]);
+            dparams[C + c] += static_cast<float>(sums[c]);
         }
         if (din == nullptr) return;
-        const auto n = static_cast<float>(rows);
+        if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(sums);
+        const double* sum_dy = sums.data();
+        const double* sum_dy_xhat = sums.data() + C;
+        const auto n = static_cast<float>(sums[2 * C]);
         for (std::size_t r = 0; r < rows; ++r)
             for (std::size_t c = 0; c < C; ++c) {
                 const float mean_dy = static_cast<float>(sum_dy[c]) / n;

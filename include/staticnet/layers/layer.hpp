@@ -31,6 +31,14 @@
 
 namespace staticnet {
 
+/// Sums values over the ranks of a data-parallel job, in place (type-erased communicator:
+/// a function pointer, so layers stay independent of the communicator type).
+struct rank_reducer {
+    void* communicator = nullptr;
+    void (*sum)(void* communicator, std::span<double> values) = nullptr;
+    void operator()(std::span<double> values) const { sum(communicator, values); }
+};
+
 /// Per-call information a layer needs beyond its tensors.
 struct layer_context {
     std::size_t batch = 0;          ///< samples in this call
@@ -42,6 +50,8 @@ struct layer_context {
     /// Set for the last layer when the loss already gave the gradient with respect to the
     /// activation's input (softmax fused with cross-entropy): skip the activation backward.
     bool gradient_is_pre_activation = false;
+    /// Set when batch statistics must cover the whole global batch (synchronised batch_norm).
+    const rank_reducer* batch_statistics = nullptr;
 };
 
 /// What a bound layer provides. Sizes are per sample unless they take `batch`.

@@ -88,6 +88,8 @@ struct model_settings {
     /// 64-bit fixed point, so the order of additions cannot matter.
     bool deterministic = false;
     gradient_sync sync = gradient_sync::after_backward;
+    /// batch_norm statistics over the whole global batch instead of each rank's part.
+    bool sync_batch_norm = false;
 };
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator = local_communicator>
@@ -201,6 +203,7 @@ private:
 
     inline static local_communicator local_comm_{};
     Communicator* comm_;
+    rank_reducer reducer_{comm_, [](void* c, std::span<double> v) { static_cast<Communicator*>(c)->allreduce_sum(v); }};
     Net net_;
     Optimizer optimizer_;
     model_settings settings_;
@@ -351,13 +354,18 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
                          requires { comm_->start_allreduce_sum(grads); };
     const std::size_t piece = micro_batch() == 0 ? std::max<std::size_t>(batch, 1) : micro_batch();
     constexpr std::size_t sample = Net::input_shape.size();
-    for (std::size_t first = 0; first < batch; first += piece) {
+    // With synchronised batch_norm every rank must run forward and backward exactly once per
+    // step, even with no samples, or the statistics' allreduces would not pair up.
+    const bool sync_statistics = settings_.sync_batch_norm && comm_->size() > 1;
+    const std::size_t pieces = batch == 0 ? (sync_statistics ? 1 : 0) : (batch + piece - 1) / piece;
+    for (std::size_t i = 0, first = 0; i < pieces; ++i, first += piece) {
         const std::size_t count = std::min(piece, batch - first);
         const bool last_piece = first + count == batch;
         const batch_targets part{targets.dense + first * classes, targets.labels + first};
         const float* x = images + first * sample;
         layer_context ctx{.batch = count, .training = true, .pool = &pool_, .step_seed = step_seed,
-                          .first_sample = first_sample + first};
+                          .first_sample = first_sample + first,
+                          .batch_statistics = sync_statistics ? &reducer_ : nullptr};
         const float* out = net_.forward(x, ctx);
         result.loss += Loss::value(out, part, count, classes);
         result.correct += count_correct(out, part.labels, count, classes);
@@ -376,7 +384,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
         }
         if (settings_.deterministic) accumulate_fixed_point();
     }
-    if (overlap && batch == 0) {  // nothing computed here, but the peers' reductions need this rank
+    if (overlap && pieces == 0) {  // nothing computed here, but the peers' reductions need this rank
         if constexpr (requires { comm_->start_allreduce_sum(grads); })
             for (std::size_t layer = Net::layer_count; layer-- > 0;)
                 if (Net::layer_block(layer) != 0)
@@ -406,6 +414,8 @@ template <typename... Callbacks>
 history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& train, const fit_options& options,
                                                            Callbacks&... callbacks) {
     if (options.batch_size == 0) throw error("fit: batch_size must be at least 1");
+    if (settings_.sync_batch_norm && micro_batch() != 0)
+        throw error("fit: sync_batch_norm needs whole-batch steps (micro_batch = 0, deterministic = false)");
     if (train.empty()) throw data_error("fit: the training data set is empty");
     check_dataset(train, "fit (training data)");
     if (options.validation != nullptr) check_dataset(*options.validation, "fit (validation data)");
