@@ -75,6 +75,14 @@ enum class gradient_sync {
     overlapped,      ///< one non-blocking allreduce per layer, started as backward finishes it
 };
 
+/// Where the time of the training steps went, summed since the last `reset_timings`.
+struct step_timings {
+    std::uint64_t steps = 0;
+    double compute_seconds = 0.0;  ///< forward, loss, backward (and fixed-point conversion)
+    double sync_seconds = 0.0;     ///< waiting for the gradient reduction over ranks
+    double update_seconds = 0.0;   ///< the finiteness check and the optimizer step
+};
+
 /// Settings of a model that are not the optimizer's.
 struct model_settings {
     std::size_t threads = 0;        ///< threads of this rank; 0 = hardware concurrency
@@ -139,6 +147,10 @@ public:
     };
     step_result train_step(const float* images, batch_targets targets, std::size_t batch, std::size_t global_batch,
                            std::size_t first_sample, std::uint64_t step_seed);
+
+    /// Time spent in the phases of the training steps so far.
+    [[nodiscard]] const step_timings& timings() const noexcept { return timings_; }
+    void reset_timings() noexcept { timings_ = {}; }
 
     /// Asks `fit` to stop after the current epoch (early stopping).
     void stop_training() noexcept { stop_requested_ = true; }
@@ -213,6 +225,7 @@ private:
     std::vector<std::int32_t> batch_labels_;
     bool stop_requested_ = false;
     bool synchronized_ = false;
+    step_timings timings_;
 };
 
 // ------------------------------------------------------------------ implementation
@@ -343,6 +356,8 @@ template <typename Net, optimizer Optimizer, loss_function Loss, communicator Co
 auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, batch_targets targets, std::size_t batch,
                                                             std::size_t global_batch, std::size_t first_sample,
                                                             std::uint64_t step_seed) -> step_result {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
     step_result result;
     const auto grads = net_.gradients();
     std::memset(grads.data(), 0, grads.size_bytes());
@@ -390,9 +405,16 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
                 if (Net::layer_block(layer) != 0)
                     comm_->start_allreduce_sum(grads.subspan(Net::layer_offset(layer), Net::layer_block(layer)));
     }
+    const auto t1 = clock::now();
     synchronize_gradients();
+    const auto t2 = clock::now();
     check_finite_gradient(optimizer_.iterations() + 1);
     optimizer_.step(net_.parameters(), net_.gradients());
+    const auto t3 = clock::now();
+    timings_.steps += 1;
+    timings_.compute_seconds += std::chrono::duration<double>(t1 - t0).count();
+    timings_.sync_seconds += std::chrono::duration<double>(t2 - t1).count();
+    timings_.update_seconds += std::chrono::duration<double>(t3 - t2).count();
     return result;
 }
 
