@@ -28,3 +28,4 @@
 #include "train/model.hpp"
 #include "train/optimizers.hpp"
 #include "train/progress.hpp"
+#include "io/checkpoint.hpp"

@@ -60,7 +60,24 @@ struct fit_options {
     std::uint64_t seed = 0;                 ///< shuffling and dropout
     const data::dataset* validation = nullptr;
     bool verbose = true;                    ///< progress output on rank 0
-    std::size_t initial_epoch = 0;          ///< epochs already done (resuming)
+    std::size_t initial_epoch = 0;          ///< epochs already done (numbering continues after them)
+    /// Continue from `model::position()` (set by `load_checkpoint`): its epoch, the steps
+    /// already done in that epoch and their running sums. `batch_size` and `seed` must be
+    /// those of the interrupted run, so the remaining steps see the same samples.
+    bool resume = false;
+};
+
+/// Where training stands: what a checkpoint needs besides the weights and optimizer state
+/// to continue exactly. (The shuffle order and dropout masks derive from `seed`, the epoch
+/// and the optimizer's step count, so no generator state needs saving.)
+struct training_position {
+    std::uint64_t epoch = 0;        ///< epochs completed
+    std::uint64_t step = 0;         ///< steps done in the next epoch
+    std::uint64_t batch_size = 0;   ///< the global batch of the run
+    std::uint64_t seed = 0;         ///< the fit seed of the run
+    double loss_sum = 0.0;          ///< running sums of the next epoch's steps done so far
+    double correct = 0.0;
+    double seen = 0.0;
 };
 
 /// The result of `evaluate`.
@@ -152,6 +169,26 @@ public:
     [[nodiscard]] const step_timings& timings() const noexcept { return timings_; }
     void reset_timings() noexcept { timings_ = {}; }
 
+    /// Where training stands, as this rank counts it (running sums are this rank's own).
+    [[nodiscard]] const training_position& position() const noexcept { return position_; }
+    /// The position with running sums over all ranks (a collective: call it on every rank).
+    training_position global_position() {
+        training_position p = position_;
+        const auto sums = global_sums(std::array<double, 3>{p.loss_sum, p.correct, p.seen});
+        p.loss_sum = sums[0];
+        p.correct = sums[1];
+        p.seen = sums[2];
+        return p;
+    }
+    /// Tells `fit` that every rank already holds the same weights (e.g. loaded from a
+    /// checkpoint), so it skips the initial broadcast from rank 0.
+    void mark_synchronized() noexcept { synchronized_ = true; }
+    /// Sets the position to continue from (on every rank; the running sums count once, on rank 0).
+    void set_position(training_position p) noexcept {
+        if (comm_->rank() != 0) p.loss_sum = p.correct = p.seen = 0.0;
+        position_ = p;
+    }
+
     /// Asks `fit` to stop after the current epoch (early stopping).
     void stop_training() noexcept { stop_requested_ = true; }
     [[nodiscard]] float learning_rate() const noexcept { return optimizer_.learning_rate(); }
@@ -225,6 +262,7 @@ private:
     std::vector<std::int32_t> batch_labels_;
     bool stop_requested_ = false;
     bool synchronized_ = false;
+    training_position position_;
     step_timings timings_;
 };
 
@@ -466,10 +504,19 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
         (hook(callbacks), ...);
     };
 
+    if (options.resume) {
+        if (position_.batch_size != global_batch || position_.seed != options.seed)
+            throw error("fit: cannot resume: the interrupted run used batch size " + std::to_string(position_.batch_size) +
+                        " and seed " + std::to_string(position_.seed) + ", this fit asks for " +
+                        std::to_string(global_batch) + " and " + std::to_string(options.seed));
+    } else {
+        position_ = {.epoch = options.initial_epoch, .batch_size = global_batch, .seed = options.seed};
+    }
+
     history h;
     stop_requested_ = false;
     each_callback([&](auto& c) { detail::call_on_train_begin(c, *this, options); });
-    for (std::size_t epoch = options.initial_epoch + 1; epoch <= options.epochs && !stop_requested_; ++epoch) {
+    for (std::size_t epoch = position_.epoch + 1; epoch <= options.epochs && !stop_requested_; ++epoch) {
         const auto start = std::chrono::steady_clock::now();
         std::iota(order.begin(), order.end(), std::size_t{0});
         if (options.shuffle) {
@@ -477,8 +524,8 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
             shuffle(order.begin(), order.end(), g);
         }
         each_callback([&](auto& c) { detail::call_on_epoch_begin(c, *this, epoch, options.epochs); });
-        double loss_sum = 0.0, correct = 0.0, seen = 0.0;
-        for (std::size_t step = 0; step < steps; ++step) {
+        double loss_sum = position_.loss_sum, correct = position_.correct, seen = position_.seen;
+        for (std::size_t step = position_.step; step < steps; ++step) {
             const std::size_t batch_begin = step * global_batch;
             const std::size_t batch_size = std::min(global_batch, n - batch_begin);
             const auto [lo, hi] = local_part(batch_size);
@@ -488,12 +535,17 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
             loss_sum += r.loss;
             correct += static_cast<double>(r.correct);
             seen += static_cast<double>(hi - lo);
+            position_.step = step + 1;
+            position_.loss_sum = loss_sum;
+            position_.correct = correct;
+            position_.seen = seen;
             const batch_log b{epoch, options.epochs, step + 1, steps, seen > 0 ? loss_sum / seen : 0.0,
                               seen > 0 ? correct / seen : 0.0,
                               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
             each_callback([&](auto& c) { detail::call_on_batch_end(c, *this, b); });
         }
         const auto totals = global_sums(std::array<double, 3>{loss_sum, correct, seen});
+        position_ = {.epoch = epoch, .batch_size = global_batch, .seed = options.seed};
         epoch_log e;
         e.epoch = epoch;
         e.epochs = options.epochs;
