@@ -1,7 +1,11 @@
 // Trains the reference CNN of docs/architecture.md on Fashion-MNIST.
 //
 //   fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]
-//                 [--threads N] [--limit N] [--json]
+//                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]
+//
+// --checkpoint DIR writes a checkpoint there after every epoch (the newest 3 are kept);
+// --resume continues from the newest valid one up to --epochs in total (an error if there
+// is none: it never silently starts over).
 //
 // Under `mpirun -np N` (when built with MPI) the same program trains data-parallel: every
 // rank loads the data set, takes its part of each global batch (--batch-size is the global
@@ -40,13 +44,14 @@ struct arguments {
     std::size_t epochs = 10, batch_size = 32, threads = 0, limit = 0;
     float learning_rate = 1e-3f;
     std::uint64_t seed = 1;
-    bool json = false;
+    bool json = false, resume = false;
+    std::string checkpoint;
 };
 
 [[noreturn]] void usage(const char* message) {
     std::cerr << "fashion_mnist: " << message << "\n"
               << "usage: fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]\n"
-                 "                     [--threads N] [--limit N] [--json]\n";
+                 "                     [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]\n";
     std::exit(2);
 }
 
@@ -73,10 +78,13 @@ arguments parse(int argc, char** argv) {
         else if (flag == "--seed") a.seed = number();
         else if (flag == "--learning-rate") a.learning_rate = std::stof(value());
         else if (flag == "--json") a.json = true;
+        else if (flag == "--checkpoint") a.checkpoint = value();
+        else if (flag == "--resume") a.resume = true;
         else if (flag == "--help" || flag == "-h") usage("help");
         else usage(("unknown option " + std::string(flag)).c_str());
     }
     if (a.epochs == 0 || a.batch_size == 0) usage("--epochs and --batch-size must be at least 1");
+    if (a.resume && a.checkpoint.empty()) usage("--resume needs --checkpoint DIR");
     return a;
 }
 
@@ -114,10 +122,19 @@ int train(const arguments& args, Communicator& comm) {
                   << comm.size() << (comm.size() == 1 ? " process, " : " processes, ") << model.thread_count()
                   << " threads each, SIMD " << sn::simd::arch_name() << ")\n";
     }
-    const sn::fit_options options{.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed,
-                                  .validation = &data.test, .verbose = !args.json};
-    if (args.json) model.fit(data.train, options, json_lines{});
-    else model.fit(data.train, options);
+    sn::fit_options options{.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed,
+                            .validation = &data.test, .verbose = !args.json};
+    if (args.resume) {
+        const auto file = sn::resume_latest(model, args.checkpoint);
+        if (!file) throw sn::checkpoint_error("--resume: no checkpoint in '" + args.checkpoint + "' to resume from");
+        options.resume = true;
+        if (root && !args.json)
+            std::cout << "Resuming after epoch " << model.position().epoch << " (step " << model.steps_done() << ") from "
+                      << file->string() << "\n";
+    }
+    const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
+    if (args.json) model.fit(data.train, options, json_lines{}, checkpoints);
+    else model.fit(data.train, options, checkpoints);
 
     const auto [loss, accuracy] = model.evaluate(data.test);
     if (root && args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, comm.size());

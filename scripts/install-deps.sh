@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages staticnet needs, if any is missing (needs root or sudo).
 set -euo pipefail
 packages=(cmake g++ make pkg-config libxtensor-dev libxsimd-dev libboost-mpi-dev libboost-serialization-dev
-          catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2)
+          catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2
+          clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -63,7 +63,11 @@ public:
         generation_.store(next, std::memory_order_release);
         generation_.notify_all();
         execute(0, n);
-        while (pending_.load(std::memory_order_acquire) != 0) spin_pause();
+        // Spin briefly (the others usually finish within microseconds), then sleep: on an
+        // oversubscribed machine a descheduled worker must not cost us our time slice.
+        for (int i = 0; i < spin_limit && pending_.load(std::memory_order_acquire) != 0; ++i) spin_pause();
+        for (std::size_t left; (left = pending_.load(std::memory_order_acquire)) != 0;)
+            pending_.wait(left, std::memory_order_acquire);
         if (error_) {
             auto e = std::exchange(error_, nullptr);
             std::rethrow_exception(e);
@@ -106,7 +110,7 @@ private:
         for (;;) {
             // Spin a little: the next region usually starts within microseconds.
             std::uint64_t now = generation_.load(std::memory_order_acquire);
-            for (int i = 0; i < 20000 && now == seen; ++i) {
+            for (int i = 0; i < spin_limit && now == seen; ++i) {
                 spin_pause();
                 now = generation_.load(std::memory_order_acquire);
             }
@@ -119,10 +123,13 @@ private:
             const std::size_t workers = static_cast<std::size_t>(now & 0xFFFF);
             if (index < workers) {
                 execute(index, workers);
-                pending_.fetch_sub(1, std::memory_order_acq_rel);
+                if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
             }
         }
     }
+
+    /// About 50-200 microseconds of pause instructions before a thread sleeps.
+    static constexpr int spin_limit = 4000;
 
     std::size_t size_ = 1;
     std::vector<std::thread> workers_;

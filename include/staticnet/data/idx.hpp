@@ -465,7 +465,17 @@ inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) 
     for (std::size_t i = 1; i < h.dims.size(); ++i)
         if (h.dims[i] == 0)
             s.fail("absurd dimensions " + detail::shape_string(h.dims) + ": an image dimension is 0");
-    const auto bytes = detail::read_payload(s, h, detail::payload_bytes(s, h));
+    const std::uint64_t payload = detail::payload_bytes(s, h);
+    // With N = 0 there is no data to bound the image size, yet the tensor's strides are
+    // products of the image dimensions: refuse images larger than the data limit.
+    std::uint64_t image_bytes = 1;
+    for (std::size_t i = 1; i < h.dims.size(); ++i) {
+        image_bytes *= h.dims[i];  // each step stays below 2^34 * 2^32, no overflow
+        if (image_bytes > max_idx_data_bytes)
+            s.fail("absurd dimensions " + detail::shape_string(h.dims) +
+                   ": one image would exceed the limit of 2^34 bytes (16 GiB); the header is probably corrupt");
+    }
+    const auto bytes = detail::read_payload(s, h, payload);
 
     const std::array<std::size_t, 4> shape{h.dims[0], h.dims[1], h.dims[2], h.dims.size() == 4 ? h.dims[3] : 1u};
     xt::xtensor<float, 4> images(shape);

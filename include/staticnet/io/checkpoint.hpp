@@ -77,6 +77,7 @@ inline std::vector<std::filesystem::path> list_checkpoints(const std::filesystem
 
 /// A `fit` callback that writes a checkpoint every `every_epochs` epochs and/or every
 /// `every_steps` steps into `directory` (created if needed), keeping the newest `keep`.
+/// With an empty `directory` it does nothing (so a program can always pass one).
 struct checkpoint_callback {
     std::filesystem::path directory;
     std::size_t every_epochs = 1;   ///< 0: never at epoch ends
@@ -84,17 +85,17 @@ struct checkpoint_callback {
     std::size_t keep = 3;
 
     template <typename Model>
-    void on_batch_end(Model& model, const batch_log& b) {
+    void on_batch_end(Model& model, const batch_log& b) const {
         if (every_steps != 0 && model.steps_done() % every_steps == 0 && b.step != b.steps) save(model);
     }
     template <typename Model>
-    void on_epoch_end(Model& model, const epoch_log& e) {
+    void on_epoch_end(Model& model, const epoch_log& e) const {
         if (every_epochs != 0 && e.epoch % every_epochs == 0) save(model);
     }
 
 private:
     template <typename Model>
-    void save(Model& model);
+    void save(Model& model) const;
 };
 
 // ------------------------------------------------------------------ implementation
@@ -152,6 +153,7 @@ inline std::uint32_t crc32_of(const unsigned char* data, std::size_t n) {
 struct byte_writer {
     std::vector<unsigned char> bytes;
     void put(const void* p, std::size_t n) {
+        if (n == 0) return;
         const auto* b = static_cast<const unsigned char*>(p);
         bytes.insert(bytes.end(), b, b + n);
     }
@@ -262,6 +264,7 @@ inline void check_count(std::uint64_t stored, std::size_t expected, std::string_
 
 template <typename T>
 void copy_out(std::span<T> to, const unsigned char*& from) {
+    if (to.empty()) return;  // an empty arena has no pointer to copy to
     std::memcpy(to.data(), from, to.size_bytes());
     from += to.size_bytes();
 }
@@ -404,7 +407,8 @@ std::optional<std::filesystem::path> resume_latest(Model& model, const std::file
 }
 
 template <typename Model>
-void checkpoint_callback::save(Model& model) {
+void checkpoint_callback::save(Model& model) const {
+    if (directory.empty()) return;
     const training_position p = model.global_position();  // a collective: every rank takes part
     if (model.comm().rank() != 0) return;
     std::filesystem::create_directories(directory);

@@ -21,6 +21,10 @@
 
 #include "layer.hpp"
 
+#if !defined(__cpp_nontype_template_args) || __cpp_nontype_template_args < 201911L
+#error "staticnet: batch_norm<Momentum, Epsilon> takes float template arguments (C++20 P1907), which this compiler lacks (clang < 18); use GCC >= 11 or clang >= 18"
+#endif
+
 namespace staticnet {
 
 namespace detail {

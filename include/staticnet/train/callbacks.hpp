@@ -6,7 +6,7 @@
 /// at compile time, so an unused hook costs nothing):
 ///
 ///     void on_train_begin(Model&, const fit_options&);
-///     void on_epoch_begin(Model&, std::size_t epoch);       // 1-based
+///     void on_epoch_begin(Model&, std::size_t epoch, std::size_t epochs);  // 1-based
 ///     void on_batch_end(Model&, const batch_log&);
 ///     void on_epoch_end(Model&, const epoch_log&);
 ///     void on_train_end(Model&, const history&);

@@ -117,6 +117,18 @@ struct model_settings {
     bool sync_batch_norm = false;
 };
 
+namespace detail {
+/// Whether `C` has at least one hook `fit` can call on a `C&` (a callback whose hooks are
+/// all non-const, passed as a const object, would otherwise be skipped without a word).
+template <typename C, typename M>
+inline constexpr bool is_fit_callback =
+    requires(C& c, M& m, const fit_options& o, std::size_t i, const batch_log& b, const epoch_log& e, const history& h) {
+        requires(requires { c.on_train_begin(m, o); } || requires { c.on_epoch_begin(m, i, i); } ||
+                 requires { c.on_batch_end(m, b); } || requires { c.on_epoch_end(m, e); } ||
+                 requires { c.on_train_end(m, h); });
+    };
+}  // namespace detail
+
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator = local_communicator>
 class model {
 public:
@@ -460,6 +472,9 @@ template <typename Net, optimizer Optimizer, loss_function Loss, communicator Co
 template <typename... Callbacks>
 history model<Net, Optimizer, Loss, Communicator>::fit(const data::dataset& train, const fit_options& options,
                                                        Callbacks&&... callbacks) {
+    static_assert((detail::is_fit_callback<std::remove_reference_t<Callbacks>, model> && ...),
+                  "fit: a callback has no hook fit can call (on_train_begin, on_epoch_begin, on_batch_end, "
+                  "on_epoch_end, on_train_end); if it is passed as const, its hooks must be const");
     try {
         return run_fit(train, options, callbacks...);
     } catch (const std::exception& e) {

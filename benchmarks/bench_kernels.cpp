@@ -1,0 +1,279 @@
+// Kernel benchmarks: one JSON object per line on stdout.
+//
+//   bench_kernels [--threads N] [--reps R] [--filter TEXT] [--clock wall|cpu]
+//
+// First line: the machine's measured single-core FMA peak (independent FMA chains) and the
+// clock estimated from the latency of a dependent FMA chain, both timed by CPU time (best
+// of 20 short tries). Then one line per benchmark:
+// GFLOP/s as the median of R timed samples (each sample repeats the call until it lasts at
+// least ~20 ms), plus the best sample and the fraction of `threads` x the single-core peak.
+// Each benchmark is a small function registered in `benchmarks()`; add new ones there.
+//
+// `--clock cpu` times by the process's CPU time divided by the thread count instead of wall
+// time: on a shared machine it ignores the time the benchmark was descheduled (but counts a
+// pool's idle spinning, so use it with one thread).
+
+#include <staticnet/core/compat.hpp>
+#include <staticnet/core/random.hpp>
+#include <staticnet/core/thread_pool.hpp>
+#include <staticnet/kernels/gemm.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sn = staticnet;
+namespace kn = staticnet::kernels;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double process_cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+struct options {
+    std::size_t threads = 1;
+    std::size_t reps = 7;
+    std::string filter;
+    bool cpu_clock = false;
+};
+
+// ------------------------------------------------------------------ FMA peak and clock
+
+struct machine_peak {
+    double peak_gflops = 0;      // one core, all FMA units busy
+    double clock_ghz = 0;        // from the dependent chain, assuming the FMA latency below
+    double fma_per_cycle = 0;    // vector FMAs retired per cycle = peak / (lanes * 2 * clock)
+    static constexpr double assumed_fma_latency = 4;  // cycles; Skylake..Sapphire Rapids, Zen 2+
+};
+
+// Keeps the compiler from deleting or folding the loops (their results are never used).
+template <typename T>
+void keep(T& value) {
+    asm volatile("" : "+m"(value));
+}
+
+// `chains` independent FMA chains: enough to cover latency x units, so throughput-bound.
+template <std::size_t chains>
+double fma_flops_per_second(std::size_t iterations) {
+    using sn::simd::float_batch;
+    float_batch acc[chains];
+    for (std::size_t i = 0; i < chains; ++i) acc[i] = float_batch(1.0f + 1e-3f * float(i));
+    float_batch x(0.999999f), y(1e-7f);
+    keep(x);
+    keep(y);
+    const double t0 = process_cpu_seconds();
+    for (std::size_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 64
+        for (std::size_t i = 0; i < chains; ++i) acc[i] = xsimd::fma(acc[i], x, y);
+    }
+    const double s = process_cpu_seconds() - t0;
+    for (auto& v : acc) keep(v);
+    return double(iterations) * chains * sn::simd::float_lanes * 2 / s;
+}
+
+// One dependent chain: each FMA waits for the previous one, so time = count x latency.
+double dependent_fma_per_second(std::size_t iterations) {
+    using sn::simd::float_batch;
+    float_batch acc(1.0f), x(0.999999f), y(1e-7f);
+    keep(x);
+    keep(y);
+    const double t0 = process_cpu_seconds();
+    for (std::size_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) acc = xsimd::fma(acc, x, y);
+    }
+    const double s = process_cpu_seconds() - t0;
+    keep(acc);
+    return double(iterations) * 8 / s;
+}
+
+machine_peak measure_peak() {
+    constexpr std::size_t chains = sn::kernels::detail::vector_registers >= 32 ? 24 : 12;
+    machine_peak r;
+    fma_flops_per_second<chains>(20'000'000);  // warm up: wake the core's wide units and clocks
+    // Many short tries, the best counts: on a shared machine some run undisturbed.
+    for (int i = 0; i < 20; ++i) r.peak_gflops = std::max(r.peak_gflops, fma_flops_per_second<chains>(1'000'000) / 1e9);
+    double chain = 0;
+    for (int i = 0; i < 20; ++i) chain = std::max(chain, dependent_fma_per_second(500'000));
+    r.clock_ghz = chain * machine_peak::assumed_fma_latency / 1e9;
+    r.fma_per_cycle = r.peak_gflops / (double(sn::simd::float_lanes) * 2 * r.clock_ghz);
+    return r;
+}
+
+// ------------------------------------------------------------------ timing helpers
+
+struct timing {
+    double median_s = 0;
+    double best_s = 0;
+};
+
+// Median and best of `reps` samples; each sample repeats `f` until ~20 ms have passed.
+timing time_call(const std::function<void()>& f, const options& opt) {
+    f();  // warm up: first-use buffers, caches, thread wake-up
+    std::size_t calls = 1;
+    for (;;) {
+        const auto t0 = clock_type::now();
+        for (std::size_t i = 0; i < calls; ++i) f();
+        if (seconds_since(t0) >= 0.02 || calls >= (std::size_t{1} << 20)) break;
+        calls *= 2;
+    }
+    std::vector<double> samples;
+    for (std::size_t r = 0; r < opt.reps; ++r) {
+        const auto t0 = clock_type::now();
+        const double cpu0 = process_cpu_seconds();
+        for (std::size_t i = 0; i < calls; ++i) f();
+        const double elapsed = opt.cpu_clock ? (process_cpu_seconds() - cpu0) / double(opt.threads) : seconds_since(t0);
+        samples.push_back(elapsed / double(calls));
+    }
+    std::sort(samples.begin(), samples.end());
+    return {samples[samples.size() / 2], samples.front()};
+}
+
+std::vector<float> random_floats(std::size_t n, sn::rng& g) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = g.uniform(-1.0f, 1.0f);
+    return v;
+}
+
+// ------------------------------------------------------------------ benchmarks
+
+struct context {
+    const options& opt;
+    const machine_peak& peak;
+    sn::thread_pool& pool;
+};
+
+struct benchmark {
+    std::string name;
+    std::function<void(const context&)> run;
+};
+
+void bench_gemm(const context& ctx, const std::string& name, std::size_t m, std::size_t n, std::size_t k, kn::op op_a,
+                kn::op op_b) {
+    sn::rng g(7);
+    const auto a = random_floats(m * k, g);
+    const auto b = random_floats(k * n, g);
+    auto c = random_floats(m * n, g);
+    const std::size_t lda = op_a == kn::op::none ? k : m;
+    const std::size_t ldb = op_b == kn::op::none ? n : k;
+    sn::thread_pool* pool = ctx.opt.threads > 1 ? &ctx.pool : nullptr;
+    const timing t = time_call([&] {
+        kn::gemm(m, n, k, a.data(), lda, op_a, b.data(), ldb, op_b, c.data(), n, false, pool);
+    }, ctx.opt);
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    const double gflops = flops / t.median_s / 1e9;
+    const double peak = ctx.peak.peak_gflops * double(ctx.opt.threads);
+    std::printf("{\"kernel\":\"gemm\",\"shape\":\"%s\",\"m\":%zu,\"n\":%zu,\"k\":%zu,\"op_a\":\"%s\",\"op_b\":\"%s\","
+                "\"threads\":%zu,\"clock\":\"%s\",\"median_us\":%.1f,\"gflops\":%.2f,\"gflops_best\":%.2f,\"peak_gflops\":%.2f,"
+                "\"peak_basis\":\"threads x single-core FMA peak\",\"fraction_of_peak\":%.3f}\n",
+                name.c_str(), m, n, k, op_a == kn::op::none ? "N" : "T", op_b == kn::op::none ? "N" : "T",
+                ctx.opt.threads, ctx.opt.cpu_clock ? "cpu" : "wall", t.median_s * 1e6, gflops, flops / t.best_s / 1e9, peak, gflops / peak);
+    std::fflush(stdout);
+}
+
+// The products of the reference CNN (im2col convolutions in NHWC, then dense layers), for
+// one batch size: forward, weight gradient (A^T dY) and input gradient (dY W^T).
+void add_reference_cnn(std::vector<benchmark>& list, std::size_t batch) {
+    using kn::op;
+    struct shape {
+        const char* name;
+        std::size_t m, n, k;
+        op op_a, op_b;
+    };
+    const std::size_t bsz = batch;
+    const shape shapes[] = {
+        {"conv1_forward", bsz * 676, 32, 9, op::none, op::none},
+        {"conv1_weight_grad", 9, 32, bsz * 676, op::transpose, op::none},
+        {"conv2_forward", bsz * 121, 64, 288, op::none, op::none},
+        {"conv2_weight_grad", 288, 64, bsz * 121, op::transpose, op::none},
+        {"conv2_input_grad", bsz * 121, 288, 64, op::none, op::transpose},
+        {"conv3_forward", bsz * 9, 128, 576, op::none, op::none},
+        {"conv3_weight_grad", 576, 128, bsz * 9, op::transpose, op::none},
+        {"conv3_input_grad", bsz * 9, 576, 128, op::none, op::transpose},
+        {"dense1_forward", bsz, 128, 128, op::none, op::none},
+        {"dense1_weight_grad", 128, 128, bsz, op::transpose, op::none},
+        {"dense1_input_grad", bsz, 128, 128, op::none, op::transpose},
+        {"dense2_forward", bsz, 10, 128, op::none, op::none},
+        {"dense2_weight_grad", 128, 10, bsz, op::transpose, op::none},
+        {"dense2_input_grad", bsz, 128, 10, op::none, op::transpose},
+    };
+    for (const shape& s : shapes) {
+        const std::string name = std::string(s.name) + "_b" + std::to_string(batch);
+        list.push_back({name, [=](const context& ctx) { bench_gemm(ctx, name, s.m, s.n, s.k, s.op_a, s.op_b); }});
+    }
+}
+
+std::vector<benchmark> benchmarks() {
+    std::vector<benchmark> list;
+    list.push_back({"square_1024", [](const context& ctx) {
+                        bench_gemm(ctx, "square_1024", 1024, 1024, 1024, kn::op::none, kn::op::none);
+                    }});
+    add_reference_cnn(list, 32);
+    add_reference_cnn(list, 256);
+    return list;
+}
+
+options parse(int argc, char** argv) {
+    options opt;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const bool has_value = i + 1 < argc;
+        if (arg == "--threads" && has_value)
+            opt.threads = std::max<std::size_t>(1, std::strtoul(argv[++i], nullptr, 10));
+        else if (arg == "--reps" && has_value)
+            opt.reps = std::max<std::size_t>(1, std::strtoul(argv[++i], nullptr, 10));
+        else if (arg == "--filter" && has_value)
+            opt.filter = argv[++i];
+        else if (arg == "--clock" && has_value && (std::strcmp(argv[i + 1], "cpu") == 0 || std::strcmp(argv[i + 1], "wall") == 0))
+            opt.cpu_clock = std::strcmp(argv[++i], "cpu") == 0;
+        else {
+            std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--filter TEXT] [--clock wall|cpu]\n", argv[0]);
+            std::exit(2);
+        }
+    }
+    return opt;
+}
+
+}  // namespace
+
+// 1-minute load average (other processes sharing the cores make timings noisy), or -1.
+double load_average() {
+    double load = -1;
+    if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+        if (std::fscanf(f, "%lf", &load) != 1) load = -1;
+        std::fclose(f);
+    }
+    return load;
+}
+
+int main(int argc, char** argv) {
+    const options opt = parse(argc, argv);
+    const machine_peak peak = measure_peak();
+    std::printf("{\"kernel\":\"fma_peak\",\"arch\":\"%s\",\"lanes\":%zu,\"peak_gflops\":%.2f,\"clock_ghz\":%.3f,"
+                "\"clock_method\":\"dependent xsimd::fma chain, assuming %.0f-cycle FMA latency\","
+                "\"fma_per_cycle\":%.2f,\"peak_method\":\"independent xsimd::fma chains on one thread, best of 20, "
+                "process CPU time\",\"hardware_threads\":%u,\"load_average\":%.2f}\n",
+                sn::simd::arch_name(), sn::simd::float_lanes, peak.peak_gflops, peak.clock_ghz,
+                machine_peak::assumed_fma_latency, peak.fma_per_cycle, std::thread::hardware_concurrency(), load_average());
+    std::fflush(stdout);
+    sn::thread_pool pool(opt.threads);
+    const context ctx{opt, peak, pool};
+    for (const benchmark& b : benchmarks())
+        if (opt.filter.empty() || b.name.find(opt.filter) != std::string::npos) b.run(ctx);
+}

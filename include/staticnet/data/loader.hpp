@@ -1,0 +1,272 @@
+#pragma once
+/// @file
+/// `batch_loader`: assembles the next batches on a background thread while the current one
+/// trains.
+///
+/// Gathering a batch (copying scattered samples into one contiguous block) and augmenting
+/// it costs memory bandwidth the training step does not need at that moment, so a second
+/// thread does it ahead of time: two batch buffers, one held by the trainer, one being
+/// filled (double buffering). All buffers are allocated in the constructor; the steady
+/// state allocates nothing.
+///
+/// Augmentation (optional): a random horizontal flip and a random crop after zero padding
+/// (pad P pixels on every side, crop back to H x W at a random offset). The random numbers
+/// of a sample depend only on (seed, epoch, rank, sample index), never on timing or batch
+/// position, so a run is reproducible. Leave `rank` at 0 on every rank to make the
+/// augmentation of a sample independent of how the data is split over ranks.
+///
+/// A `batch_loader` is driven from one thread (the trainer's). An exception on the loader
+/// thread is rethrown by `next()` when the batch it broke is due.
+
+#include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../core/aligned_buffer.hpp"
+#include "../core/random.hpp"
+#include "dataset.hpp"
+
+namespace staticnet::data {
+
+// ===================================================================== public API
+
+/// How `batch_loader` prepares batches.
+struct loader_options {
+    bool flip = false;             ///< flip each image horizontally with probability 1/2
+    std::size_t crop_padding = 0;  ///< zero-pad by this many pixels, then crop back at a random offset
+    std::uint64_t seed = 0;        ///< seed of the augmentation
+    std::size_t rank = 0;          ///< mixed into the augmentation seed (see the file comment)
+    bool drop_last = false;        ///< skip a final batch smaller than the batch size
+};
+
+/// One batch, owned by the loader; valid until the next call to `next()` or `start_epoch()`.
+struct batch {
+    std::span<const float> images;         ///< [size, H, W, C], contiguous, row-major
+    std::span<const std::int32_t> labels;  ///< [size]
+    std::span<const std::size_t> indices;  ///< data set index of each sample
+    std::size_t size = 0;                  ///< samples in this batch (the last one may be short)
+    std::size_t index = 0;                 ///< position of the batch in the epoch
+    std::array<std::size_t, 4> shape{};    ///< {size, H, W, C}
+};
+
+class batch_loader {
+public:
+    /// A loader for `data`, which must outlive it and stay unchanged while it runs.
+    batch_loader(const dataset& data, std::size_t batch_size, loader_options options = {});
+    ~batch_loader();
+    batch_loader(const batch_loader&) = delete;
+    batch_loader& operator=(const batch_loader&) = delete;
+
+    /// Starts an epoch over the samples `order` (data set indices, copied), abandoning what
+    /// is left of the previous epoch. Batches are order[0..b), order[b..2b), ...
+    void start_epoch(std::span<const std::size_t> order, std::size_t epoch);
+
+    /// The next batch of the epoch, or nullptr at its end. Blocks until the batch is ready;
+    /// rethrows an exception raised while preparing it (e.g. `std::out_of_range` for an
+    /// index >= data.size()). Throws `std::logic_error` before the first `start_epoch`.
+    const batch* next();
+
+    [[nodiscard]] std::size_t batch_size() const noexcept { return batch_size_; }
+    /// Batches in the current epoch.
+    [[nodiscard]] std::size_t batches() const;
+    [[nodiscard]] const loader_options& options() const noexcept { return options_; }
+
+private:
+    static constexpr std::size_t buffers = 2;
+
+    struct slot {
+        aligned_buffer<float> images;
+        std::vector<std::int32_t> labels;
+        batch view;
+    };
+
+    void run();
+    void fill(std::size_t k);
+    void gather(std::size_t index, float* dst) const;
+
+    const dataset* data_;
+    std::size_t batch_size_;
+    loader_options options_;
+    std::size_t height_, width_, channels_, sample_floats_;
+    std::array<slot, buffers> slots_;
+
+    // Epoch state: written by start_epoch only while the worker is idle (under m_).
+    std::vector<std::size_t> order_;
+    std::uint64_t epoch_seed_ = 0;
+
+    mutable std::mutex m_;
+    std::condition_variable work_cv_;   // wakes the worker
+    std::condition_variable ready_cv_;  // wakes the trainer
+    std::size_t batches_ = 0;           // in this epoch
+    std::size_t produced_ = 0;          // batches [0, produced_) are filled
+    std::size_t released_ = 0;          // batches [0, released_) are given back by the trainer
+    std::size_t taken_ = 0;             // batches [0, taken_) were handed out by next()
+    bool started_ = false;
+    bool busy_ = false;  // the worker is filling a slot (without the lock)
+    bool stop_ = false;
+    std::exception_ptr error_;  // what broke batch produced_
+    std::thread worker_;
+};
+
+// ===================================================================== implementation
+
+inline batch_loader::batch_loader(const dataset& data, std::size_t batch_size, loader_options options)
+    : data_(&data), batch_size_(batch_size), options_(options) {
+    if (batch_size == 0) throw std::invalid_argument("batch_loader: the batch size must be at least 1");
+    const auto& s = data.images.shape();
+    height_ = s[1];
+    width_ = s[2];
+    channels_ = s[3];
+    sample_floats_ = height_ * width_ * channels_;
+    if (options.crop_padding > height_ || options.crop_padding > width_)
+        throw std::invalid_argument("batch_loader: crop padding " + std::to_string(options.crop_padding) +
+                                    " exceeds the image size " + std::to_string(height_) + "x" +
+                                    std::to_string(width_));
+    if (data.labels.size() != data.size())
+        throw std::invalid_argument("batch_loader: the data set has " + std::to_string(data.size()) + " images but " +
+                                    std::to_string(data.labels.size()) + " labels");
+    for (auto& s_ : slots_) {
+        s_.images.resize(batch_size * sample_floats_);
+        s_.labels.resize(batch_size);
+    }
+    worker_ = std::thread([this] { run(); });
+}
+
+inline batch_loader::~batch_loader() {
+    {
+        std::lock_guard lk(m_);
+        stop_ = true;
+    }
+    work_cv_.notify_all();
+    worker_.join();
+}
+
+inline std::size_t batch_loader::batches() const {
+    std::lock_guard lk(m_);
+    return batches_;
+}
+
+inline void batch_loader::start_epoch(std::span<const std::size_t> order, std::size_t epoch) {
+    {
+        std::unique_lock lk(m_);
+        // The worker may be filling a slot from the old order: let it finish first.
+        ready_cv_.wait(lk, [&] { return !busy_; });
+        order_.assign(order.begin(), order.end());
+        rng per_epoch = rng::derived(options_.seed, epoch);
+        rng per_rank = rng::derived(per_epoch(), options_.rank);
+        epoch_seed_ = per_rank();
+        batches_ = options_.drop_last ? order.size() / batch_size_ : (order.size() + batch_size_ - 1) / batch_size_;
+        produced_ = released_ = taken_ = 0;
+        error_ = nullptr;
+        started_ = true;
+    }
+    work_cv_.notify_one();
+}
+
+inline const batch* batch_loader::next() {
+    std::unique_lock lk(m_);
+    if (!started_) throw std::logic_error("batch_loader::next: call start_epoch first");
+    if (released_ < taken_) {
+        released_ = taken_;  // the batch handed out last time is done with: its slot may be refilled
+        work_cv_.notify_one();
+    }
+    if (taken_ == batches_) return nullptr;
+    ready_cv_.wait(lk, [&] { return produced_ > taken_ || error_ != nullptr; });
+    if (produced_ <= taken_) std::rethrow_exception(error_);
+    return &slots_[taken_++ % buffers].view;
+}
+
+inline void batch_loader::run() {
+    std::unique_lock lk(m_);
+    for (;;) {
+        work_cv_.wait(lk, [&] {
+            return stop_ || (error_ == nullptr && produced_ < batches_ && produced_ < released_ + buffers);
+        });
+        if (stop_) return;
+        const std::size_t k = produced_;
+        busy_ = true;
+        lk.unlock();
+        std::exception_ptr failure;
+        try {
+            fill(k);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        lk.lock();
+        busy_ = false;
+        if (failure)
+            error_ = failure;
+        else
+            ++produced_;
+        ready_cv_.notify_all();
+    }
+}
+
+inline void batch_loader::fill(std::size_t k) {
+    slot& s = slots_[k % buffers];
+    const std::size_t begin = k * batch_size_;
+    const std::size_t n = std::min(batch_size_, order_.size() - begin);
+    const std::int32_t* labels = data_->labels.data();
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t index = order_[begin + i];
+        if (index >= data_->size())
+            throw std::out_of_range(
+                "batch_loader: sample index " + std::to_string(index) + " at position " + std::to_string(begin + i) +
+                " of the epoch order is out of range for a data set of " + std::to_string(data_->size()) + " samples");
+        gather(index, s.images.data() + i * sample_floats_);
+        s.labels[i] = labels[index];
+    }
+    s.view.images = {s.images.data(), n * sample_floats_};
+    s.view.labels = {s.labels.data(), n};
+    s.view.indices = {order_.data() + begin, n};
+    s.view.size = n;
+    s.view.index = k;
+    s.view.shape = {n, height_, width_, channels_};
+}
+
+inline void batch_loader::gather(std::size_t index, float* dst) const {
+    const float* src = data_->images.data() + index * sample_floats_;
+    if (!options_.flip && options_.crop_padding == 0) {
+        if (sample_floats_ != 0) std::memcpy(dst, src, sample_floats_ * sizeof(float));
+        return;
+    }
+    // Both draws are always made, so turning flipping on or off leaves the crops unchanged.
+    rng g = rng::derived(epoch_seed_, index);
+    const bool mirror = (g() >> 63) != 0 && options_.flip;
+    const auto pad = static_cast<std::ptrdiff_t>(options_.crop_padding);
+    const std::ptrdiff_t dy = pad == 0 ? 0 : static_cast<std::ptrdiff_t>(g.below(2 * options_.crop_padding + 1)) - pad;
+    const std::ptrdiff_t dx = pad == 0 ? 0 : static_cast<std::ptrdiff_t>(g.below(2 * options_.crop_padding + 1)) - pad;
+
+    const auto h = static_cast<std::ptrdiff_t>(height_), w = static_cast<std::ptrdiff_t>(width_);
+    const std::size_t c = channels_;
+    // out(y, x) = padded(y + dy, x' + dx) with x' = x or its mirror; outside the image is 0.
+    for (std::ptrdiff_t y = 0; y < h; ++y) {
+        float* row = dst + static_cast<std::size_t>(y) * width_ * c;
+        const std::ptrdiff_t sy = y + dy;
+        if (sy < 0 || sy >= h) {
+            std::fill(row, row + width_ * c, 0.0f);
+            continue;
+        }
+        const float* src_row = src + static_cast<std::size_t>(sy) * width_ * c;
+        for (std::ptrdiff_t x = 0; x < w; ++x) {
+            const std::ptrdiff_t sx = (mirror ? w - 1 - x : x) + dx;
+            float* out = row + static_cast<std::size_t>(x) * c;
+            if (sx < 0 || sx >= w)
+                std::fill(out, out + c, 0.0f);
+            else
+                std::copy_n(src_row + static_cast<std::size_t>(sx) * c, c, out);
+        }
+    }
+}
+
+}  // namespace staticnet::data
