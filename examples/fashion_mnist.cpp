@@ -1,7 +1,10 @@
 // Trains the reference CNN of docs/architecture.md on Fashion-MNIST.
 //
 //   fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]
-//                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]
+//                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]] [--shards DIR]
+//
+// --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
+// set: each rank reads only its own shards (validation still uses the IDX test set).
 //
 // --checkpoint DIR writes a checkpoint there after every epoch (the newest 3 are kept);
 // --resume continues from the newest valid one up to --epochs in total (an error if there
@@ -45,13 +48,14 @@ struct arguments {
     float learning_rate = 1e-3f;
     std::uint64_t seed = 1;
     bool json = false, resume = false;
-    std::string checkpoint;
+    std::string checkpoint, shards;
 };
 
 [[noreturn]] void usage(const char* message) {
     std::cerr << "fashion_mnist: " << message << "\n"
               << "usage: fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]\n"
-                 "                     [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]\n";
+                 "                     [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]\n"
+                 "                     [--shards DIR]\n";
     std::exit(2);
 }
 
@@ -80,6 +84,7 @@ arguments parse(int argc, char** argv) {
         else if (flag == "--json") a.json = true;
         else if (flag == "--checkpoint") a.checkpoint = value();
         else if (flag == "--resume") a.resume = true;
+        else if (flag == "--shards") a.shards = value();
         else if (flag == "--help" || flag == "-h") usage("help");
         else usage(("unknown option " + std::string(flag)).c_str());
     }
@@ -112,18 +117,23 @@ template <typename Communicator>
 int train(const arguments& args, Communicator& comm) {
     const bool root = comm.rank() == 0;
     auto data = sn::data::load_fashion_mnist(args.data);
+    const bool sharded = !args.shards.empty();
+    if (sharded)  // this rank's shards only; the epoch is the sum of all ranks' parts
+        data.train = sn::data::load_shards(args.shards, static_cast<std::size_t>(comm.rank()),
+                                           static_cast<std::size_t>(comm.size()), reference_cnn::input_shape);
     data.train = first(data.train, args.limit);
 
     sn::model<reference_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(
         comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed});
     if (!args.json && root) {
         model.summary(std::cout);
-        std::cout << "Training on " << data.train.size() << " images, validating on " << data.test.size() << " ("
+        std::cout << "Training on " << data.train.size() << (sharded ? " images (rank 0's shards)" : " images")
+                  << ", validating on " << data.test.size() << " ("
                   << comm.size() << (comm.size() == 1 ? " process, " : " processes, ") << model.thread_count()
                   << " threads each, SIMD " << sn::simd::arch_name() << ")\n";
     }
     sn::fit_options options{.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed,
-                            .validation = &data.test, .verbose = !args.json};
+                            .validation = &data.test, .verbose = !args.json, .partitioned = sharded};
     if (args.resume) {
         const auto file = sn::resume_latest(model, args.checkpoint);
         if (!file) throw sn::checkpoint_error("--resume: no checkpoint in '" + args.checkpoint + "' to resume from");

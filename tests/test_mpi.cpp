@@ -12,6 +12,7 @@
 #include <staticnet/staticnet.hpp>
 
 #include <cmath>
+#include <numeric>
 #include <cstring>
 #include <string_view>
 
@@ -122,6 +123,31 @@ TEST_CASE("evaluate reports global numbers on every rank", "[mpi]") {
     const auto theirs = reference.evaluate(data);
     CHECK(ours.loss == Approx(theirs.loss).epsilon(1e-6));
     CHECK(ours.accuracy == theirs.accuracy);
+}
+
+TEST_CASE("partitioned data: each rank trains on its own part, of unequal sizes", "[mpi][partitioned]") {
+    // Rank r holds 10 + 7r samples of its own; the epoch is their sum and every rank takes
+    // the same number of steps (a rank with a small part wraps around it).
+    const auto all = noisy_classes(200, 11);
+    const std::size_t rank = static_cast<std::size_t>(world->rank()), ranks = static_cast<std::size_t>(world->size());
+    std::size_t first = 0;
+    for (std::size_t r = 0; r < rank; ++r) first += 10 + 7 * r;
+    sn::data::dataset mine;
+    mine.images = xt::view(all.images, xt::range(first, first + 10 + 7 * rank));
+    mine.labels = xt::view(all.labels, xt::range(first, first + 10 + 7 * rank));
+    sn::model<conv_net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(*world, {}, {.threads = 1});
+    sn::history h;
+    h = m.fit(mine, {.epochs = 3, .batch_size = 8, .verbose = false, .partitioned = true});
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < ranks; ++r) total += 10 + 7 * r;
+    CHECK(h.size() == 3);
+    CHECK(m.steps_done() == 3 * ((total + 7) / 8));
+    CHECK(std::isfinite(h.back().loss));
+    // The parameters are the same on every rank: sum them over ranks and compare.
+    const auto p = m.network().parameters();
+    std::vector<double> mine_sum{std::accumulate(p.begin(), p.end(), 0.0)}, sum = mine_sum;
+    world->allreduce_sum(std::span<double>(sum));
+    CHECK(sum[0] == Approx(mine_sum[0] * static_cast<double>(ranks)).epsilon(1e-12));
 }
 
 // Rank `bad_rank` gets a label the model cannot produce and throws inside fit; the job must

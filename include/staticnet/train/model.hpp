@@ -26,6 +26,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <sstream>
@@ -40,6 +41,7 @@
 #include "../core/random.hpp"
 #include "../core/thread_pool.hpp"
 #include "../data/dataset.hpp"
+#include "../data/loader.hpp"
 #include "../layers/activations.hpp"
 #include "../model/sequential.hpp"
 #include "../model/summary.hpp"
@@ -61,6 +63,15 @@ struct fit_options {
     const data::dataset* validation = nullptr;
     bool verbose = true;                    ///< progress output on rank 0
     std::size_t initial_epoch = 0;          ///< epochs already done (numbering continues after them)
+    /// Each rank passes its *own* part of the data (e.g. the shards `data::load_shards`
+    /// assigned to it) instead of the whole set. The epoch is then the sum of the parts; each
+    /// rank shuffles its part and takes its share of every global batch from it, wrapping
+    /// around when its part is smaller than its share, so every rank takes the same steps.
+    bool partitioned = false;
+    /// Augmentation of training images, applied on the loader thread (seeded by `seed`, the
+    /// epoch and the sample, so it does not depend on the number of ranks or threads).
+    bool flip = false;                  ///< random horizontal flips
+    std::size_t crop_padding = 0;       ///< zero-pad by this many pixels, crop back at random
     /// Continue from `model::position()` (set by `load_checkpoint`): its epoch, the steps
     /// already done in that epoch and their running sums. `batch_size` and `seed` must be
     /// those of the interrupted run, so the remaining steps see the same samples.
@@ -237,6 +248,8 @@ private:
     void check_dataset(const data::dataset& d, const char* what) const;
     /// Copies samples `order[begin, end)` of `d` into the batch buffers.
     batch_targets gather(const data::dataset& d, const std::size_t* order, std::size_t count);
+    /// Targets for `count` samples with these labels (one-hot rows when the loss needs them).
+    batch_targets one_hot(const std::int32_t* labels, std::size_t count);
     void prepare_buffers(std::size_t batch);
     void check_finite_gradient(std::size_t step) const;
     /// Samples per forward/backward pass (0 = the whole part).
@@ -344,6 +357,15 @@ batch_targets model<Net, Optimizer, Loss, Communicator>::gather(const data::data
         }
     }
     return {batch_targets_.data(), batch_labels_.data()};
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+batch_targets model<Net, Optimizer, Loss, Communicator>::one_hot(const std::int32_t* labels, std::size_t count) {
+    if constexpr (Loss::needs_dense_targets) {
+        std::fill(batch_targets_.data(), batch_targets_.data() + count * classes, 0.0f);
+        for (std::size_t i = 0; i < count; ++i) batch_targets_[i * classes + static_cast<std::size_t>(labels[i])] = 1.0f;
+    }
+    return {batch_targets_.data(), labels};
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
@@ -501,16 +523,32 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
 
     const std::size_t n = train.size();
     const auto rank = static_cast<std::size_t>(comm_->rank());
-    const std::size_t global_batch = std::min(options.batch_size, n);
-    std::size_t local_max = 0;
-    for (std::size_t b : {global_batch, n % global_batch}) {
-        const auto [lo, hi] = local_part(b);
-        local_max = std::max(local_max, hi - lo);
-    }
+    // The epoch: the whole set (replicated on every rank) or the sum of the ranks' parts.
+    std::size_t epoch_samples = n;
+    if (options.partitioned) epoch_samples = static_cast<std::size_t>(global_sums(std::array<double, 1>{double(n)})[0]);
+    const std::size_t global_batch = std::min(options.batch_size, epoch_samples);
+    const std::size_t steps = (epoch_samples + global_batch - 1) / global_batch;
+    /// This rank's part [lo, hi) of step s's global batch, and that batch's size.
+    auto step_part = [&](std::size_t s) {
+        const std::size_t size = std::min(global_batch, epoch_samples - s * global_batch);
+        const auto [lo, hi] = local_part(size);
+        return std::array<std::size_t, 3>{lo, hi, size};
+    };
+    const std::size_t local_full = step_part(0)[1] - step_part(0)[0];
+    const std::size_t local_max = std::max(local_full, step_part(steps - 1)[1] - step_part(steps - 1)[0]);
+    if (options.partitioned && n == 0 && local_max > 0)
+        throw data_error("fit: rank " + std::to_string(rank) + " holds no training data but has a share of every batch");
     prepare_buffers(std::max(local_max, settings_.eval_batch));
 
-    const std::size_t steps = (n + global_batch - 1) / global_batch;
-    std::vector<std::size_t> order(n);
+    // Batches are assembled ahead on the loader thread, from the samples this rank takes in
+    // the epoch (its parts of every batch, in order). Soft targets are gathered on this thread.
+    const bool soft_targets = train.targets.size() != 0;
+    std::optional<data::batch_loader> loader;
+    if (!soft_targets && local_full > 0)
+        loader.emplace(train, local_full,
+                       data::loader_options{.flip = options.flip, .crop_padding = options.crop_padding, .seed = options.seed});
+    std::vector<std::size_t> order(n), local_order;
+    local_order.reserve(steps * local_full);
 
     progress_bar progress;
     const bool show = options.verbose && rank == 0;
@@ -534,22 +572,44 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
     for (std::size_t epoch = position_.epoch + 1; epoch <= options.epochs && !stop_requested_; ++epoch) {
         const auto start = std::chrono::steady_clock::now();
         std::iota(order.begin(), order.end(), std::size_t{0});
-        if (options.shuffle) {
-            rng g = rng::derived(options.seed, epoch);
+        if (options.shuffle) {  // the same order on every rank, or each rank its own part's
+            rng g = rng::derived(options.seed ^ (options.partitioned ? rank << 32 : 0), epoch);
             shuffle(order.begin(), order.end(), g);
         }
+        local_order.clear();
+        for (std::size_t s = 0, cursor = 0; s < steps; ++s) {
+            const auto [lo, hi, size] = step_part(s);
+            for (std::size_t i = lo; i < hi; ++i)
+                local_order.push_back(options.partitioned ? order[cursor++ % n] : order[s * global_batch + i]);
+        }
+        // The loader takes the full batches still to do (resuming skips those already trained);
+        // a last, smaller batch is gathered here (a rank's share of it may even be larger).
+        const std::size_t first_step = position_.step;
+        const std::size_t full_steps = epoch_samples % global_batch == 0 ? steps : steps - 1;
+        const std::span<const std::size_t> remaining(local_order.data() + first_step * local_full,
+                                                     local_order.size() - first_step * local_full);
+        if (loader && first_step < full_steps)
+            loader->start_epoch(remaining.first((full_steps - first_step) * local_full), epoch);
         each_callback([&](auto& c) { detail::call_on_epoch_begin(c, *this, epoch, options.epochs); });
         double loss_sum = position_.loss_sum, correct = position_.correct, seen = position_.seen;
-        for (std::size_t step = position_.step; step < steps; ++step) {
-            const std::size_t batch_begin = step * global_batch;
-            const std::size_t batch_size = std::min(global_batch, n - batch_begin);
-            const auto [lo, hi] = local_part(batch_size);
-            const batch_targets t = gather(train, order.data() + batch_begin + lo, hi - lo);
+        for (std::size_t step = first_step; step < steps; ++step) {
+            const auto [lo, hi, batch_size] = step_part(step);
+            const std::size_t count = hi - lo;
+            const float* images = batch_images_.data();
+            batch_targets t{};
+            if (count > 0 && loader && step < full_steps) {
+                const data::batch* b = loader->next();
+                if (b == nullptr || b->size != count) throw error("fit: the batch loader fell out of step");
+                images = b->images.data();
+                t = one_hot(b->labels.data(), count);
+            } else if (count > 0) {
+                t = gather(train, remaining.data() + (step - first_step) * local_full, count);
+            }
             const std::uint64_t step_seed = rng::derived(options.seed ^ 0x5eed, optimizer_.iterations()).operator()();
-            const auto r = train_step(batch_images_.data(), t, hi - lo, batch_size, lo, step_seed);
+            const auto r = train_step(images, t, count, batch_size, lo, step_seed);
             loss_sum += r.loss;
             correct += static_cast<double>(r.correct);
-            seen += static_cast<double>(hi - lo);
+            seen += static_cast<double>(count);
             position_.step = step + 1;
             position_.loss_sum = loss_sum;
             position_.correct = correct;
