@@ -3,6 +3,9 @@
 //   fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]
 //                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]] [--shards DIR]
 //
+// --history FILE.csv and --plot FILE.svg write the per-epoch history and a chart of loss and
+// accuracy (train and validation) when training ends.
+//
 // --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
 // set: each rank reads only its own shards (validation still uses the IDX test set).
 //
@@ -48,14 +51,14 @@ struct arguments {
     float learning_rate = 1e-3f;
     std::uint64_t seed = 1;
     bool json = false, resume = false;
-    std::string checkpoint, shards;
+    std::string checkpoint, shards, history_csv, plot_svg;
 };
 
 [[noreturn]] void usage(const char* message) {
     std::cerr << "fashion_mnist: " << message << "\n"
               << "usage: fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]\n"
                  "                     [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]\n"
-                 "                     [--shards DIR]\n";
+                 "                     [--shards DIR] [--history FILE.csv] [--plot FILE.svg]\n";
     std::exit(2);
 }
 
@@ -85,6 +88,8 @@ arguments parse(int argc, char** argv) {
         else if (flag == "--checkpoint") a.checkpoint = value();
         else if (flag == "--resume") a.resume = true;
         else if (flag == "--shards") a.shards = value();
+        else if (flag == "--history") a.history_csv = value();
+        else if (flag == "--plot") a.plot_svg = value();
         else if (flag == "--help" || flag == "-h") usage("help");
         else usage(("unknown option " + std::string(flag)).c_str());
     }
@@ -143,8 +148,11 @@ int train(const arguments& args, Communicator& comm) {
                       << file->string() << "\n";
     }
     const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
-    if (args.json) model.fit(data.train, options, json_lines{}, checkpoints);
-    else model.fit(data.train, options, checkpoints);
+    const sn::history history = args.json ? model.fit(data.train, options, json_lines{}, checkpoints)
+                                          : model.fit(data.train, options, checkpoints);
+    if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
+    if (root && !args.plot_svg.empty())
+        sn::write_history_svg(history, args.plot_svg, "staticnet: reference CNN on Fashion-MNIST");
 
     const auto [loss, accuracy] = model.evaluate(data.test);
     if (root && args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, comm.size());

@@ -27,9 +27,12 @@
 ///
 /// `fit` takes its callbacks by forwarding reference and calls them as lvalues of the type
 /// passed: a callback passed as a `const` object needs `const` hooks, and `fit` refuses, at
-/// compile time, a callback with no hook it can call. A callback that keeps state (counters, an open file) has non-const
-/// hooks and is passed as a non-const lvalue (to read its state after `fit`) or as a
-/// temporary. Keep hooks cheap: `on_batch_end` runs after every training step.
+/// compile time, a callback with no hook it can call. A callback that keeps state (counters,
+/// an open file) has non-const hooks and is passed as a non-const lvalue (to read its state
+/// after `fit`) or as a temporary. Keep hooks cheap: `on_batch_end` runs after every step.
+/// Work for one process (printing, files) checks `model.comm().rank() == 0`; decisions that
+/// change training (stopping, the learning rate) must be the same on every rank, as they
+/// are when they follow the `epoch_log` (global results).
 ///
 /// Ready-made callbacks, each in its own header (all in `<staticnet/staticnet.hpp>`):
 ///  - `progress_bar` (train/progress.hpp): Keras-like progress, added by `fit` itself;
@@ -37,7 +40,11 @@
 ///  - `step_decay`, `cosine_decay`, `lr_schedule` (train/schedules.hpp): learning rates;
 ///  - `csv_logger` (train/history_io.hpp): one CSV row per epoch, as training runs;
 ///  - `checkpoint_callback` (io/checkpoint.hpp): checkpoints to resume from;
-///  - `lambda_callback` (below): hooks made of lambdas, for quick one-offs.
+///  - `lambda_callback`, `on_epoch_end_callback` (below): hooks made of lambdas, for quick
+///    one-offs.
+
+#include <type_traits>
+#include <utility>
 
 #include "history.hpp"
 
@@ -73,6 +80,14 @@ struct lambda_callback {
     [[no_unique_address]] EpochEnd on_epoch_end{};
     [[no_unique_address]] TrainEnd on_train_end{};
 };
+
+/// `lambda_callback{.on_epoch_end = f}`, the most common one, in a spelling that also
+/// compiles where class template argument deduction for aggregates is missing (clang < 17).
+template <typename F>
+[[nodiscard]] constexpr auto on_epoch_end_callback(F&& f) {
+    return lambda_callback<detail::no_hook, detail::no_hook, detail::no_hook, std::decay_t<F>>{
+        .on_epoch_end = std::forward<F>(f)};
+}
 
 }  // namespace staticnet
 

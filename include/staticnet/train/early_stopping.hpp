@@ -52,31 +52,43 @@ enum class monitor_mode {
 
 /// Stops `fit` when `monitor` has not improved for `patience` epochs.
 struct early_stopping {
-    metric monitor = metric::val_loss;
+    /// @name Settings
+    /// @{
+    metric monitor = metric::val_loss;       ///< the value of `epoch_log` to watch
     double min_delta = 0.0;                   ///< an improvement must be larger than this
     std::size_t patience = 2;                 ///< epochs without improvement before stopping
     monitor_mode mode = monitor_mode::automatic;
     bool restore_best_weights = false;        ///< put the best epoch's weights back at the end
     bool verbose = false;                     ///< say on rank 0 when it stops and restores
+    /// @}
 
-    // What happened, filled in by `fit` (read them afterwards).
+    /// @name What happened (filled in by fit; read them afterwards)
+    /// @{
     double best = std::numeric_limits<double>::quiet_NaN();  ///< the best value seen
-    std::size_t best_epoch = 0;     ///< the epoch that reached it (0: no epoch yet)
-    std::size_t stopped_epoch = 0;  ///< the epoch after which it stopped training (0: it did not)
-    std::size_t wait = 0;           ///< epochs since the last improvement
-    std::vector<float> best_parameters, best_state;  ///< the best epoch's arenas (restore_best_weights)
+    std::size_t best_epoch = 0;      ///< the epoch that reached it (0: no epoch yet)
+    std::size_t stopped_epoch = 0;   ///< the epoch after which it stopped training (0: it did not)
+    std::size_t wait = 0;            ///< epochs since the last improvement
+    std::vector<float> best_parameters{};  ///< the best epoch's parameter arena (restore_best_weights)
+    std::vector<float> best_state{};       ///< the best epoch's state arena (restore_best_weights)
+    /// @}
 
     /// Whether smaller values are better, after resolving `monitor_mode::automatic`.
     [[nodiscard]] constexpr bool minimizes() const noexcept;
-    /// Whether `value` improves on `best` by more than `min_delta`.
+    /// Whether `value` improves on `best` by more than `min_delta` (the first epoch always does).
     [[nodiscard]] bool improves(double value) const noexcept;
 
+    /// @name fit's hooks
+    /// @{
+    /// Checks that the monitored value will exist, resets the results, allocates the copies.
     template <typename Model>
     void on_train_begin(Model& model, const fit_options& options);
+    /// Compares, keeps the weights of a new best, stops after `patience` epochs without one.
     template <typename Model>
     void on_epoch_end(Model& model, const epoch_log& e);
+    /// Restores the best epoch's weights (`restore_best_weights`).
     template <typename Model>
     void on_train_end(Model& model, const history& h);
+    /// @}
 };
 
 // ------------------------------------------------------------------ implementation

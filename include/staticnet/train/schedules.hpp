@@ -20,7 +20,6 @@
 #include <concepts>
 #include <cstddef>
 #include <numbers>
-#include <utility>
 
 namespace staticnet {
 

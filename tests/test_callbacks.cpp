@@ -1,0 +1,592 @@
+// Callbacks: early stopping, learning-rate schedules, csv_logger, history files (CSV, JSON,
+// SVG), lambda_callback, and user-written callbacks composed with the ready-made ones.
+#include <catch2/catch.hpp>
+
+#include <staticnet/staticnet.hpp>
+#include <staticnet/train/early_stopping.hpp>
+#include <staticnet/train/history_io.hpp>
+#include <staticnet/train/schedules.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <numbers>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace sn = staticnet;
+namespace fs = std::filesystem;
+
+namespace {
+
+using tiny_net = sn::sequential<sn::input<4, 4, 1>, sn::flatten, sn::dense<3, sn::softmax>>;
+using tiny_model = sn::model<tiny_net, sn::adam, sn::sparse_categorical_crossentropy>;
+// With state (batch_norm's moving statistics), for restoring weights.
+using stateful_net = sn::sequential<sn::input<4, 4, 1>, sn::batch_norm<>, sn::flatten, sn::dense<3, sn::softmax>>;
+
+tiny_model make_model(float learning_rate = 1e-2f) { return tiny_model({.learning_rate = learning_rate}, {.threads = 1, .seed = 1}); }
+
+/// Three classes of 4x4 images: bright top half, bright bottom half, or dark; plus noise.
+sn::data::dataset samples(std::size_t n, std::uint64_t seed) {
+    sn::data::dataset d;
+    d.images = xt::zeros<float>({n, std::size_t{4}, std::size_t{4}, std::size_t{1}});
+    d.labels = xt::zeros<std::int32_t>({n});
+    d.num_classes = 3;
+    sn::rng g(seed);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto label = static_cast<std::int32_t>(i % 3);
+        d.labels(i) = label;
+        for (std::size_t y = 0; y < 4; ++y)
+            for (std::size_t x = 0; x < 4; ++x) {
+                const bool lit = (label == 0 && y < 2) || (label == 1 && y >= 2);
+                d.images(i, y, x, 0) = (lit ? 0.8f : 0.2f) + g.uniform(-0.1f, 0.1f);
+            }
+    }
+    return d;
+}
+
+/// A fresh empty directory under the system's temporary directory, removed afterwards.
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        static int counter = 0;
+        std::string name = "staticnet-callbacks-";
+        name += std::to_string(::getpid());
+        name += '-';
+        name += std::to_string(counter++);
+        path = fs::temp_directory_path() / name;
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~temp_dir() { fs::remove_all(path); }
+};
+
+std::string read_file(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+    std::vector<std::string> parts;
+    std::string part;
+    std::istringstream in(text);
+    while (std::getline(in, part, separator)) parts.push_back(part);
+    if (!text.empty() && text.back() == separator) parts.emplace_back();
+    return parts;
+}
+
+/// A CSV field back to a number; an empty field is NaN.
+double field_value(const std::string& field) {
+    if (field.empty()) return std::numeric_limits<double>::quiet_NaN();
+    char* end = nullptr;
+    const double v = std::strtod(field.c_str(), &end);
+    REQUIRE(*end == '\0');
+    return v;
+}
+
+/// Parses the CSV of history_csv / csv_logger: the header, then a map per row.
+std::vector<std::map<std::string, double>> parse_csv(const std::string& text, std::vector<std::string>& header) {
+    auto lines = split(text, '\n');
+    REQUIRE(!lines.empty());
+    REQUIRE(lines.back().empty());  // ends with a newline
+    lines.pop_back();
+    header = split(lines.front(), ',');
+    std::vector<std::map<std::string, double>> rows;
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        const auto fields = split(lines[i], ',');
+        REQUIRE(fields.size() == header.size());
+        std::map<std::string, double> row;
+        for (std::size_t f = 0; f < fields.size(); ++f) row[header[f]] = field_value(fields[f]);
+        rows.push_back(row);
+    }
+    return rows;
+}
+
+/// A strict parser for what history_json writes: an array of flat objects whose values are
+/// numbers or null (NaN here).
+std::vector<std::map<std::string, double>> parse_json(const std::string& text) {
+    std::size_t at = 0;
+    auto skip = [&] {
+        while (at < text.size() && std::isspace(static_cast<unsigned char>(text[at]))) ++at;
+    };
+    auto expect = [&](char c) {
+        skip();
+        REQUIRE(at < text.size());
+        REQUIRE(text[at] == c);
+        ++at;
+    };
+    auto peek = [&] {
+        skip();
+        return at < text.size() ? text[at] : '\0';
+    };
+    std::vector<std::map<std::string, double>> records;
+    expect('[');
+    if (peek() == ']') {
+        ++at;
+    } else {
+        for (;;) {
+            std::map<std::string, double> record;
+            expect('{');
+            for (;;) {
+                expect('"');
+                const auto close = text.find('"', at);
+                REQUIRE(close != std::string::npos);
+                const std::string key = text.substr(at, close - at);
+                at = close + 1;
+                expect(':');
+                skip();
+                if (text.compare(at, 4, "null") == 0) {
+                    record[key] = std::numeric_limits<double>::quiet_NaN();
+                    at += 4;
+                } else {
+                    char* end = nullptr;
+                    record[key] = std::strtod(text.c_str() + at, &end);
+                    REQUIRE(end != text.c_str() + at);
+                    at = static_cast<std::size_t>(end - text.c_str());
+                }
+                if (peek() == ',') {
+                    ++at;
+                    continue;
+                }
+                expect('}');
+                break;
+            }
+            records.push_back(record);
+            if (peek() == ',') {
+                ++at;
+                continue;
+            }
+            expect(']');
+            break;
+        }
+    }
+    skip();
+    REQUIRE(at == text.size());
+    return records;
+}
+
+bool same_value(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+
+/// The polylines of an SVG: the number of points of each.
+std::vector<std::size_t> polyline_points(const std::string& svg) {
+    std::vector<std::size_t> counts;
+    for (std::size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) {
+        const auto begin = svg.find("points=\"", at) + 8;
+        const auto end = svg.find('"', begin);
+        const auto points = split(svg.substr(begin, end - begin), ' ');
+        for (const auto& p : points) CHECK(p.find(',') != std::string::npos);
+        counts.push_back(points.size());
+    }
+    return counts;
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+}
+
+sn::epoch_log epoch(std::size_t number, double loss, double accuracy, double val_loss, double val_accuracy) {
+    sn::epoch_log e;
+    e.epoch = number;
+    e.epochs = 5;
+    e.loss = loss;
+    e.accuracy = accuracy;
+    e.val_loss = val_loss;
+    e.val_accuracy = val_accuracy;
+    e.learning_rate = 1e-3f;
+    e.seconds = 0.25 * static_cast<double>(number);
+    return e;
+}
+
+/// A user-written callback: records every call, with its name, in a shared log.
+struct recorder {
+    std::string name;
+    std::vector<std::string>* log;
+    template <typename Model>
+    void on_train_begin(Model&, const sn::fit_options& o) {
+        log->push_back(name + ":train_begin " + std::to_string(o.epochs));
+    }
+    template <typename Model>
+    void on_epoch_begin(Model& m, std::size_t e, std::size_t) {
+        std::ostringstream s;
+        s << name << ":epoch_begin " << e << " lr " << m.learning_rate();
+        log->push_back(s.str());
+    }
+    template <typename Model>
+    void on_batch_end(Model&, const sn::batch_log& b) {
+        log->push_back(name + ":batch_end " + std::to_string(b.step));
+    }
+    template <typename Model>
+    void on_epoch_end(Model&, const sn::epoch_log& e) {
+        log->push_back(name + ":epoch_end " + std::to_string(e.epoch));
+    }
+    template <typename Model>
+    void on_train_end(Model&, const sn::history& h) {
+        log->push_back(name + ":train_end " + std::to_string(h.size()));
+    }
+};
+
+/// A user-written callback with only const hooks: usable as a const object.
+struct epoch_counter {
+    int* epochs;
+    template <typename Model>
+    void on_epoch_end(Model&, const sn::epoch_log&) const {
+        ++*epochs;
+    }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- early stopping
+
+TEST_CASE("early_stopping stops after `patience` epochs without improvement", "[callbacks][early_stopping]") {
+    const auto train = samples(48, 1);
+    // Learning rate 0 and no shuffling: every epoch has bitwise the same loss, so only the
+    // first one improves on anything.
+    const auto frozen = sn::lr_schedule{[](std::size_t) { return 0.0f; }};
+    for (std::size_t patience : {0u, 1u, 2u, 4u}) {
+        auto m = make_model();
+        sn::early_stopping stop{.monitor = sn::metric::loss, .patience = patience};
+        const auto h = m.fit(train, {.epochs = 10, .batch_size = 16, .shuffle = false, .verbose = false}, frozen, stop);
+        const std::size_t expected = 1 + std::max<std::size_t>(patience, 1);
+        CHECK(h.size() == expected);
+        CHECK(stop.stopped_epoch == expected);
+        CHECK(stop.best_epoch == 1);
+        CHECK(stop.best == h.epochs.front().loss);
+        CHECK(h.back().loss == h.epochs.front().loss);
+    }
+}
+
+TEST_CASE("early_stopping lets a metric that keeps improving train on", "[callbacks][early_stopping]") {
+    auto m = make_model(5e-2f);
+    sn::early_stopping stop{.monitor = sn::metric::loss, .patience = 1};
+    const auto h = m.fit(samples(48, 1), {.epochs = 4, .batch_size = 16, .shuffle = false, .verbose = false}, stop);
+    CHECK(h.size() == 4);
+    CHECK(stop.stopped_epoch == 0);
+    CHECK(stop.best_epoch == 4);
+}
+
+TEST_CASE("early_stopping follows the monitored metric, its mode and min_delta", "[callbacks][early_stopping]") {
+    auto m = make_model();
+    const auto data = samples(6, 1);
+    const sn::fit_options options{.validation = &data};
+    SECTION("val_loss, min by default") {
+        sn::early_stopping stop{.patience = 2};
+        CHECK(stop.minimizes());
+        stop.on_train_begin(m, options);
+        const double values[] = {1.0, 0.7, 0.8, 0.75, 0.9};
+        for (std::size_t e = 1; e <= 4; ++e) stop.on_epoch_end(m, epoch(e, 0, 0, values[e - 1], 0));
+        CHECK(stop.best_epoch == 2);
+        CHECK(stop.best == 0.7);
+        CHECK(stop.stopped_epoch == 4);
+    }
+    SECTION("val_accuracy, max by default, with min_delta") {
+        sn::early_stopping stop{.monitor = sn::metric::val_accuracy, .min_delta = 0.03, .patience = 2};
+        CHECK_FALSE(stop.minimizes());
+        stop.on_train_begin(m, options);
+        const double values[] = {0.5, 0.52, 0.55, 0.56, 0.57};
+        for (std::size_t e = 1; e <= 4; ++e) stop.on_epoch_end(m, epoch(e, 0, 0, 0, values[e - 1]));
+        CHECK(stop.best_epoch == 3);  // 0.52 is not 0.03 better than 0.5; 0.55 is
+        CHECK(stop.stopped_epoch == 0);
+        stop.on_epoch_end(m, epoch(5, 0, 0, 0, values[4]));
+        CHECK(stop.stopped_epoch == 5);
+    }
+    SECTION("an explicit mode overrides the automatic one") {
+        sn::early_stopping stop{.monitor = sn::metric::loss, .mode = sn::monitor_mode::max};
+        CHECK_FALSE(stop.minimizes());
+        stop.on_train_begin(m, options);
+        stop.on_epoch_end(m, epoch(1, 1.0, 0, 0, 0));
+        stop.on_epoch_end(m, epoch(2, 2.0, 0, 0, 0));
+        CHECK(stop.best_epoch == 2);
+    }
+    SECTION("the metric names match the files' field names") {
+        CHECK(sn::metric_name(sn::metric::val_accuracy) == "val_accuracy");
+        CHECK(sn::metric_value(epoch(1, 0.5, 0.6, 0.7, 0.8), sn::metric::val_loss) == 0.7);
+    }
+}
+
+TEST_CASE("early_stopping restores the best epoch's weights and state", "[callbacks][early_stopping]") {
+    SECTION("hook by hook: parameters and batch_norm state of the best epoch come back") {
+        sn::model<stateful_net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 1});
+        const auto data = samples(6, 1);
+        sn::early_stopping stop{.patience = 2, .restore_best_weights = true};
+        stop.on_train_begin(m, {.validation = &data});
+        CHECK(stop.best_parameters.size() == m.network().parameters().size());
+        CHECK(stop.best_state.size() == m.network().state().size());
+        REQUIRE(!stop.best_state.empty());
+        const double values[] = {1.0, 0.7, 0.8, 0.75};
+        sn::history h;
+        for (std::size_t e = 1; e <= 4; ++e) {
+            auto p = m.network().parameters();
+            auto s = m.network().state();
+            std::fill(p.begin(), p.end(), static_cast<float>(e));
+            std::fill(s.begin(), s.end(), static_cast<float>(10 * e));
+            h.epochs.push_back(epoch(e, 0, 0, values[e - 1], 0));
+            stop.on_epoch_end(m, h.back());
+        }
+        CHECK(stop.stopped_epoch == 4);
+        stop.on_train_end(m, h);
+        for (float v : m.network().parameters()) REQUIRE(v == 2.0f);
+        for (float v : m.network().state()) REQUIRE(v == 20.0f);
+    }
+    SECTION("in fit: the weights at the end are those recorded after the best epoch") {
+        auto m = make_model(5e-2f);
+        const auto train = samples(48, 1);
+        std::vector<std::vector<float>> after_epoch;  // parameters at the end of each epoch
+        auto snapshot = sn::lambda_callback{.on_epoch_end = [&](auto& model, const sn::epoch_log&) {
+            const auto p = model.network().parameters();
+            after_epoch.emplace_back(p.begin(), p.end());
+        }};
+        // "max" on a falling loss: the first epoch is the best, and training stops after 3.
+        sn::early_stopping stop{.monitor = sn::metric::loss, .patience = 2, .mode = sn::monitor_mode::max,
+                                .restore_best_weights = true};
+        const auto h = m.fit(train, {.epochs = 10, .batch_size = 16, .verbose = false}, snapshot, stop);
+        REQUIRE(stop.best_epoch >= 1);
+        REQUIRE(stop.stopped_epoch == h.size());
+        REQUIRE(stop.best_epoch < h.size());
+        const auto p = m.network().parameters();
+        CHECK(std::equal(p.begin(), p.end(), after_epoch[stop.best_epoch - 1].begin()));
+        CHECK_FALSE(std::equal(p.begin(), p.end(), after_epoch.back().begin()));
+    }
+}
+
+TEST_CASE("early_stopping on a validation metric without validation data is an error", "[callbacks][early_stopping]") {
+    auto m = make_model();
+    const auto train = samples(12, 1);
+    CHECK_THROWS_WITH(m.fit(train, {.epochs = 3, .verbose = false}, sn::early_stopping{}),
+                      Catch::Contains("early_stopping") && Catch::Contains("val_loss") &&
+                          Catch::Contains("no validation data"));
+    CHECK_THROWS_AS(m.fit(train, {.epochs = 3, .verbose = false}, sn::early_stopping{.monitor = sn::metric::val_accuracy}),
+                    sn::error);
+    // Training metrics need none.
+    CHECK_NOTHROW(m.fit(train, {.epochs = 1, .verbose = false}, sn::early_stopping{.monitor = sn::metric::accuracy}));
+}
+
+// ---------------------------------------------------------------- schedules
+
+TEST_CASE("learning-rate schedules as functions of the epoch", "[callbacks][schedules]") {
+    constexpr sn::step_decay step{.initial = 0.1f, .factor = 0.5f, .every_epochs = 2};
+    CHECK(step(1) == 0.1f);
+    CHECK(step(2) == 0.1f);
+    CHECK(step(3) == 0.05f);
+    CHECK(step(5) == 0.025f);
+    CHECK(sn::step_decay{.initial = 0.1f, .every_epochs = 0}(9) == 0.1f);
+
+    constexpr sn::cosine_decay cosine{.initial = 0.1f, .minimum = 0.01f, .epochs = 4};
+    for (std::size_t e = 1; e <= 6; ++e) {
+        const double progress = static_cast<double>(std::min<std::size_t>(e - 1, 4)) / 4.0;
+        const double expected = 0.01 + 0.09 * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+        CHECK(cosine(e, 99) == Approx(expected).epsilon(1e-6));
+    }
+    CHECK(cosine(1, 99) == 0.1f);
+    CHECK(cosine(5, 99) == Approx(0.01f));
+    CHECK(sn::cosine_decay{.initial = 0.1f}(3, 2) == Approx(0.0f).margin(1e-9));  // .epochs = 0: the fit's
+}
+
+TEST_CASE("schedules set the learning rate of every epoch of fit", "[callbacks][schedules]") {
+    const auto train = samples(24, 1);
+    const sn::fit_options options{.epochs = 5, .batch_size = 12, .verbose = false};
+    auto rates = [](const sn::history& h) {
+        std::vector<float> r;
+        for (const auto& e : h.epochs) r.push_back(static_cast<float>(e.learning_rate));
+        return r;
+    };
+    SECTION("step_decay (a const object)") {
+        auto m = make_model();
+        const sn::step_decay schedule{.initial = 0.1f, .factor = 0.5f, .every_epochs = 2};
+        CHECK(rates(m.fit(train, options, schedule)) == std::vector<float>{0.1f, 0.1f, 0.05f, 0.05f, 0.025f});
+        CHECK(m.learning_rate() == 0.025f);
+    }
+    SECTION("cosine_decay over the fit's epochs") {
+        auto m = make_model();
+        const sn::cosine_decay schedule{.initial = 0.1f, .minimum = 0.0f};
+        const auto r = rates(m.fit(train, options, schedule));
+        REQUIRE(r.size() == 5);
+        for (std::size_t e = 1; e <= 5; ++e) CHECK(r[e - 1] == schedule(e, 5));
+        CHECK(r[0] == 0.1f);
+        CHECK(r[4] < r[3]);
+    }
+    SECTION("lr_schedule with a function of the epoch, or of the epoch and the current rate") {
+        auto m = make_model(0.2f);
+        auto linear = [](std::size_t e) { return 0.01f * static_cast<float>(e); };
+        CHECK(rates(m.fit(train, options, sn::lr_schedule{linear})) ==
+              std::vector<float>{linear(1), linear(2), linear(3), linear(4), linear(5)});
+        const float last = m.learning_rate();
+        auto halve = sn::lr_schedule{[](std::size_t e, float lr) { return e == 1 ? lr : lr / 2; }};
+        CHECK(rates(m.fit(train, options, halve)) == std::vector<float>{last, last / 2, last / 4, last / 8, last / 16});
+        int calls = 0;  // a mutable function needs a non-const lr_schedule
+        auto counting = sn::lr_schedule{[calls](std::size_t) mutable { return 0.5f * static_cast<float>(++calls); }};
+        CHECK(rates(m.fit(train, options, counting)) == std::vector<float>{0.5f, 1.0f, 1.5f, 2.0f, 2.5f});
+    }
+    SECTION("resuming numbers the epochs on: the schedule continues") {
+        auto m = make_model();
+        const sn::step_decay schedule{.initial = 0.1f, .factor = 0.5f, .every_epochs = 2};
+        const auto h = m.fit(train, {.epochs = 5, .batch_size = 12, .verbose = false, .initial_epoch = 2}, schedule);
+        CHECK(rates(h) == std::vector<float>{0.05f, 0.05f, 0.025f});
+    }
+}
+
+// ---------------------------------------------------------------- files
+
+TEST_CASE("csv_logger writes a header and one flushed row per epoch", "[callbacks][csv]") {
+    temp_dir dir;
+    const auto file = dir.path / "log.csv";
+    const auto train = samples(24, 1), test = samples(12, 2);
+    auto m = make_model();
+    std::vector<std::size_t> lines_seen;  // the file as each epoch ends: the row is already there
+    auto watch = sn::lambda_callback{.on_epoch_end = [&](auto&, const sn::epoch_log&) {
+        lines_seen.push_back(split(read_file(file), '\n').size() - 1);
+    }};
+    const auto h = m.fit(train, {.epochs = 3, .batch_size = 8, .validation = &test, .verbose = false},
+                         sn::csv_logger{file}, watch);
+    CHECK(lines_seen == std::vector<std::size_t>{2, 3, 4});
+
+    std::vector<std::string> header;
+    const auto rows = parse_csv(read_file(file), header);
+    CHECK(header == std::vector<std::string>{"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                                             "seconds"});
+    REQUIRE(rows.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        const auto& e = h.epochs[i];
+        CHECK(rows[i].at("epoch") == static_cast<double>(i + 1));
+        CHECK(rows[i].at("loss") == e.loss);  // shortest round-trip form: exact
+        CHECK(rows[i].at("accuracy") == e.accuracy);
+        CHECK(rows[i].at("val_loss") == e.val_loss);
+        CHECK(rows[i].at("val_accuracy") == e.val_accuracy);
+        CHECK(static_cast<float>(rows[i].at("learning_rate")) == static_cast<float>(e.learning_rate));
+        CHECK(rows[i].at("seconds") == Approx(e.seconds).margin(0.0006));
+    }
+
+    SECTION("append adds rows without a second header; without validation its fields are empty") {
+        sn::csv_logger appending(file, true);
+        m.fit(train, {.epochs = 5, .batch_size = 8, .verbose = false, .initial_epoch = 3}, appending);
+        const auto text = read_file(file);
+        CHECK(count(text, "epoch,") == 1);
+        const auto all = parse_csv(text, header);
+        REQUIRE(all.size() == 5);
+        CHECK(all[4].at("epoch") == 5.0);
+        CHECK(std::isnan(all[4].at("val_loss")));
+        CHECK(text.find("\n5,") != std::string::npos);
+        CHECK(split(text, '\n')[5].find(",,") != std::string::npos);
+    }
+    SECTION("without append, a new fit starts the file anew") {
+        m.fit(train, {.epochs = 1, .batch_size = 8, .verbose = false}, sn::csv_logger{file});
+        CHECK(parse_csv(read_file(file), header).size() == 1);
+    }
+}
+
+TEST_CASE("history files: CSV, JSON and SVG read back", "[callbacks][history_io]") {
+    temp_dir dir;
+    const auto train = samples(24, 1), test = samples(12, 2);
+    auto m = make_model();
+    const auto with_validation = m.fit(train, {.epochs = 4, .batch_size = 8, .validation = &test, .verbose = false});
+    const auto without_validation = m.fit(train, {.epochs = 3, .batch_size = 8, .verbose = false});
+
+    SECTION("CSV") {
+        sn::write_history_csv(with_validation, dir.path / "h.csv");
+        std::vector<std::string> header;
+        const auto rows = parse_csv(read_file(dir.path / "h.csv"), header);
+        REQUIRE(rows.size() == 4);
+        for (std::size_t i = 0; i < rows.size(); ++i) CHECK(rows[i].at("val_accuracy") == with_validation.epochs[i].val_accuracy);
+        CHECK(read_file(dir.path / "h.csv") == sn::history_csv(with_validation));
+    }
+    SECTION("JSON: an array of epoch objects, NaN as null") {
+        for (const auto* h : {&with_validation, &without_validation}) {
+            sn::write_history_json(*h, dir.path / "h.json");
+            const auto records = parse_json(read_file(dir.path / "h.json"));
+            REQUIRE(records.size() == h->size());
+            for (std::size_t i = 0; i < records.size(); ++i) {
+                const auto& e = h->epochs[i];
+                CHECK(records[i].size() == 7);
+                CHECK(records[i].at("epoch") == static_cast<double>(e.epoch));
+                CHECK(records[i].at("loss") == e.loss);
+                CHECK(records[i].at("accuracy") == e.accuracy);
+                CHECK(same_value(records[i].at("val_loss"), e.val_loss));
+                CHECK(same_value(records[i].at("val_accuracy"), e.val_accuracy));
+                CHECK(static_cast<float>(records[i].at("learning_rate")) == static_cast<float>(e.learning_rate));
+            }
+        }
+        CHECK(count(sn::history_json(without_validation), "\"val_loss\": null") == 3);
+        CHECK(parse_json(sn::history_json(sn::history{})).empty());
+        sn::history infinite;
+        infinite.epochs.push_back(epoch(1, std::numeric_limits<double>::infinity(), 0.5, 1, 1));
+        CHECK(std::isnan(parse_json(sn::history_json(infinite)).front().at("loss")));
+    }
+    SECTION("SVG: two panels, one polyline per curve with a point per epoch") {
+        sn::write_history_svg(with_validation, dir.path / "h.svg", "Run <1> & \"friends\"");
+        const auto svg = read_file(dir.path / "h.svg");
+        CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"360\"", 0) == 0);
+        CHECK(svg.substr(svg.size() - 7) == "</svg>\n");
+        CHECK(svg.find("Run &lt;1&gt; &amp; &quot;friends&quot;") != std::string::npos);
+        CHECK(polyline_points(svg) == std::vector<std::size_t>{4, 4, 4, 4});  // loss, val_loss, accuracy, val_accuracy
+        CHECK(count(svg, "<circle") == 16);
+        CHECK(count(svg, ">epoch</text>") == 2);
+        CHECK(count(svg, ">validation</text>") == 2);  // the legends
+        CHECK(count(svg, "stroke-dasharray") == 4);     // validation curves and their legend lines
+        CHECK(count(svg, "<text") == count(svg, "</text>"));
+
+        const auto train_only = sn::history_svg(without_validation);
+        CHECK(polyline_points(train_only) == std::vector<std::size_t>{3, 3});
+        CHECK(count(train_only, ">validation</text>") == 0);
+        CHECK(count(train_only, ">Training history</text>") == 1);
+        CHECK(count(sn::history_svg(sn::history{}), "no epochs") == 2);
+    }
+}
+
+TEST_CASE("files that cannot be written are errors naming the path", "[callbacks][history_io]") {
+    const fs::path bad = fs::path("/nonexistent-staticnet-dir") / "h.csv";
+    const sn::history h;
+    CHECK_THROWS_WITH(sn::write_history_csv(h, bad), Catch::Contains("write_history_csv") && Catch::Contains(bad.string()));
+    CHECK_THROWS_WITH(sn::write_history_json(h, bad), Catch::Contains(bad.string()));
+    CHECK_THROWS_AS(sn::write_history_svg(h, bad), sn::error);
+    auto m = make_model();
+    CHECK_THROWS_WITH(m.fit(samples(12, 1), {.epochs = 1, .verbose = false}, sn::csv_logger{bad}),
+                      Catch::Contains("csv_logger") && Catch::Contains(bad.string()));
+}
+
+// ---------------------------------------------------------------- composition
+
+TEST_CASE("user-written callbacks compose with the ready-made ones, in order", "[callbacks][order]") {
+    std::vector<std::string> log;
+    auto m = make_model(0.5f);
+    int epochs_counted = 0;
+    const epoch_counter counter{&epochs_counted};  // const hooks: usable as a const object
+    const auto h = m.fit(samples(8, 1), {.epochs = 2, .batch_size = 4, .verbose = false}, recorder{"a", &log},
+                         sn::step_decay{.initial = 0.1f, .factor = 0.5f, .every_epochs = 1}, recorder{"b", &log}, counter,
+                         sn::lambda_callback{.on_train_end = [&](auto&, const sn::history&) { log.push_back("lambda:train_end"); }});
+    CHECK(epochs_counted == 2);
+    // a runs before the schedule (it still sees the previous rate), b after it.
+    const std::vector<std::string> expected = {
+        "a:train_begin 2",      "b:train_begin 2",                                        //
+        "a:epoch_begin 1 lr 0.5", "b:epoch_begin 1 lr 0.1",                               //
+        "a:batch_end 1",        "b:batch_end 1",     "a:batch_end 2", "b:batch_end 2",    //
+        "a:epoch_end 1",        "b:epoch_end 1",                                          //
+        "a:epoch_begin 2 lr 0.1", "b:epoch_begin 2 lr 0.05",                              //
+        "a:batch_end 1",        "b:batch_end 1",     "a:batch_end 2", "b:batch_end 2",    //
+        "a:epoch_end 2",        "b:epoch_end 2",                                          //
+        "a:train_end 2",        "b:train_end 2",     "lambda:train_end"};
+    CHECK(log == expected);
+    CHECK(h.back().learning_rate == Approx(0.05));
+
+    SECTION("a lambda_callback can stop training") {
+        const auto stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
+                                   sn::lambda_callback{.on_epoch_end = [](auto& model, const sn::epoch_log& e) {
+                                       if (e.epoch == 2) model.stop_training();
+                                   }});
+        CHECK(stopped.size() == 2);
+        const auto also_stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
+                                        sn::on_epoch_end_callback([](auto& model, const sn::epoch_log& e) {
+                                            if (e.epoch == 3) model.stop_training();
+                                        }));
+        CHECK(also_stopped.size() == 3);
+    }
+}
