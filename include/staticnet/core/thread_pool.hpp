@@ -80,9 +80,9 @@ public:
     void parallel_for(std::size_t n, F&& f, std::size_t min_chunk = 1) {
         if (n == 0) return;
         const std::size_t max_workers = std::max<std::size_t>(1, n / std::max<std::size_t>(1, min_chunk));
-        run([&](std::size_t w, std::size_t workers) {
-            const std::size_t begin = n * w / workers;
-            const std::size_t end = n * (w + 1) / workers;
+        run([&](std::size_t worker, std::size_t workers) {
+            const std::size_t begin = n * worker / workers;
+            const std::size_t end = n * (worker + 1) / workers;
             if (begin < end) f(begin, end);
         }, max_workers);
     }

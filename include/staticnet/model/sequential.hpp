@@ -131,7 +131,9 @@ public:
         const auto w = workspace_layout(batch);
         return w.total;
     }
-    /// Everything a model of this type holds for a batch size, in bytes (arenas included).
+    /// The memory of a `sequential` object prepared for `batch`, in bytes: the parameter,
+    /// gradient and state arenas and the workspace. A trainer adds the optimizer state (Adam:
+    /// two more arenas) and its batch buffers (inputs and targets of one rank's batch part).
     static constexpr std::size_t memory_bytes(std::size_t batch) noexcept {
         return (2 * arena_size + state_offsets.back() + workspace_floats(batch)) * sizeof(float);
     }

@@ -37,9 +37,10 @@ void print_summary(std::ostream& os) {
     constexpr int name_w = 28, shape_w = 22, param_w = 12, flop_w = 14;
     const std::string rule(name_w + shape_w + param_w + flop_w, '_');
     const std::string double_rule(rule.size(), '=');
-    auto row = [&](const std::string& a, const std::string& b, const std::string& c, const std::string& d) {
-        os << ' ' << std::left << std::setw(name_w - 1) << a << std::setw(shape_w) << b << std::right << std::setw(param_w)
-           << c << std::setw(flop_w) << d << '\n';
+    auto row = [&](const std::string& layer, const std::string& output, const std::string& params,
+                   const std::string& flops) {
+        os << ' ' << std::left << std::setw(name_w - 1) << layer << std::setw(shape_w) << output << std::right
+           << std::setw(param_w) << params << std::setw(flop_w) << flops << '\n';
     };
     os << "Model: \"sequential\"\n" << rule << '\n';
     row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample");

@@ -252,6 +252,11 @@ private:
     batch_targets one_hot(const std::int32_t* labels, std::size_t count);
     void prepare_buffers(std::size_t batch);
     void check_finite_gradient(std::size_t step) const;
+    /// Samples per evaluation or prediction pass: never more than a training micro-batch, so
+    /// `micro_batch` bounds the workspace for everything.
+    [[nodiscard]] std::size_t eval_batch() const noexcept {
+        return micro_batch() == 0 ? settings_.eval_batch : std::min(settings_.eval_batch, micro_batch());
+    }
     /// Samples per forward/backward pass (0 = the whole part).
     [[nodiscard]] std::size_t micro_batch() const noexcept {
         return settings_.deterministic && settings_.micro_batch == 0 ? 8 : settings_.micro_batch;
@@ -332,7 +337,7 @@ template <typename Net, optimizer Optimizer, loss_function Loss, communicator Co
 void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batch) {
     // The network holds one micro-batch at a time; the gathered batch is the rank's whole part.
     const std::size_t piece = micro_batch() == 0 ? batch : std::min(batch, micro_batch());
-    net_.prepare(std::max(piece, std::min(batch, settings_.eval_batch)));
+    net_.prepare(std::max(piece, std::min(batch, eval_batch())));
     batch_images_.reserve_at_least(batch * Net::input_shape.size());
     batch_targets_.reserve_at_least(batch * classes);
     if (batch_labels_.size() < batch) batch_labels_.resize(batch);
@@ -538,7 +543,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
     const std::size_t local_max = std::max(local_full, step_part(steps - 1)[1] - step_part(steps - 1)[0]);
     if (options.partitioned && n == 0 && local_max > 0)
         throw data_error("fit: rank " + std::to_string(rank) + " holds no training data but has a share of every batch");
-    prepare_buffers(std::max(local_max, settings_.eval_batch));
+    prepare_buffers(std::max(local_max, eval_batch()));
 
     // Batches are assembled ahead on the loader thread, from the samples this rank takes in
     // the epoch (its parts of every batch, in order). Soft targets are gathered on this thread.
@@ -643,7 +648,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const data::dataset& data) {
     check_dataset(data, "evaluate");
-    prepare_buffers(settings_.eval_batch);
+    prepare_buffers(eval_batch());
     const std::size_t n = data.size();
     const auto ranks = static_cast<std::size_t>(comm_->size());
     const auto rank = static_cast<std::size_t>(comm_->rank());
@@ -651,8 +656,8 @@ evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const data::datas
     std::vector<std::size_t> order(hi - lo);
     std::iota(order.begin(), order.end(), lo);
     double loss_sum = 0.0, correct = 0.0;
-    for (std::size_t begin = 0; begin < order.size(); begin += settings_.eval_batch) {
-        const std::size_t count = std::min(settings_.eval_batch, order.size() - begin);
+    for (std::size_t begin = 0; begin < order.size(); begin += eval_batch()) {
+        const std::size_t count = std::min(eval_batch(), order.size() - begin);
         const batch_targets t = gather(data, order.data() + begin, count);
         const float* out = net_.forward(batch_images_.data(), {.batch = count, .training = false, .pool = &pool_});
         loss_sum += Loss::value(out, t, count, classes);
@@ -668,10 +673,10 @@ xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::predict(const x
     check_images(images, "predict");
     const std::size_t n = images.shape()[0];
     xt::xtensor<float, 2> result = xt::zeros<float>({n, classes});
-    net_.prepare(settings_.eval_batch);
+    net_.prepare(eval_batch());
     constexpr std::size_t sample = Net::input_shape.size();
-    for (std::size_t begin = 0; begin < n; begin += settings_.eval_batch) {
-        const std::size_t count = std::min(settings_.eval_batch, n - begin);
+    for (std::size_t begin = 0; begin < n; begin += eval_batch()) {
+        const std::size_t count = std::min(eval_batch(), n - begin);
         const float* out = net_.forward(images.data() + begin * sample, {.batch = count, .training = false, .pool = &pool_});
         std::memcpy(result.data() + begin * classes, out, count * classes * sizeof(float));
     }
