@@ -1,6 +1,6 @@
 // Kernel benchmarks: one JSON object per line on stdout.
 //
-//   bench_kernels [--threads N] [--reps R] [--filter TEXT] [--clock wall|cpu]
+//   bench_kernels [--threads N] [--reps R] [--filter TEXT] [--clock wall|cpu] [--pin]
 //
 // First line: the machine's measured single-core FMA peak (independent FMA chains) and the
 // clock estimated from the latency of a dependent FMA chain, both timed by CPU time (best
@@ -11,7 +11,9 @@
 //
 // `--clock cpu` times by the process's CPU time divided by the thread count instead of wall
 // time: on a shared machine it ignores the time the benchmark was descheduled (but counts a
-// pool's idle spinning, so use it with one thread).
+// pool's idle spinning, so use it with one thread). `--pin` binds pool thread i to CPU i
+// (Linux): on a busy machine the scheduler may otherwise stack two pool threads on one CPU,
+// where the waiting one spins until preempted.
 
 #include <staticnet/core/compat.hpp>
 #include <staticnet/core/random.hpp>
@@ -28,6 +30,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 namespace sn = staticnet;
 namespace kn = staticnet::kernels;
@@ -51,6 +57,7 @@ struct options {
     std::size_t reps = 7;
     std::string filter;
     bool cpu_clock = false;
+    bool pin = false;
 };
 
 // ------------------------------------------------------------------ FMA peak and clock
@@ -240,10 +247,12 @@ options parse(int argc, char** argv) {
             opt.reps = std::max<std::size_t>(1, std::strtoul(argv[++i], nullptr, 10));
         else if (arg == "--filter" && has_value)
             opt.filter = argv[++i];
+        else if (arg == "--pin")
+            opt.pin = true;
         else if (arg == "--clock" && has_value && (std::strcmp(argv[i + 1], "cpu") == 0 || std::strcmp(argv[i + 1], "wall") == 0))
             opt.cpu_clock = std::strcmp(argv[++i], "cpu") == 0;
         else {
-            std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--filter TEXT] [--clock wall|cpu]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--filter TEXT] [--clock wall|cpu] [--pin]\n", argv[0]);
             std::exit(2);
         }
     }
@@ -251,6 +260,22 @@ options parse(int argc, char** argv) {
 }
 
 }  // namespace
+
+// Binds pool thread i to CPU i (mod the CPU count).
+void pin_threads(sn::thread_pool& pool) {
+#ifdef __linux__
+    const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    pool.run([cpus](std::size_t worker, std::size_t) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(static_cast<int>(worker % cpus), &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0) std::fprintf(stderr, "bench_kernels: cannot pin thread %zu\n", worker);
+    });
+#else
+    (void)pool;
+    std::fprintf(stderr, "bench_kernels: --pin is only implemented on Linux\n");
+#endif
+}
 
 // 1-minute load average (other processes sharing the cores make timings noisy), or -1.
 double load_average() {
@@ -268,11 +293,13 @@ int main(int argc, char** argv) {
     std::printf("{\"kernel\":\"fma_peak\",\"arch\":\"%s\",\"lanes\":%zu,\"peak_gflops\":%.2f,\"clock_ghz\":%.3f,"
                 "\"clock_method\":\"dependent xsimd::fma chain, assuming %.0f-cycle FMA latency\","
                 "\"fma_per_cycle\":%.2f,\"peak_method\":\"independent xsimd::fma chains on one thread, best of 20, "
-                "process CPU time\",\"hardware_threads\":%u,\"load_average\":%.2f}\n",
+                "process CPU time\",\"hardware_threads\":%u,\"load_average\":%.2f,\"pinned\":%s}\n",
                 sn::simd::arch_name(), sn::simd::float_lanes, peak.peak_gflops, peak.clock_ghz,
-                machine_peak::assumed_fma_latency, peak.fma_per_cycle, std::thread::hardware_concurrency(), load_average());
+                machine_peak::assumed_fma_latency, peak.fma_per_cycle, std::thread::hardware_concurrency(), load_average(),
+                opt.pin ? "true" : "false");
     std::fflush(stdout);
     sn::thread_pool pool(opt.threads);
+    if (opt.pin) pin_threads(pool);
     const context ctx{opt, peak, pool};
     for (const benchmark& b : benchmarks())
         if (opt.filter.empty() || b.name.find(opt.filter) != std::string::npos) b.run(ctx);

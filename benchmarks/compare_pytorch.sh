@@ -33,7 +33,7 @@ bash scripts/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target bench_train -j "$(nproc)" >/dev/null
 
-field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | head -1; }
+field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" | head -1; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 summary=""

@@ -2,7 +2,10 @@
 #include <catch2/catch.hpp>
 
 #include <staticnet/core/random.hpp>
+#include <staticnet/kernels/elementwise.hpp>
 #include <staticnet/kernels/gemm.hpp>
+#include <staticnet/kernels/im2col.hpp>
+#include <staticnet/layers/activations.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -135,11 +138,12 @@ std::vector<float> check_gemm(const gemm_case& t, std::size_t pad, sn::thread_po
 TEST_CASE("gemm: edges of the micro-tile and cache blocks, sub-matrices, long k", "[kernels][gemm]") {
     // Sizes straddle the register tile (mr = 6 or 12 rows, nr = 16 or 32 columns), the
     // k blocks (384 for op_a none, 128 for transpose), the packed column block (512), and
-    // the 2 mr rows up to which B is read in place.
+    // the 4 mr rows up to which B is read in place.
     const std::size_t sizes[][3] = {
         {1, 1, 1},     {1, 1, 1000},  {2, 3, 4},       {12, 32, 384},   {13, 33, 385},  {11, 31, 1000},
         {25, 47, 77},  {6, 16, 1},    {7, 17, 769},    {200, 70, 9},    {193, 97, 50},  {5, 530, 20},
-        {9, 32, 2000}, {40, 10, 128}, {128, 10, 40},   {24, 64, 300},   {30, 65, 17},   {3, 600, 390}};
+        {9, 32, 2000}, {40, 10, 128}, {128, 10, 40},   {24, 64, 300},   {30, 65, 17},   {3, 600, 390},
+        {48, 64, 20},  {49, 35, 70},  {25, 33, 129},  {20, 48, 50}};
     std::uint64_t seed = 1;
     for (auto [m, n, kk] : sizes)
         for (auto op_a : {k::op::none, k::op::transpose})
@@ -165,6 +169,8 @@ TEST_CASE("gemm: 1, 2 and 3 threads give bitwise identical results", "[kernels][
         {300, 200, 100, k::op::none, k::op::none, false},      {301, 67, 900, k::op::transpose, k::op::none, true},
         {9, 256, 1000, k::op::transpose, k::op::none, true},   {13, 200, 700, k::op::none, k::op::transpose, false},
         {1000, 33, 40, k::op::none, k::op::transpose, false},  {150, 150, 150, k::op::transpose, k::op::transpose, true},
+        // Each thread's rows are few enough to read B in place, the whole C's are not.
+        {100, 40, 700, k::op::none, k::op::none, true},
     };
     sn::thread_pool two(2), three(3);
     std::uint64_t seed = 100;
@@ -247,4 +253,108 @@ TEST_CASE("gemm allocates nothing once warm", "[kernels][gemm][allocation]") {
     void* volatile probe = ::operator new(16);
     ::operator delete(probe);
     CHECK(heap_allocations.load() == before + 1);
+}
+
+// ---------------------------------------------------------------- element-wise, im2col, pooling
+
+TEST_CASE("element-wise kernels match scalar loops at every length, tails included", "[kernels][elementwise]") {
+    sn::rng g(7);
+    for (std::size_t n : {std::size_t{1}, std::size_t{3}, sn::simd::float_lanes - 1, sn::simd::float_lanes,
+                          sn::simd::float_lanes + 1, std::size_t{2} * sn::simd::float_lanes + 5, std::size_t{1000}}) {
+        INFO("n = " << n);
+        auto x = random_vector(n, g), y = random_vector(n, g);
+        std::vector<float> out(n);
+        k::map(n, [](auto a, auto b) { return a * b + a; }, out.data(), x.data(), y.data());
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(out[i] == Approx(x[i] * y[i] + x[i]).epsilon(1e-6));
+
+        auto relu = x;
+        sn::relu::forward(relu.data(), 1, n);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(relu[i] == std::max(x[i], 0.0f));
+        auto sig = x;
+        sn::sigmoid::forward(sig.data(), 1, n);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(sig[i] == Approx(1.0f / (1.0f + std::exp(-x[i]))).epsilon(1e-5));
+        auto th = x;
+        sn::tanh::forward(th.data(), 1, n);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(th[i] == Approx(std::tanh(x[i])).epsilon(1e-5).margin(1e-6));
+
+        // Bias and column sums over a [rows x n] matrix.
+        const std::size_t rows = 3;
+        auto m = random_vector(rows * n, g);
+        auto with_bias = m;
+        k::add_bias(with_bias.data(), y.data(), rows, n);
+        std::vector<float> sums(n, 0.5f);
+        k::accumulate_column_sums(m.data(), rows, n, sums.data());
+        for (std::size_t c = 0; c < n; ++c) {
+            float expect = 0.5f;
+            for (std::size_t r = 0; r < rows; ++r) {
+                REQUIRE(with_bias[r * n + c] == m[r * n + c] + y[c]);
+                expect += m[r * n + c];
+            }
+            REQUIRE(sums[c] == Approx(expect).epsilon(1e-6));
+        }
+
+        // Softmax rows and its Jacobian-vector product against double precision.
+        auto soft = m;
+        k::softmax_rows(soft.data(), rows, n);
+        auto grad = random_vector(rows * n, g);
+        auto back = grad;
+        k::softmax_rows_backward(soft.data(), back.data(), rows, n);
+        for (std::size_t r = 0; r < rows; ++r) {
+            double top = -1e30, total = 0, dot = 0;
+            for (std::size_t c = 0; c < n; ++c) top = std::max(top, double(m[r * n + c]));
+            for (std::size_t c = 0; c < n; ++c) total += std::exp(m[r * n + c] - top);
+            for (std::size_t c = 0; c < n; ++c) dot += grad[r * n + c] * std::exp(m[r * n + c] - top) / total;
+            for (std::size_t c = 0; c < n; ++c) {
+                const double p = std::exp(m[r * n + c] - top) / total;
+                REQUIRE(soft[r * n + c] == Approx(p).epsilon(1e-5).margin(1e-7));
+                REQUIRE(back[r * n + c] == Approx(p * (grad[r * n + c] - dot)).epsilon(1e-4).margin(1e-6));
+            }
+        }
+    }
+}
+
+TEST_CASE("im2col + gemm is the direct convolution, and col2im is its adjoint", "[kernels][im2col]") {
+    sn::rng g(11);
+    struct conv_case {
+        std::size_t h, w, c, kernel, stride, pad_top, pad_left;
+    };
+    for (const conv_case t : {conv_case{5, 4, 3, 3, 1, 0, 0}, conv_case{7, 6, 2, 3, 2, 1, 1}, conv_case{1, 1, 1, 1, 1, 0, 0},
+                              conv_case{4, 5, 1, 2, 1, 1, 0}, conv_case{6, 6, 4, 3, 3, 1, 1}}) {
+        const std::size_t oh = (t.h + 2 * t.pad_top - t.kernel) / t.stride + 1;
+        const std::size_t ow = (t.w + 2 * t.pad_left - t.kernel) / t.stride + 1;
+        const k::window_geometry geo{t.h, t.w, t.c, t.kernel, t.stride, t.pad_top, t.pad_left, oh, ow};
+        const std::size_t images = 2, filters = 3;
+        auto in = random_vector(images * geo.image_size(), g);
+        auto kernel = random_vector(geo.column_width() * filters, g);
+        std::vector<float> columns(images * geo.rows_per_image() * geo.column_width()), out(images * oh * ow * filters);
+        k::im2col(geo, in.data(), images, columns.data());
+        k::gemm(images * oh * ow, filters, geo.column_width(), columns.data(), geo.column_width(), k::op::none,
+                kernel.data(), filters, k::op::none, out.data(), filters, false);
+        // The direct definition, with zero padding.
+        auto pixel = [&](std::size_t n, std::ptrdiff_t y, std::ptrdiff_t x, std::size_t c) -> double {
+            if (y < 0 || x < 0 || y >= std::ptrdiff_t(t.h) || x >= std::ptrdiff_t(t.w)) return 0.0;
+            return in[((n * t.h + std::size_t(y)) * t.w + std::size_t(x)) * t.c + c];
+        };
+        for (std::size_t n = 0; n < images; ++n)
+            for (std::size_t oy = 0; oy < oh; ++oy)
+                for (std::size_t ox = 0; ox < ow; ++ox)
+                    for (std::size_t f = 0; f < filters; ++f) {
+                        double s = 0;
+                        for (std::size_t ky = 0; ky < t.kernel; ++ky)
+                            for (std::size_t kx = 0; kx < t.kernel; ++kx)
+                                for (std::size_t c = 0; c < t.c; ++c)
+                                    s += pixel(n, std::ptrdiff_t(oy * t.stride + ky) - std::ptrdiff_t(t.pad_top),
+                                               std::ptrdiff_t(ox * t.stride + kx) - std::ptrdiff_t(t.pad_left), c) *
+                                         kernel[((ky * t.kernel + kx) * t.c + c) * filters + f];
+                        REQUIRE(out[((n * oh + oy) * ow + ox) * filters + f] == Approx(s).epsilon(1e-5).margin(1e-5));
+                    }
+        // <im2col(x), y> == <x, col2im(y)> for random y: col2im is the exact adjoint.
+        auto y = random_vector(columns.size(), g);
+        std::vector<float> back(in.size());
+        k::col2im(geo, y.data(), images, back.data());
+        double lhs = 0, rhs = 0;
+        for (std::size_t i = 0; i < columns.size(); ++i) lhs += double(columns[i]) * y[i];
+        for (std::size_t i = 0; i < in.size(); ++i) rhs += double(in[i]) * back[i];
+        REQUIRE(lhs == Approx(rhs).epsilon(1e-5));
+    }
 }

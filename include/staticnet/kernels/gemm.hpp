@@ -73,7 +73,7 @@ inline constexpr std::size_t vector_registers = 16;
 #endif
 
 /// Rows of the micro-tile: 2 mr accumulators + 2 B vectors + 1 broadcast fit the registers
-/// (12 measured best with 32 registers, against 8, 10 and 14).
+/// (with 32 registers, 8 and 10 measured about as fast as 12, 14 slower).
 inline constexpr std::size_t mr = vector_registers >= 32 ? 12 : 6;
 /// Columns of the micro-tile: two registers.
 inline constexpr std::size_t nr = 2 * lanes;
@@ -93,8 +93,10 @@ template <sliver Layout>
 inline constexpr std::size_t kc_max = Layout == sliver::rows ? 384 : 128;
 inline constexpr std::size_t kc_largest = std::max(kc_max<sliver::rows>, kc_max<sliver::columns>);
 
-/// Up to this many rows of C, B is not packed: its full panels are read where they lie.
-inline constexpr std::size_t direct_b_max_rows = 2 * mr;
+/// Up to this many rows of C (at most 4 slivers reuse a B panel), packing B costs more than
+/// it saves: full panels are read where they lie (measured: dense forward with a batch of 32
+/// +20%, k = 9 weight gradient +25%; packing wins from a few hundred rows on).
+inline constexpr std::size_t direct_b_max_rows = 4 * mr;
 /// How far ahead (in k steps) a kernel reading a column sliver prefetches it.
 inline constexpr std::size_t prefetch_distance = 16;
 /// Below this many multiply-adds per thread, waking another thread costs more than it saves.
@@ -258,8 +260,8 @@ inline void pack_b(const float* b, std::size_t ldb, op op_b, std::size_t p0, std
             for (std::size_t p = 0; p < kc; ++p) {
                 const float* src = b + (p0 + p) * ldb + j0 + jp;
                 float* d = panel + p * width;
-                if (w == nr) {
-                    std::memcpy(d, src, nr * sizeof(float));
+                if (w == width) {
+                    std::memcpy(d, src, width * sizeof(float));
                 } else {
                     for (std::size_t j = 0; j < w; ++j) d[j] = src[j];
                     for (std::size_t j = w; j < width; ++j) d[j] = 0.0f;
@@ -300,14 +302,18 @@ inline void gemm_serial(std::size_t m, std::size_t n, std::size_t k, const float
     const bool direct_b = op_b == op::none && m <= direct_b_max_rows;
     for (std::size_t jc = 0; jc < n; jc += nc_max) {
         const std::size_t cols = std::min(nc_max, n - jc);
+        // Read in place, a last panel narrower than its register width still needs packing
+        // (zero padding).
+        const std::size_t last = cols % nr;
+        const bool pack_last = direct_b && last != 0 && last != panel_width(last);
         for (std::size_t kb = 0; kb < k_blocks; ++kb) {
             const std::size_t p0 = k * kb / k_blocks;
             const std::size_t kc = k * (kb + 1) / k_blocks - p0;
             const bool add = accumulate || kb > 0;
             if (!direct_b)
                 pack_b(b, ldb, op_b, p0, kc, jc, cols, b_packed);
-            else if (cols % nr != 0)  // a partial last panel still needs its zero padding
-                pack_b(b, ldb, op_b, p0, kc, jc + cols / nr * nr, cols % nr, b_packed);
+            else if (pack_last)
+                pack_b(b, ldb, op_b, p0, kc, jc + cols - last, last, b_packed);
             for (std::size_t i = 0; i < m; i += mr) {
                 const std::size_t rows = std::min(mr, m - i);
                 const float* as = Layout == sliver::rows ? a + i * lda + p0 : a + p0 * lda + i;
@@ -315,7 +321,7 @@ inline void gemm_serial(std::size_t m, std::size_t n, std::size_t k, const float
                 for (std::size_t jp = 0; jp < cols; jp += nr) {
                     const std::size_t w = std::min(nr, cols - jp);
                     const std::size_t width = panel_width(w);
-                    const bool in_place = direct_b && w == nr;
+                    const bool in_place = direct_b && w == width;
                     const float* panel = in_place ? b + p0 * ldb + jc + jp : b_packed + (direct_b ? 0 : jp * kc);
                     const std::size_t panel_stride = in_place ? ldb : width;
                     // The first panel streams the sliver from memory and prefetches; the
