@@ -42,7 +42,7 @@ for threads in $threads_list; do
     ours=() theirs=() libs=""
     for _ in $(seq "$rounds"); do
       ours+=("$("$build/benchmarks/bench_train" --threads "$threads" --batch "$batch" --reps 3 --no-inference | field images_per_s)")
-      line=$(OMP_NUM_THREADS="$threads" /usr/bin/python3 benchmarks/pytorch_reference.py --threads "$threads" --batch "$batch" --reps 3)
+      line=$(OMP_NUM_THREADS="$threads" /usr/bin/python3 benchmarks/pytorch_reference.py --threads "$threads" --batch "$batch" --reps 5 --steps 60)
       theirs+=("$(echo "$line" | field images_per_s)")
       libs=$(echo "$line" | sed -n 's/.*"libraries": \(\[[^]]*\]\).*/\1/p')
     done

@@ -58,7 +58,7 @@ def main():
             loss_fn(model(x), y).backward()
             optimizer.step()
 
-    steps(10)  # warm-up
+    steps(30)  # warm-up: the first steps of a fresh process are slow (allocator, oneDNN primitives)
     rates = []
     for _ in range(args.reps):
         start = time.perf_counter()
