@@ -12,6 +12,8 @@
 // (weak scaling; the global batch is P times larger), unless --strong, which keeps --batch
 // as the global batch. Only rank 0 prints; the numbers are global (all ranks' images).
 #include <staticnet/staticnet.hpp>
+
+#include "reference_cnn.hpp"
 #if STATICNET_BENCH_MPI
 #include <staticnet/comm/mpi.hpp>
 #endif
@@ -26,11 +28,6 @@
 
 namespace sn = staticnet;
 
-using reference_cnn = sn::sequential<sn::input<28, 28, 1>,                            //
-                                     sn::conv2d<32, 3, sn::relu>, sn::max_pool2d<2>,  //
-                                     sn::conv2d<64, 3, sn::relu>, sn::max_pool2d<2>,  //
-                                     sn::conv2d<128, 3, sn::relu>, sn::max_pool2d<2>, //
-                                     sn::flatten, sn::dense<128, sn::relu>, sn::dense<10, sn::softmax>>;
 
 namespace {
 
@@ -161,24 +158,16 @@ void run(const options& o, Comm& comm) {
                 m.thread_count(), o.infer_batch, median(rates));
 }
 
-bool launched_by_mpirun() {
-    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
-        if (std::getenv(v) != nullptr) return true;
-    return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     const options o = parse(argc, argv);
 #if STATICNET_BENCH_MPI
-    if (launched_by_mpirun()) {
+    if (sn::launched_by_mpirun()) {
         sn::mpi_communicator comm(argc, argv);
         run(o, comm);
         return 0;
     }
-#else
-    (void)launched_by_mpirun;
 #endif
     sn::local_communicator comm;
     run(o, comm);

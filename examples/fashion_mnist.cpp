@@ -21,6 +21,8 @@
 // one JSON object per epoch (epoch, loss, accuracy, val_loss, val_accuracy, seconds) and a
 // final one with the test loss and accuracy, and nothing else on stdout.
 #include <staticnet/staticnet.hpp>
+
+#include "reference_cnn.hpp"
 #if STATICNET_EXAMPLE_MPI
 #include <staticnet/comm/mpi.hpp>
 #endif
@@ -34,14 +36,6 @@
 
 namespace sn = staticnet;
 
-using reference_cnn = sn::sequential<sn::input<28, 28, 1>,                            //
-                                     sn::conv2d<32, 3, sn::relu>, sn::max_pool2d<2>,  //
-                                     sn::conv2d<64, 3, sn::relu>, sn::max_pool2d<2>,  //
-                                     sn::conv2d<128, 3, sn::relu>, sn::max_pool2d<2>, //
-                                     sn::flatten,                                     //
-                                     sn::dense<128, sn::relu>,                        //
-                                     sn::dense<10, sn::softmax>>;
-static_assert(reference_cnn::parameter_count == 110474);
 
 namespace {
 
@@ -161,18 +155,12 @@ int train(const arguments& args, Communicator& comm) {
 }
 
 /// Whether mpirun (Open MPI, MPICH or a PMIx launcher) started this process.
-bool launched_by_mpirun() {
-    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
-        if (std::getenv(v) != nullptr) return true;
-    return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     const arguments args = parse(argc, argv);
 #if STATICNET_EXAMPLE_MPI
-    if (launched_by_mpirun()) {
+    if (sn::launched_by_mpirun()) {
         sn::mpi_communicator comm(argc, argv);
         try {
             return train(args, comm);
@@ -180,8 +168,6 @@ int main(int argc, char** argv) {
             comm.abort(e.what());  // ends every rank, not just this one
         }
     }
-#else
-    (void)launched_by_mpirun;
 #endif
     sn::local_communicator comm;
     try {

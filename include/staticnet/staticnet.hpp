@@ -8,6 +8,7 @@
 #include "core/random.hpp"
 #include "core/shape.hpp"
 #include "core/thread_pool.hpp"
+#include "comm/launch.hpp"
 #include "comm/local.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
