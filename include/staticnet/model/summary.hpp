@@ -1,8 +1,8 @@
 #pragma once
 /// @file
 /// `print_summary<Net>(os)`: the Keras-like table of a network: each layer with its output
-/// shape, parameter count and forward FLOPs per sample, then the totals and the memory a
-/// sample's activations take.
+/// shape, parameter count, forward FLOPs per sample and the activation memory it keeps per
+/// sample for backward (its output and cache), then the totals.
 
 #include <cstddef>
 #include <iomanip>
@@ -34,18 +34,18 @@ inline std::string shape_text(const shape& s) {
 
 template <typename Net>
 void print_summary(std::ostream& os) {
-    constexpr int name_w = 28, shape_w = 22, param_w = 12, flop_w = 14;
-    const std::string rule(name_w + shape_w + param_w + flop_w, '_');
+    constexpr int name_w = 28, shape_w = 22, param_w = 12, flop_w = 14, bytes_w = 16;
+    const std::string rule(name_w + shape_w + param_w + flop_w + bytes_w, '_');
     const std::string double_rule(rule.size(), '=');
     auto row = [&](const std::string& layer, const std::string& output, const std::string& params,
-                   const std::string& flops) {
+                   const std::string& flops, const std::string& bytes) {
         os << ' ' << std::left << std::setw(name_w - 1) << layer << std::setw(shape_w) << output << std::right
-           << std::setw(param_w) << params << std::setw(flop_w) << flops << '\n';
+           << std::setw(param_w) << params << std::setw(flop_w) << flops << std::setw(bytes_w) << bytes << '\n';
     };
     os << "Model: \"sequential\"\n" << rule << '\n';
-    row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample");
+    row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample", "Act. B/sample");
     os << double_rule << '\n';
-    row("input", detail::shape_text(Net::input_shape), "0", "0");
+    row("input", detail::shape_text(Net::input_shape), "0", "0", "0");
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         ((os << rule << '\n',
           row(std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1) +
@@ -57,7 +57,10 @@ void print_summary(std::ostream& os) {
                   }(),
               detail::shape_text(Net::template layer_type<I>::output_shape),
               detail::thousands(Net::template layer_type<I>::parameter_count + Net::template layer_type<I>::state_count),
-              detail::thousands(Net::template layer_type<I>::flops_per_sample))),
+              detail::thousands(Net::template layer_type<I>::flops_per_sample),
+              detail::thousands((Net::template layer_type<I>::output_shape.size() +
+                                 Net::template layer_type<I>::cache_floats(1)) *
+                                sizeof(float)))),
          ...);
     }(std::make_index_sequence<Net::layer_count>{});
     os << double_rule << '\n';
