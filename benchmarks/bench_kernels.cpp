@@ -19,6 +19,7 @@
 #include <staticnet/core/random.hpp>
 #include <staticnet/core/thread_pool.hpp>
 #include <staticnet/kernels/gemm.hpp>
+#include <staticnet/layers/conv2d.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -29,6 +30,7 @@
 #include <ctime>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #ifdef __linux__
@@ -226,6 +228,46 @@ void add_reference_cnn(std::vector<benchmark>& list, std::size_t batch) {
     }
 }
 
+// A whole conv2d layer of the reference CNN as the model runs it: forward (im2col, GEMM, bias,
+// relu) and backward (relu derivative, bias sums, im2col, weight-gradient GEMM, input-gradient
+// GEMM, col2im; the first layer computes no input gradient). FLOPs count the multiply-adds.
+template <typename Layer>
+void bench_conv_layer(const context& ctx, const std::string& name, std::size_t batch, bool input_gradient) {
+    sn::rng g(3);
+    const Layer layer{};
+    auto in = random_floats(batch * Layer::input_shape.size(), g);
+    auto params = random_floats(Layer::parameter_count, g);
+    auto dparams = random_floats(Layer::parameter_count, g);
+    std::vector<float> out(batch * Layer::output_shape.size()), dout(out.size()), din(in.size());
+    std::vector<float> scratch(std::max<std::size_t>(1, Layer::scratch_floats(batch)));
+    sn::layer_context lc{.batch = batch, .training = true, .pool = &ctx.pool, .scratch = scratch.data()};
+    const timing fwd = time_call([&] { layer.forward(lc, in.data(), out.data(), params.data(), nullptr, nullptr); }, ctx.opt);
+    const timing bwd = time_call([&] {
+        std::copy(out.begin(), out.end(), dout.begin());  // backward may overwrite dout
+        layer.backward(lc, in.data(), out.data(), dout.data(), input_gradient ? din.data() : nullptr, params.data(),
+                       dparams.data(), nullptr);
+    }, ctx.opt);
+    const double f = double(Layer::flops_per_sample) * double(batch);
+    const double b = f * (input_gradient ? 2.0 : 1.0);
+    const double peak = ctx.peak.peak_gflops * double(ctx.opt.threads);
+    for (const auto& [phase, t, flops] : {std::tuple{"forward", fwd, f}, std::tuple{"backward", bwd, b}})
+        std::printf("{\"kernel\":\"conv_layer\",\"shape\":\"%s_%s\",\"batch\":%zu,\"threads\":%zu,\"median_us\":%.1f,"
+                    "\"gflops\":%.2f,\"peak_gflops\":%.2f,\"fraction_of_peak\":%.3f}\n",
+                    name.c_str(), phase, batch, ctx.opt.threads, t.median_s * 1e6, flops / t.median_s / 1e9, peak,
+                    flops / t.median_s / 1e9 / peak);
+    std::fflush(stdout);
+}
+
+void add_conv_layers(std::vector<benchmark>& list, std::size_t batch) {
+    using conv1 = sn::conv2d<32, 3, sn::relu>::bind<sn::shape{28, 28, 1}, 1>;
+    using conv2 = sn::conv2d<64, 3, sn::relu>::bind<sn::shape{13, 13, 32}, 3>;
+    using conv3 = sn::conv2d<128, 3, sn::relu>::bind<sn::shape{5, 5, 64}, 5>;
+    const std::string b = "_layer_b" + std::to_string(batch);
+    list.push_back({"conv1" + b, [=](const context& ctx) { bench_conv_layer<conv1>(ctx, "conv1" + b, batch, false); }});
+    list.push_back({"conv2" + b, [=](const context& ctx) { bench_conv_layer<conv2>(ctx, "conv2" + b, batch, true); }});
+    list.push_back({"conv3" + b, [=](const context& ctx) { bench_conv_layer<conv3>(ctx, "conv3" + b, batch, true); }});
+}
+
 std::vector<benchmark> benchmarks() {
     std::vector<benchmark> list;
     list.push_back({"square_1024", [](const context& ctx) {
@@ -233,6 +275,8 @@ std::vector<benchmark> benchmarks() {
                     }});
     add_reference_cnn(list, 32);
     add_reference_cnn(list, 256);
+    add_conv_layers(list, 32);
+    add_conv_layers(list, 256);
     return list;
 }
 
