@@ -30,7 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 bash scripts/install-deps.sh
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" --target bench_train -j "$(nproc)" >/dev/null
 
 field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" | head -1; }

@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 bench="$build/benchmarks/bench_train"
-[ -x "$bench" ] || { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null; cmake --build "$build" --target bench_train -j "$(nproc)" >/dev/null; }
+[ -x "$bench" ] || { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=ON >/dev/null; cmake --build "$build" --target bench_train -j "$(nproc)" >/dev/null; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | head -1; }
 common=(--threads 1 --batch "$batch" --reps 5 --steps 40 --no-inference)

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# Benchmarks are not tests: leave them out of this build (they build with their scripts).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build -j "$jobs"
 cd build && ctest --output-on-failure -j "$jobs" "$@"
