@@ -2,6 +2,8 @@
 // SVG), lambda_callback, and user-written callbacks composed with the ready-made ones.
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <staticnet/staticnet.hpp>
 #include <staticnet/train/early_stopping.hpp>
 #include <staticnet/train/history_io.hpp>
@@ -50,22 +52,6 @@ sn::data::dataset samples(std::size_t n, std::uint64_t seed) {
     }
     return d;
 }
-
-/// A fresh empty directory under the system's temporary directory, removed afterwards.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        std::string name = "staticnet-callbacks-";
-        name += std::to_string(::getpid());
-        name += '-';
-        name += std::to_string(counter++);
-        path = fs::temp_directory_path() / name;
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-};
 
 std::string read_file(const fs::path& file) {
     std::ifstream in(file, std::ios::binary);

@@ -1,6 +1,8 @@
 // Checkpoints and weight files: exact resume, and every kind of bad file.
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <staticnet/staticnet.hpp>
 
 #include <csignal>
@@ -28,21 +30,6 @@ sn::data::dataset samples(std::size_t n = 60) {
     for (std::size_t i = 0; i < n; ++i) d.labels(i) = static_cast<std::int32_t>(i % 3);
     return d;
 }
-
-/// A fresh empty directory under the system's temporary directory, removed afterwards.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        path = fs::temp_directory_path() / ("staticnet-ckpt-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    static int& counter() {
-        static int n = 0;
-        return n;
-    }
-};
 
 std::vector<float> weights_of(trainer& m) {
     std::vector<float> v(m.network().parameters().begin(), m.network().parameters().end());

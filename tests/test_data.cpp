@@ -2,6 +2,8 @@
 // the reader must refuse with a message naming the file and the problem.
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <staticnet/data/idx.hpp>
 
 #include <zlib.h>
@@ -26,26 +28,6 @@ using Catch::Contains;
 namespace {
 
 using bytes = std::vector<std::uint8_t>;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static std::atomic<unsigned> counter{0};
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("staticnet_test_data_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 // Magic number, big-endian dimensions, then the payload as given.
 bytes idx_bytes(std::uint8_t type_code, std::initializer_list<std::uint32_t> dims, const bytes& payload) {

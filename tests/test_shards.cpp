@@ -8,6 +8,8 @@
 #include <array>
 #include <atomic>
 #include <catch2/catch.hpp>
+
+#include "temp_dir.hpp"
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -34,25 +36,6 @@ using Catch::Contains;
 namespace {
 
 using bytes = std::vector<std::uint8_t>;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static std::atomic<unsigned> counter{0};
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               (std::string("staticnet_test_shards_") + std::to_string(stamp) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 void write_all(const fs::path& p, const bytes& b) {
     std::ofstream out(p, std::ios::binary | std::ios::trunc);
