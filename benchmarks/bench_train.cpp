@@ -1,7 +1,7 @@
 // bench_train: training and inference throughput of the reference CNN.
 //
 //   bench_train [--threads T] [--batch B]... [--steps N] [--reps R] [--infer-batch B]
-//               [--sync after|overlapped] [--deterministic] [--no-inference]
+//               [--sync after|overlapped] [--deterministic] [--no-inference] [--loader]
 //
 // Prints one JSON object per line. Training: images/s of full steps (forward, loss, backward,
 // gradient synchronisation, Adam) at each --batch (default 32 and 256), the median over
@@ -11,6 +11,10 @@
 // Under `mpirun -np P` it measures data parallelism: --batch is the batch of *each rank*
 // (weak scaling; the global batch is P times larger), unless --strong, which keeps --batch
 // as the global batch. Only rank 0 prints; the numbers are global (all ranks' images).
+//
+// --loader (one process) measures whether data loading costs step time: `fit` on data read
+// from shard files (load_shards, partitioned, batches assembled by the prefetching loader)
+// against training steps on batches already assembled in memory, alternately.
 #include <staticnet/staticnet.hpp>
 
 #include "reference_cnn.hpp"
@@ -19,12 +23,15 @@
 #endif
 
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <unistd.h>
 
 namespace sn = staticnet;
 
@@ -34,7 +41,7 @@ namespace {
 struct options {
     std::size_t threads = 1, steps = 40, reps = 7, infer_batch = 256, infer_steps = 20;
     std::vector<std::size_t> batches;
-    bool overlapped = false, deterministic = false, inference = true, strong = false;
+    bool overlapped = false, deterministic = false, inference = true, strong = false, loader = false;
 };
 
 options parse(int argc, char** argv) {
@@ -56,6 +63,7 @@ options parse(int argc, char** argv) {
         else if (a == "--sync") o.overlapped = std::string_view(argv[++i]) == "overlapped";
         else if (a == "--deterministic") o.deterministic = true;
         else if (a == "--no-inference") o.inference = false;
+        else if (a == "--loader") o.loader = true;
         else if (a == "--strong") o.strong = true;
         else {
             std::fprintf(stderr, "bench_train: unknown option %s\n", argv[i]);
@@ -108,6 +116,42 @@ struct block_timer {
         start = clock::now();
     }
 };
+
+/// fit from shard files vs train_step on pre-assembled batches (see the file comment).
+void compare_loader(const options& o) {
+    using clock = std::chrono::steady_clock;
+    const std::size_t batch = o.batches.front(), steps = o.steps * 4, images = batch * steps;
+    const auto data = synthetic_images(images);
+    const auto dir = std::filesystem::temp_directory_path() / ("staticnet-bench-shards-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    for (std::size_t k = 0; k < 4; ++k)
+        sn::data::write_shard(dir / sn::data::shard_file_name(k, 4), data, k * images / 4, (k + 1) * images / 4);
+    const auto from_shards = sn::data::load_shards(dir, 0, 1, reference_cnn::input_shape);
+    std::filesystem::remove_all(dir);
+
+    using model_t = sn::model<reference_cnn, sn::adam, sn::sparse_categorical_crossentropy>;
+    model_t shard_model({}, {.threads = o.threads});
+    model_t memory_model({}, {.threads = o.threads});
+    // Batches already in memory, contiguous, with their labels: no loading at all.
+    std::vector<float> batches(data.images.begin(), data.images.end());
+    const sn::fit_options fit_opts{.epochs = 1, .batch_size = batch, .verbose = false, .partitioned = true};
+    shard_model.fit(from_shards, fit_opts);  // warm-up
+    std::vector<double> shard_rates, memory_rates;
+    for (std::size_t r = 0; r < o.reps; ++r) {
+        auto start = clock::now();
+        shard_model.fit(from_shards, fit_opts);
+        shard_rates.push_back(double(images) / std::chrono::duration<double>(clock::now() - start).count());
+        start = clock::now();
+        for (std::size_t s = 0; s < steps; ++s)
+            memory_model.train_step(batches.data() + s * batch * 784, {nullptr, data.labels.data() + s * batch}, batch,
+                                    batch, 0, s);
+        memory_rates.push_back(double(images) / std::chrono::duration<double>(clock::now() - start).count());
+    }
+    const double a = median(shard_rates), b = median(memory_rates);
+    std::printf("{\"bench\":\"loader\",\"threads\":%zu,\"batch\":%zu,\"steps\":%zu,\"from_shards_images_per_s\":%.1f,"
+                "\"in_memory_images_per_s\":%.1f,\"ratio\":%.3f}\n",
+                o.threads, batch, steps, a, b, a / b);
+}
 
 template <typename Comm>
 void run(const options& o, Comm& comm) {
@@ -162,6 +206,10 @@ void run(const options& o, Comm& comm) {
 
 int main(int argc, char** argv) {
     const options o = parse(argc, argv);
+    if (o.loader) {
+        compare_loader(o);
+        return 0;
+    }
 #if STATICNET_BENCH_MPI
     if (sn::launched_by_mpirun()) {
         sn::mpi_communicator comm(argc, argv);

@@ -251,6 +251,14 @@ TEST_CASE("a warmed-up training step allocates nothing", "[model][allocation]") 
     CHECK(allocations.load() == before);
 }
 
+TEST_CASE("train_step works on a fresh model, without fit", "[model]") {
+    const auto d = synthetic(8, 5);
+    sn::model<small_net, sn::sgd, sn::sparse_categorical_crossentropy> m({}, {.threads = 1});
+    const auto r = m.train_step(d.images.data(), {nullptr, d.labels.data()}, 8, 8, 0, 1);
+    CHECK(std::isfinite(r.loss));
+    CHECK(m.steps_done() == 1);
+}
+
 TEST_CASE("training gives bitwise the same weights with 1, 2 and 3 threads", "[model][threads]") {
     const auto d = synthetic(96, 6);
     auto train = [&](std::size_t threads) {

@@ -435,6 +435,8 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
                                                             std::uint64_t step_seed) -> step_result {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
+    // Called on its own (not from fit), the first step sizes the workspace; later ones find it sized.
+    net_.prepare(micro_batch() == 0 ? batch : std::min(batch, micro_batch()));
     step_result result;
     const auto grads = net_.gradients();
     std::memset(grads.data(), 0, grads.size_bytes());
