@@ -11,10 +11,14 @@
 #include <staticnet/comm/mpi.hpp>
 #include <staticnet/staticnet.hpp>
 
+#include <array>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 #include <cstring>
 #include <string_view>
+
+#include <unistd.h>
 
 namespace sn = staticnet;
 
@@ -112,6 +116,33 @@ TEST_CASE("deterministic mode is bitwise identical for any number of ranks and t
     const auto ours = train<sn::adam>(*world, distributed, 12, 2);
     const auto reference = train<sn::adam>(alone, single, 12, 2);
     CHECK(ours == reference);
+}
+
+TEST_CASE("deterministic mode: a checkpoint of P ranks resumes bitwise in one process", "[mpi][deterministic][checkpoint]") {
+    // Rank 0 picks the directory; every rank trains one epoch and takes part in the checkpoint.
+    std::array<std::uint64_t, 1> id{static_cast<std::uint64_t>(::getpid())};
+    world->broadcast(std::span<std::uint64_t>(id), 0);
+    const auto dir = std::filesystem::temp_directory_path() / ("staticnet-mpi-resume-" + std::to_string(id[0]));
+    const sn::model_settings settings{.threads = 1, .seed = 5, .micro_batch = 3, .deterministic = true};
+    const auto data = noisy_classes(90, 7);
+    const sn::fit_options options{.epochs = 2, .batch_size = 12, .seed = 3, .verbose = false};
+    auto first = options;
+    first.epochs = 1;
+    sn::model<conv_net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> distributed(*world, {}, settings);
+    distributed.fit(data, first, sn::checkpoint_callback{.directory = dir});
+    world->barrier();
+    if (world->rank() == 0) {  // one process from here on: no collectives
+        sn::model<conv_net, sn::adam, sn::categorical_crossentropy> resumed({}, settings), reference({}, settings);
+        CHECK(sn::resume_latest(resumed, dir).has_value());
+        auto rest = options;
+        rest.resume = true;
+        resumed.fit(data, rest);
+        reference.fit(data, options);
+        const auto a = resumed.network().parameters(), b = reference.network().parameters();
+        CHECK(std::equal(a.begin(), a.end(), b.begin()));
+        std::filesystem::remove_all(dir);
+    }
+    world->barrier();
 }
 
 TEST_CASE("evaluate reports global numbers on every rank", "[mpi]") {
