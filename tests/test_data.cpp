@@ -323,8 +323,8 @@ TEST_CASE("IDX reader: corrupt gzip streams", "[data][idx][errors]") {
     }
 
     // Only the two magic bytes of gzip: the header itself is cut off.
-    write_raw(dir / "stub.gz", {0x1f, 0x8b});
-    CHECK_THAT(images_error(dir / "stub.gz"), Contains("stub.gz") && Contains("corrupt gzip stream"));
+    write_raw(dir / "magic-only.gz", {0x1f, 0x8b});
+    CHECK_THAT(images_error(dir / "magic-only.gz"), Contains("magic-only.gz") && Contains("corrupt gzip stream"));
 }
 
 TEST_CASE("IDX reader: absurd dimensions are refused before allocating", "[data][idx][errors]") {
