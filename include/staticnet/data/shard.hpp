@@ -57,6 +57,7 @@
 #include "../core/compat.hpp"
 #include "../core/error.hpp"
 #include "../core/shape.hpp"
+#include "../core/crc32.hpp"
 #include "dataset.hpp"
 #include "idx.hpp"
 
@@ -184,17 +185,6 @@ inline std::uint64_t get_le(const std::uint8_t* p, std::size_t bytes) noexcept {
 }
 
 /// zlib's CRC32 over any length (zlib takes 32-bit lengths per call).
-inline std::uint32_t crc32_of(const std::uint8_t* p, std::size_t n) noexcept {
-    uLong c = crc32(0L, Z_NULL, 0);
-    while (n != 0) {
-        const auto part = static_cast<uInt>(std::min<std::size_t>(n, std::size_t{1} << 30));
-        c = crc32(c, p, part);
-        p += part;
-        n -= part;
-    }
-    return static_cast<std::uint32_t>(c);
-}
-
 inline std::string hex32(std::uint32_t v) {
     static constexpr char digits[] = "0123456789abcdef";
     std::string s = "0x";
@@ -267,7 +257,7 @@ inline std::array<std::uint8_t, shard_header_bytes> encode_header(const shard_he
     put_le(b.data() + f::num_classes, h.num_classes, 4);
     put_le(b.data() + f::records, h.records, 8);
     put_le(b.data() + f::records_per_block, h.records_per_block, 4);
-    put_le(b.data() + f::header_crc, crc32_of(b.data(), f::header_crc), 4);
+    put_le(b.data() + f::header_crc, ::staticnet::detail::crc32(b.data(), f::header_crc), 4);
     return b;
 }
 
@@ -357,7 +347,7 @@ inline shard_reader::shard_reader(const std::filesystem::path& file) : file_(fil
         fail("unknown format version " + std::to_string(h_.version) + " at byte offset " + std::to_string(f::version) +
              " (this reader knows version " + std::to_string(shard_format_version) + ")");
     const auto stored_crc = static_cast<std::uint32_t>(get_le(b.data() + f::header_crc, 4));
-    const std::uint32_t crc = crc32_of(b.data(), f::header_crc);
+    const std::uint32_t crc = ::staticnet::detail::crc32(b.data(), f::header_crc);
     if (stored_crc != crc)
         fail("header checksum mismatch: the CRC32 stored at byte offset " + std::to_string(f::header_crc) + " is " +
              hex32(stored_crc) + " but bytes 0.." + std::to_string(f::header_crc - 1) + " give " + hex32(crc) +
@@ -458,7 +448,7 @@ inline bool shard_reader::load_block(std::uint64_t j) {
     const auto n = static_cast<std::size_t>(records_in(j) * h_.record_bytes());
     block_.resize(n);
     read_exact(block_offset(j), block_.data(), n);
-    block_crc_ = crc32_of(block_.data(), n);
+    block_crc_ = ::staticnet::detail::crc32(block_.data(), n);
     return block_crc_ == crcs_[static_cast<std::size_t>(j)];
 }
 
@@ -642,7 +632,7 @@ inline void write_shard(const std::filesystem::path& file, const dataset& data, 
                 detail::put_le(p + sample, static_cast<std::uint32_t>(label),
                                static_cast<std::size_t>(h.label_bytes()));
             }
-            detail::put_le(table.data() + 4 * j, detail::crc32_of(block.data(), n * record), 4);
+            detail::put_le(table.data() + 4 * j, ::staticnet::detail::crc32(block.data(), n * record), 4);
             put(block.data(), n * record);
         }
         if (!table.empty()) {

@@ -36,8 +36,8 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "../core/crc32.hpp"
 #include "../core/error.hpp"
 #include "../train/history.hpp"
 #include "../train/model.hpp"
@@ -138,17 +138,6 @@ inline std::string hex(std::uint64_t v) {
     return s.str();
 }
 
-inline std::uint32_t crc32_of(const unsigned char* data, std::size_t n) {
-    uLong crc = ::crc32(0L, Z_NULL, 0);
-    while (n > 0) {
-        const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1u << 30));
-        crc = ::crc32(crc, data, chunk);
-        data += chunk;
-        n -= chunk;
-    }
-    return static_cast<std::uint32_t>(crc);
-}
-
 /// Appends raw bytes of trivially copyable values.
 struct byte_writer {
     std::vector<unsigned char> bytes;
@@ -160,7 +149,7 @@ struct byte_writer {
     template <typename T>
     void put_span(std::span<const T> s) { put(s.data(), s.size_bytes()); }
     void seal() {  // the CRC of everything so far, as the last 4 bytes
-        const std::uint32_t crc = crc32_of(bytes.data(), bytes.size());
+        const std::uint32_t crc = crc32(bytes.data(), bytes.size());
         put(&crc, sizeof crc);
     }
 };
@@ -242,7 +231,7 @@ Header check_file(const std::vector<unsigned char>& bytes, const std::filesystem
                                std::to_string(sizeof(Header)));
     std::uint32_t stored;
     std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
-    const std::uint32_t actual = crc32_of(bytes.data(), bytes.size() - 4);
+    const std::uint32_t actual = crc32(bytes.data(), bytes.size() - 4);
     if (stored != actual)
         throw checkpoint_error(name + " is damaged: checksum mismatch (stored " + hex(stored) + ", computed " + hex(actual) +
                                "; truncated or corrupted)");

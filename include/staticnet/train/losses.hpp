@@ -32,6 +32,11 @@ inline constexpr float probability_clip = 1e-7f;
 inline float clipped_log(float p) noexcept {
     return std::log(std::clamp(p, probability_clip, 1.0f - probability_clip));
 }
+/// d(cross-entropy)/d(output) for probability p and target y: with respect to the softmax's
+/// input when fused (p - y), else with respect to p itself.
+inline float crossentropy_gradient(float p, float y, float scale, bool pre_softmax) noexcept {
+    return pre_softmax ? (p - y) * scale : -y / std::clamp(p, probability_clip, 1.0f) * scale;
+}
 }  // namespace detail
 
 /// -sum_c y_c log p_c with one-hot (or soft) targets.
@@ -49,8 +54,7 @@ struct categorical_crossentropy {
     static void gradient(const float* out, batch_targets t, std::size_t batch, std::size_t classes, float scale,
                          bool pre_softmax, float* grad) noexcept {
         for (std::size_t i = 0; i < batch * classes; ++i)
-            grad[i] = pre_softmax ? (out[i] - t.dense[i]) * scale
-                                  : -t.dense[i] / std::clamp(out[i], detail::probability_clip, 1.0f) * scale;
+            grad[i] = detail::crossentropy_gradient(out[i], t.dense[i], scale, pre_softmax);
     }
 };
 
@@ -69,12 +73,9 @@ struct sparse_categorical_crossentropy {
                          bool pre_softmax, float* grad) noexcept {
         for (std::size_t s = 0; s < batch; ++s) {
             const auto label = static_cast<std::size_t>(t.labels[s]);
-            for (std::size_t c = 0; c < classes; ++c) {
-                const float p = out[s * classes + c];
-                const float y = c == label ? 1.0f : 0.0f;
+            for (std::size_t c = 0; c < classes; ++c)
                 grad[s * classes + c] =
-                    pre_softmax ? (p - y) * scale : -y / std::clamp(p, detail::probability_clip, 1.0f) * scale;
-            }
+                    detail::crossentropy_gradient(out[s * classes + c], c == label ? 1.0f : 0.0f, scale, pre_softmax);
         }
     }
 };

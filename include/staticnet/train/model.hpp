@@ -354,13 +354,9 @@ batch_targets model<Net, Optimizer, Loss, Communicator>::gather(const data::data
         std::memcpy(batch_images_.data() + i * sample, d.images.data() + s * sample, sample * sizeof(float));
         float* target = batch_targets_.data() + i * classes;
         if (has_targets) std::memcpy(target, d.targets.data() + s * classes, classes * sizeof(float));
-        const auto label = has_labels ? d.labels(s) : static_cast<std::int32_t>(argmax(target, classes));
-        batch_labels_[i] = label;
-        if (!has_targets && Loss::needs_dense_targets) {
-            std::fill(target, target + classes, 0.0f);
-            target[label] = 1.0f;
-        }
+        batch_labels_[i] = has_labels ? d.labels(s) : static_cast<std::int32_t>(argmax(target, classes));
     }
+    if (!has_targets) return one_hot(batch_labels_.data(), count);
     return {batch_targets_.data(), batch_labels_.data()};
 }
 
