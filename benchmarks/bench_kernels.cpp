@@ -241,11 +241,20 @@ void bench_conv_layer(const context& ctx, const std::string& name, std::size_t b
     std::vector<float> out(batch * Layer::output_shape.size()), dout(out.size()), din(in.size());
     std::vector<float> scratch(std::max<std::size_t>(1, Layer::scratch_floats(batch)));
     sn::layer_context lc{.batch = batch, .training = true, .pool = &ctx.pool, .scratch = scratch.data()};
-    const timing fwd = time_call([&] { layer.forward(lc, in.data(), out.data(), params.data(), nullptr, nullptr); }, ctx.opt);
+    const sn::forward_buffers forward{.input = sn::buffer<sn::role::input, const float>(in.data()),
+                                      .output = sn::buffer<sn::role::output, float>(out.data()),
+                                      .parameters = sn::buffer<sn::role::parameters, const float>(params.data())};
+    const sn::backward_buffers backward{
+        .input = forward.input,
+        .output = forward.output,
+        .output_gradient = sn::buffer<sn::role::output_gradient, float>(dout.data()),
+        .input_gradient = sn::buffer<sn::role::input_gradient, float>(input_gradient ? din.data() : nullptr),
+        .parameters = forward.parameters,
+        .parameter_gradients = sn::buffer<sn::role::parameter_gradients, float>(dparams.data())};
+    const timing fwd = time_call([&] { layer.forward(lc, forward); }, ctx.opt);
     const timing bwd = time_call([&] {
-        std::copy(out.begin(), out.end(), dout.begin());  // backward may overwrite dout
-        layer.backward(lc, in.data(), out.data(), dout.data(), input_gradient ? din.data() : nullptr, params.data(),
-                       dparams.data(), nullptr);
+        std::copy(out.begin(), out.end(), dout.begin());  // backward may overwrite the output gradient
+        layer.backward(lc, backward);
     }, ctx.opt);
     const double f = double(Layer::flops_per_sample) * double(batch);
     const double b = f * (input_gradient ? 2.0 : 1.0);

@@ -9,8 +9,10 @@
 //  - the *spec*, what users write in `sequential<...>` (here `prelu<25>`): hyper-parameters
 //    only, and a member template `bind<InputShape, Position>` naming the bound layer;
 //  - the *bound layer*: every size a compile-time constant, and initialize / forward /
-//    backward working on memory the model hands it (parameters, state, cache, scratch).
-// `sequential` checks the bound layer against the `staticnet::layer` concept.
+//    backward working on buffers the model hands it (`forward_buffers`, `backward_buffers`:
+//    input, output, parameters, their gradients, state, cache; each role is its own type).
+// `sequential` checks the bound layer against the `staticnet::layer` concept, and
+// `staticnet::check_gradients` checks its backward pass against finite differences.
 #include <staticnet/staticnet.hpp>
 
 #include <algorithm>
@@ -27,8 +29,9 @@ namespace sn = staticnet;
 // ------------------------------------------------------------------ the layer
 
 /// The bound layer: y = x for x > 0, alpha_c * x otherwise, for each channel c.
+/// `layer_defaults` supplies what a layer without state, cache or scratch needs.
 template <sn::shape In, int InitialAlphaPercent>
-class prelu_layer {
+class prelu_layer : public sn::layer_defaults {
     static constexpr std::size_t channels = In.channels();  // the innermost dimension (NHWC)
     static constexpr std::size_t rows_per_sample = In.size() / channels;
 
@@ -37,31 +40,31 @@ public:
     static constexpr sn::shape input_shape = In;
     static constexpr sn::shape output_shape = In;
     static constexpr std::size_t parameter_count = channels;  // alpha, one per channel
-    static constexpr std::size_t state_count = 0;             // nothing non-trainable
     static constexpr std::size_t flops_per_sample = 2 * In.size();
-    /// Nothing kept from forward to backward: backward reads the layer's input, which the
-    /// model keeps anyway.
-    static constexpr std::size_t cache_floats(std::size_t) noexcept { return 0; }
-    static constexpr std::size_t scratch_floats(std::size_t) noexcept { return 0; }
+    // No cache: backward reads the layer's input, which the model keeps anyway.
 
     void initialize(std::span<float> alpha, std::span<float>, sn::rng&) const noexcept {
         std::fill(alpha.begin(), alpha.end(), static_cast<float>(InitialAlphaPercent) / 100.0f);
     }
 
-    void forward(const sn::layer_context& ctx, const float* in, float* out, const float* alpha, float*, float*) const {
+    void forward(const sn::layer_context& ctx, const sn::forward_buffers& b) const {
+        const float* alpha = b.parameters;
         for (std::size_t r = 0; r < ctx.batch * rows_per_sample; ++r)
             for (std::size_t c = 0; c < channels; ++c) {
-                const float x = in[r * channels + c];
-                out[r * channels + c] = x > 0.0f ? x : alpha[c] * x;
+                const float x = b.input[r * channels + c];
+                b.output[r * channels + c] = x > 0.0f ? x : alpha[c] * x;
             }
     }
 
     // dL/dx = dL/dy * (x > 0 ? 1 : alpha);  dL/dalpha_c = sum of dL/dy * x over the x <= 0 of
-    // channel c. Parameter gradients are *added* (micro-batches accumulate); `din` is null for
-    // the first layer of a network. One thread sums in a fixed order, so results do not depend
-    // on the thread count (a parallel version would split rows, not the sums).
-    void backward(const sn::layer_context& ctx, const float* in, const float*, float* dout, float* din,
-                  const float* alpha, float* dalpha, float*) const {
+    // channel c. Parameter gradients are *added* (micro-batches accumulate); the input
+    // gradient is null for the first layer of a network. One thread sums in a fixed order, so
+    // results do not depend on the thread count (a parallel version would split rows, not the sums).
+    void backward(const sn::layer_context& ctx, const sn::backward_buffers& b) const {
+        const float* in = b.input;
+        const float* dout = b.output_gradient;
+        float* din = b.input_gradient;
+        const float* alpha = b.parameters;
         std::array<double, channels> sums{};
         for (std::size_t r = 0; r < ctx.batch * rows_per_sample; ++r)
             for (std::size_t c = 0; c < channels; ++c) {
@@ -70,7 +73,7 @@ public:
                 if (!positive) sums[c] += static_cast<double>(dout[i]) * in[i];
                 if (din != nullptr) din[i] = positive ? dout[i] : alpha[c] * dout[i];
             }
-        for (std::size_t c = 0; c < channels; ++c) dalpha[c] += static_cast<float>(sums[c]);
+        for (std::size_t c = 0; c < channels; ++c) b.parameter_gradients[c] += static_cast<float>(sums[c]);
     }
 };
 
@@ -84,50 +87,6 @@ struct prelu {
 
 static_assert(sn::layer_spec<prelu<>>);
 static_assert(sn::layer<prelu<>::bind<sn::shape{4, 4, 3}, 1>>);
-
-// ------------------------------------------------------------------ gradient check
-
-/// Largest relative difference between backward's gradients (input and parameters) and
-/// central differences of L = sum(out * w), on one random batch.
-template <typename L>
-double gradient_error(std::size_t batch) {
-    constexpr std::size_t n_in = L::input_shape.size(), n_out = L::output_shape.size();
-    sn::thread_pool pool(1);
-    const sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool};
-    sn::rng g(42);
-    std::vector<float> in(batch * n_in), out(batch * n_out), params(L::parameter_count), w(batch * n_out);
-    for (auto& x : in) x = (g.uniform() < 0.5f ? -1.0f : 1.0f) * g.uniform(0.05f, 1.0f);  // away from the kink at 0
-    for (auto& p : params) p = g.uniform(0.1f, 0.5f);
-    for (auto& v : w) v = g.uniform(-1.0f, 1.0f);
-    const L layer{};
-    auto loss = [&] {
-        layer.forward(ctx, in.data(), out.data(), params.data(), nullptr, nullptr);
-        double total = 0;
-        for (std::size_t i = 0; i < out.size(); ++i) total += static_cast<double>(out[i]) * w[i];
-        return total;
-    };
-    loss();
-    std::vector<float> dout = w, din(in.size()), dparams(params.size(), 0.0f);
-    layer.backward(ctx, in.data(), out.data(), dout.data(), din.data(), params.data(), dparams.data(), nullptr);
-
-    double worst = 0;
-    auto compare = [&](std::vector<float>& values, const std::vector<float>& analytic) {
-        constexpr float eps = 1e-2f;
-        for (std::size_t i = 0; i < values.size(); ++i) {
-            const float saved = values[i];
-            values[i] = saved + eps;
-            const double up = loss();
-            values[i] = saved - eps;
-            const double down = loss();
-            values[i] = saved;
-            const double numeric = (up - down) / (2.0 * eps);
-            worst = std::max(worst, std::abs(numeric - analytic[i]) / std::max(1.0, std::abs(numeric)));
-        }
-    };
-    compare(in, din);
-    compare(params, dparams);
-    return worst;
-}
 
 // ------------------------------------------------------------------ training
 
@@ -158,10 +117,14 @@ using net = sn::sequential<sn::input<8, 8, 1>,                     //
                            sn::dense<3, sn::softmax>>;
 
 int main() {
-    const double error = gradient_error<prelu<>::bind<sn::shape{3, 3, 4}, 1>>(2);
-    std::printf("prelu gradient check: largest relative error %.2e\n", error);
-    if (!(error < 1e-3)) {
-        std::printf("FAILED: backward does not match finite differences\n");
+    // Inputs away from the kink at 0, where finite differences do not measure the derivative.
+    const auto check = sn::check_gradients<prelu<>, sn::shape{3, 3, 4}>(
+        {.batch = 2, .seed = 42, .tolerance = 1e-3, .prepare = [](std::span<float> input, std::span<float>, sn::rng& g) {
+             for (auto& x : input) x = (g.uniform() < 0.5f ? -1.0f : 1.0f) * g.uniform(0.05f, 1.0f);
+         }});
+    std::printf("prelu gradient check: %zu gradients, largest relative error %.2e\n", check.compared, check.worst_error);
+    if (!check) {
+        std::printf("FAILED: %s\n", check.message.c_str());
         return 1;
     }
 

@@ -1,23 +1,40 @@
 // Every layer: forward on small hand-computed cases, backward against finite differences.
-#include "layer_harness.hpp"
-
 #include <staticnet/layers/activations.hpp>
 #include <staticnet/layers/batch_norm.hpp>
 #include <staticnet/layers/conv2d.hpp>
 #include <staticnet/layers/dense.hpp>
 #include <staticnet/layers/dropout.hpp>
 #include <staticnet/layers/flatten.hpp>
+#include <staticnet/layers/gradient_check.hpp>
 #include <staticnet/layers/max_pool2d.hpp>
 
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 namespace sn = staticnet;
-using harness::runner;
+template <typename L>
+using runner = sn::detail::layer_runner<L>;
 
 template <typename Spec, sn::shape In>
 using bound = typename Spec::template bind<In, 1>;
 
 // Moves every value at least `gap` away from zero: finite differences across relu's kink lie.
-inline void away_from_zero(sn::aligned_buffer<float>& b, float gap) {
-    for (auto& x : b) x = x < 0 ? std::min(x, -gap) : std::max(x, gap);
+inline void away_from_zero(std::span<float> values, float gap) {
+    for (auto& x : values) x = x < 0 ? std::min(x, -gap) : std::max(x, gap);
+}
+
+// The public gradient check, reported through Catch2: the message names the first mismatch.
+template <typename L>
+void require_gradients(std::size_t batch, std::uint64_t seed, sn::gradient_check_options options = {}) {
+    options.batch = batch;
+    options.seed = seed;
+    const auto result = sn::check_gradients<L>(options);
+    INFO(result.message);
+    REQUIRE(result.passed);
+    REQUIRE(result.compared > 0);
 }
 
 TEST_CASE("conv2d forward on a hand-computed case", "[layers][conv2d]") {
@@ -26,15 +43,15 @@ TEST_CASE("conv2d forward on a hand-computed case", "[layers][conv2d]") {
     STATIC_REQUIRE(L::output_shape == sn::shape{2, 2, 2});
     STATIC_REQUIRE(L::parameter_count == 2 * 2 * 1 * 2 + 2);
     runner<L> r(1);
-    for (int i = 0; i < 9; ++i) r.in[i] = static_cast<float>(i + 1);  // 1 2 3 / 4 5 6 / 7 8 9
+    for (int i = 0; i < 9; ++i) r.input[i] = static_cast<float>(i + 1);  // 1 2 3 / 4 5 6 / 7 8 9
     // kernel [ky][kx][c][f]: filter 0 sums the window, filter 1 takes top-left minus bottom-right.
     const float kernel[8] = {1, 1, 1, 0, 1, 0, 1, -1};
-    std::copy(kernel, kernel + 8, r.params.begin());
-    r.params[8] = 0.5f;
-    r.params[9] = -1.0f;
+    std::copy(kernel, kernel + 8, r.parameters.begin());
+    r.parameters[8] = 0.5f;
+    r.parameters[9] = -1.0f;
     r.forward(false);
     const float expected[8] = {12.5f, -5.0f, 16.5f, -5.0f, 24.5f, -5.0f, 28.5f, -5.0f};
-    for (int i = 0; i < 8; ++i) CHECK(r.out[i] == expected[i]);
+    for (int i = 0; i < 8; ++i) CHECK(r.output[i] == expected[i]);
 }
 
 TEST_CASE("conv2d same padding and stride follow TensorFlow's geometry", "[layers][conv2d]") {
@@ -45,25 +62,25 @@ TEST_CASE("conv2d same padding and stride follow TensorFlow's geometry", "[layer
     // A 1x1 "same" convolution of a constant image with a unit kernel is that image.
     using one = bound<sn::conv2d<1, 3, sn::identity, 1, sn::padding::same>, sn::shape{3, 3, 1}>;
     runner<one> r(1);
-    std::fill(r.in.begin(), r.in.end(), 1.0f);
-    std::fill(r.params.begin(), r.params.begin() + 9, 1.0f);
+    std::fill(r.input.begin(), r.input.end(), 1.0f);
+    std::fill(r.parameters.begin(), r.parameters.begin() + 9, 1.0f);
     r.forward(false);
     const float expected[9] = {4, 6, 4, 6, 9, 6, 4, 6, 4};  // zeros padded around the border
-    for (int i = 0; i < 9; ++i) CHECK(r.out[i] == expected[i]);
+    for (int i = 0; i < 9; ++i) CHECK(r.output[i] == expected[i]);
 }
 
 TEST_CASE("max_pool2d forward keeps the maximum of each window and channel", "[layers][max_pool2d]") {
     using L = bound<sn::max_pool2d<2>, sn::shape{3, 4, 2}>;
     STATIC_REQUIRE(L::output_shape == sn::shape{1, 2, 2});
     runner<L> r(1);
-    for (std::size_t i = 0; i < r.in.size(); ++i) r.in[i] = static_cast<float>((i * 7) % 11);
+    for (std::size_t i = 0; i < r.input.size(); ++i) r.input[i] = static_cast<float>((i * 7) % 11);
     r.forward(false);
     // channel c of pixel (y, x) is at (y*4 + x)*2 + c; window (0,0) covers x 0..1, y 0..1.
-    auto at = [&](int y, int x, int c) { return r.in[static_cast<std::size_t>((y * 4 + x) * 2 + c)]; };
+    auto at = [&](int y, int x, int c) { return r.input[static_cast<std::size_t>((y * 4 + x) * 2 + c)]; };
     for (int ox = 0; ox < 2; ++ox)
         for (int c = 0; c < 2; ++c) {
             const float m = std::max({at(0, 2 * ox, c), at(0, 2 * ox + 1, c), at(1, 2 * ox, c), at(1, 2 * ox + 1, c)});
-            CHECK(r.out[static_cast<std::size_t>(ox * 2 + c)] == m);
+            CHECK(r.output[static_cast<std::size_t>(ox * 2 + c)] == m);
         }
 }
 
@@ -72,15 +89,15 @@ TEST_CASE("dense forward is x W + b", "[layers][dense]") {
     runner<L> r(2);
     const float x[6] = {1, 2, 3, -1, 0, 1};
     const float w[6] = {1, 0, 0, 1, 1, 1};  // [3 x 2]
-    std::copy(x, x + 6, r.in.begin());
-    std::copy(w, w + 6, r.params.begin());
-    r.params[6] = 10.0f;
-    r.params[7] = 20.0f;
+    std::copy(x, x + 6, r.input.begin());
+    std::copy(w, w + 6, r.parameters.begin());
+    r.parameters[6] = 10.0f;
+    r.parameters[7] = 20.0f;
     r.forward(false);
-    CHECK(r.out[0] == 14.0f);  // 1 + 3 + 10
-    CHECK(r.out[1] == 25.0f);  // 2 + 3 + 20
-    CHECK(r.out[2] == 10.0f);  // -1 + 1 + 10
-    CHECK(r.out[3] == 21.0f);  // 0 + 1 + 20
+    CHECK(r.output[0] == 14.0f);  // 1 + 3 + 10
+    CHECK(r.output[1] == 25.0f);  // 2 + 3 + 20
+    CHECK(r.output[2] == 10.0f);  // -1 + 1 + 10
+    CHECK(r.output[3] == 21.0f);  // 0 + 1 + 20
 }
 
 TEST_CASE("activations forward values", "[layers][activations]") {
@@ -104,74 +121,128 @@ TEST_CASE("activations forward values", "[layers][activations]") {
 }
 
 TEST_CASE("conv2d backward matches finite differences", "[layers][conv2d][gradient]") {
-    harness::check_gradients<bound<sn::conv2d<3, 3>, sn::shape{6, 5, 2}>>(2, 1);
-    harness::check_gradients<bound<sn::conv2d<4, 2, sn::tanh, 2, sn::padding::same>, sn::shape{5, 5, 3}>>(3, 2);
-    harness::check_gradients<bound<sn::conv2d<5, 1, sn::sigmoid>, sn::shape{3, 4, 7}>>(2, 3);
-    harness::check_gradients<bound<sn::conv2d<2, 3, sn::identity, 1, sn::padding::same>, sn::shape{1, 1, 1}>>(1, 4);
+    require_gradients<bound<sn::conv2d<3, 3>, sn::shape{6, 5, 2}>>(2, 1);
+    require_gradients<bound<sn::conv2d<4, 2, sn::tanh, 2, sn::padding::same>, sn::shape{5, 5, 3}>>(3, 2);
+    require_gradients<bound<sn::conv2d<5, 1, sn::sigmoid>, sn::shape{3, 4, 7}>>(2, 3);
+    require_gradients<bound<sn::conv2d<2, 3, sn::identity, 1, sn::padding::same>, sn::shape{1, 1, 1}>>(1, 4);
 }
 
 TEST_CASE("dense backward matches finite differences", "[layers][dense][gradient]") {
-    harness::check_gradients<bound<sn::dense<7>, sn::shape{13}>>(5, 5);
-    harness::check_gradients<bound<sn::dense<1, sn::sigmoid>, sn::shape{1}>>(1, 6);
-    harness::check_gradients<bound<sn::dense<4, sn::softmax>, sn::shape{9}>>(3, 7);
+    require_gradients<bound<sn::dense<7>, sn::shape{13}>>(5, 5);
+    require_gradients<bound<sn::dense<1, sn::sigmoid>, sn::shape{1}>>(1, 6);
+    require_gradients<bound<sn::dense<4, sn::softmax>, sn::shape{9}>>(3, 7);
 }
 
 TEST_CASE("max_pool2d backward matches finite differences", "[layers][max_pool2d][gradient]") {
     // Distinct inputs at least 0.1 apart, so a nudge of 1e-2 never changes a window's maximum.
-    auto distinct = [](auto& r, sn::rng& g) {
-        std::vector<std::size_t> order(r.in.size());
+    auto distinct = [](std::span<float> input, std::span<float>, sn::rng& g) {
+        std::vector<std::size_t> order(input.size());
         for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
         sn::shuffle(order.begin(), order.end(), g);
-        for (std::size_t i = 0; i < order.size(); ++i) r.in[order[i]] = 0.1f * static_cast<float>(i);
+        for (std::size_t i = 0; i < order.size(); ++i) input[order[i]] = 0.1f * static_cast<float>(i);
     };
-    harness::check_gradients<bound<sn::max_pool2d<2>, sn::shape{5, 4, 3}>>(2, 8, 1e-2f, 2e-2, distinct);
-    harness::check_gradients<bound<sn::max_pool2d<3, 1>, sn::shape{5, 5, 2}>>(2, 9, 1e-2f, 2e-2, distinct);
+    require_gradients<bound<sn::max_pool2d<2>, sn::shape{5, 4, 3}>>(2, 8, {.prepare = distinct});
+    require_gradients<bound<sn::max_pool2d<3, 1>, sn::shape{5, 5, 2}>>(2, 9, {.prepare = distinct});
 }
 
 TEST_CASE("activation layers backward match finite differences", "[layers][activations][gradient]") {
-    auto no_kink = [](auto& r, sn::rng&) { away_from_zero(r.in, 0.05f); };
-    harness::check_gradients<bound<sn::relu, sn::shape{3, 3, 4}>>(2, 10, 1e-2f, 2e-2, no_kink);
-    harness::check_gradients<bound<sn::sigmoid, sn::shape{11}>>(3, 11);
-    harness::check_gradients<bound<sn::tanh, sn::shape{2, 2, 5}>>(2, 12);
-    harness::check_gradients<bound<sn::softmax, sn::shape{2, 3, 6}>>(2, 13);
-    harness::check_gradients<bound<sn::identity, sn::shape{17}>>(2, 14);
+    auto no_kink = [](std::span<float> input, std::span<float>, sn::rng&) { away_from_zero(input, 0.05f); };
+    require_gradients<bound<sn::relu, sn::shape{3, 3, 4}>>(2, 10, {.prepare = no_kink});
+    require_gradients<bound<sn::sigmoid, sn::shape{11}>>(3, 11);
+    require_gradients<bound<sn::tanh, sn::shape{2, 2, 5}>>(2, 12);
+    require_gradients<bound<sn::softmax, sn::shape{2, 3, 6}>>(2, 13);
+    require_gradients<bound<sn::identity, sn::shape{17}>>(2, 14);
 }
 
 TEST_CASE("flatten, dropout and batch_norm backward match finite differences", "[layers][gradient]") {
-    harness::check_gradients<bound<sn::flatten, sn::shape{2, 3, 4}>>(2, 15);
-    harness::check_gradients<bound<sn::dropout<0.4f>, sn::shape{19}>>(3, 16);
-    harness::check_gradients<bound<sn::batch_norm<>, sn::shape{3, 3, 4}>>(4, 17);
-    harness::check_gradients<bound<sn::batch_norm<0.9f, 1e-5f>, sn::shape{6}>>(5, 18);
+    require_gradients<bound<sn::flatten, sn::shape{2, 3, 4}>>(2, 15);
+    require_gradients<bound<sn::dropout<0.4f>, sn::shape{19}>>(3, 16);
+    require_gradients<bound<sn::batch_norm<>, sn::shape{3, 3, 4}>>(4, 17);
+    require_gradients<bound<sn::batch_norm<0.9f, 1e-5f>, sn::shape{6}>>(5, 18);
 }
 
 TEST_CASE("dropout drops about Rate of the values in training and none at inference", "[layers][dropout]") {
     using L = bound<sn::dropout<0.25f>, sn::shape{1000}>;
     runner<L> r(4);
-    std::fill(r.in.begin(), r.in.end(), 1.0f);
+    std::fill(r.input.begin(), r.input.end(), 1.0f);
     r.forward(true);
-    const auto dropped = std::count(r.out.begin(), r.out.end(), 0.0f);
+    const auto dropped = std::count(r.output.begin(), r.output.end(), 0.0f);
     CHECK(dropped > 900);
     CHECK(dropped < 1100);
-    for (float v : r.out) CHECK((v == 0.0f || v == Approx(1.0f / 0.75f)));
+    for (float v : r.output) CHECK((v == 0.0f || v == Approx(1.0f / 0.75f)));
     r.forward(false);
-    CHECK(std::count(r.out.begin(), r.out.end(), 1.0f) == 4000);
+    CHECK(std::count(r.output.begin(), r.output.end(), 1.0f) == 4000);
 }
 
 TEST_CASE("batch_norm normalises in training and uses moving statistics at inference", "[layers][batch_norm]") {
     using L = bound<sn::batch_norm<0.5f>, sn::shape{2}>;
     runner<L> r(4);
     sn::rng init(1);
-    r.layer.initialize(std::span<float>(r.params.data(), 4), std::span<float>(r.state.data(), 4), init);
+    r.layer.initialize(std::span<float>(r.parameters.data(), 4), std::span<float>(r.state.data(), 4), init);
     const float x[8] = {1, 10, 2, 20, 3, 30, 4, 40};
-    std::copy(x, x + 8, r.in.begin());
+    std::copy(x, x + 8, r.input.begin());
     r.forward(true);
     double mean0 = 0, var0 = 0;
-    for (int s = 0; s < 4; ++s) mean0 += r.out[static_cast<std::size_t>(s * 2)];
-    for (int s = 0; s < 4; ++s) var0 += std::pow(r.out[static_cast<std::size_t>(s * 2)], 2);
+    for (int s = 0; s < 4; ++s) mean0 += r.output[static_cast<std::size_t>(s * 2)];
+    for (int s = 0; s < 4; ++s) var0 += std::pow(r.output[static_cast<std::size_t>(s * 2)], 2);
     CHECK(mean0 == Approx(0.0).margin(1e-6));
     CHECK(var0 / 4 == Approx(1.0).epsilon(1e-3));  // 1.25 / (1.25 + 1e-3)
     CHECK(r.state[0] == Approx(0.5f * 2.5f));       // moving mean after one update
     CHECK(r.state[2] == Approx(0.5f + 0.5f * (5.0f / 3.0f)));  // moving variance, unbiased batch variance
     r.forward(false);
-    CHECK(r.out[0] == Approx((1.0f - 1.25f) / std::sqrt(r.state[2] + 1e-3f)));
+    CHECK(r.output[0] == Approx((1.0f - 1.25f) / std::sqrt(r.state[2] + 1e-3f)));
+}
+
+TEST_CASE("float hyper-parameters read the same as float or double literals", "[layers][template_float]") {
+    STATIC_REQUIRE(std::is_same_v<sn::dropout<0.25f>, sn::dropout<0.25>>);
+    STATIC_REQUIRE(std::is_same_v<sn::batch_norm<0.9f, 1e-5f>, sn::batch_norm<0.9, 1e-5>>);
+    STATIC_REQUIRE(!std::is_same_v<sn::dropout<0.25f>, sn::dropout<0.5f>>);
+    STATIC_REQUIRE(bound<sn::batch_norm<0.9f, 1e-5f>, sn::shape{4}>::momentum == 0.9f);
+    STATIC_REQUIRE(bound<sn::batch_norm<>, sn::shape{4}>::epsilon == 1e-3f);
+    STATIC_REQUIRE(bound<sn::dropout<0.4f>, sn::shape{4}>::rate == 0.4f);
+}
+
+namespace {
+// Layers that break the contract in one way each, to show that check_gradients notices.
+enum class defect { wrong_input_gradient, overwrites_parameter_gradients, none };
+
+template <defect Defect, sn::shape In>
+struct scale_layer : sn::layer_defaults {  // y = a * x, one trainable a
+    static constexpr std::string_view name = "scale";
+    static constexpr sn::shape input_shape = In, output_shape = In;
+    static constexpr std::size_t parameter_count = 1, flops_per_sample = In.size();
+    void initialize(std::span<float> a, std::span<float>, sn::rng&) const noexcept { a[0] = 1.5f; }
+    void forward(const sn::layer_context& ctx, const sn::forward_buffers& b) const {
+        for (std::size_t i = 0; i < ctx.batch * In.size(); ++i) b.output[i] = b.parameters[0] * b.input[i];
+    }
+    void backward(const sn::layer_context& ctx, const sn::backward_buffers& b) const {
+        double da = 0;
+        for (std::size_t i = 0; i < ctx.batch * In.size(); ++i) {
+            da += static_cast<double>(b.output_gradient[i]) * b.input[i];
+            if (b.input_gradient)
+                b.input_gradient[i] = (Defect == defect::wrong_input_gradient ? 1.0f : b.parameters[0]) * b.output_gradient[i];
+        }
+        if constexpr (Defect == defect::overwrites_parameter_gradients) b.parameter_gradients[0] = static_cast<float>(da);
+        else b.parameter_gradients[0] += static_cast<float>(da);
+    }
+};
+}  // namespace
+
+TEST_CASE("check_gradients finds a wrong backward pass and a broken contract", "[layers][gradient]") {
+    STATIC_REQUIRE(sn::layer<scale_layer<defect::none, sn::shape{5}>>);
+    const auto good = sn::check_gradients<scale_layer<defect::none, sn::shape{5}>>();
+    INFO(good.message);
+    CHECK(good.passed);
+    CHECK(good.compared == 2 * 5 + 1);
+
+    const auto wrong = sn::check_gradients<scale_layer<defect::wrong_input_gradient, sn::shape{5}>>();
+    CHECK_FALSE(wrong.passed);
+    CHECK_THAT(wrong.message, Catch::Matchers::StartsWith("scale: d(loss)/d(input[0]) is"));
+
+    const auto overwrites = sn::check_gradients<scale_layer<defect::overwrites_parameter_gradients, sn::shape{5}>>();
+    CHECK_FALSE(overwrites.passed);
+    CHECK_THAT(overwrites.message, Catch::Matchers::Contains("must add to the parameter gradients"));
+
+    // The spec-and-shape form binds the spec as sequential would.
+    CHECK(sn::check_gradients<sn::dense<3, sn::tanh>, sn::shape{4}>({.batch = 3}).passed);
 }

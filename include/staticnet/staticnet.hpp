@@ -16,15 +16,12 @@
 #include "data/sampler.hpp"
 #include "data/shard.hpp"
 #include "layers/activations.hpp"
-// batch_norm and dropout take float template arguments, which clang < 18 does not support;
-// the rest of the library builds with such compilers too.
-#if defined(__cpp_nontype_template_args) && __cpp_nontype_template_args >= 201911L
 #include "layers/batch_norm.hpp"
-#include "layers/dropout.hpp"
-#endif
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
+#include "layers/dropout.hpp"
 #include "layers/flatten.hpp"
+#include "layers/gradient_check.hpp"
 #include "layers/input.hpp"
 #include "layers/max_pool2d.hpp"
 #include "model/sequential.hpp"

@@ -1,6 +1,7 @@
 // expect: dense needs a vector input but the layer before it gives an image: add flatten before dense
-// expect: layer_position = 3
-// expect: input_height = 13
+// expect-gcc: layer_position = 3
+// expect-clang: check_dense_wiring<3UL, 3UL, 13UL
+// expect-gcc: input_height = 13
 // Forgot the flatten between the convolutional part and the classifier.
 #include <staticnet/staticnet.hpp>
 namespace sn = staticnet;

@@ -1,5 +1,6 @@
 // expect: max_pool2d window does not fit its input image
-// expect: layer_position = 7
+// expect-gcc: layer_position = 7
+// expect-clang: check_max_pool2d_wiring<7UL
 // The reference CNN with one pooling layer too many: the fourth pool sees a 1x1 image.
 #include <staticnet/staticnet.hpp>
 namespace sn = staticnet;

@@ -96,7 +96,7 @@ using linear = identity;
 
 /// An activation used as a layer of its own; shape-preserving.
 template <typename Activation, shape In, std::size_t Position>
-class activation_layer : public detail::layer_defaults {
+class activation_layer : public layer_defaults {
 public:
     using activation_type = Activation;
     static constexpr shape input_shape = In;
@@ -104,17 +104,16 @@ public:
     static constexpr std::string_view name = Activation::name;
     static constexpr std::size_t flops_per_sample = In.size();
 
-    void forward(const layer_context& ctx, const float* in, float* out, const float*, float*, float*) const {
+    void forward(const layer_context& ctx, const forward_buffers& b) const {
         const std::size_t rows = ctx.batch * (In.size() / In.channels());
-        std::memcpy(out, in, ctx.batch * In.size() * sizeof(float));
-        Activation::forward(out, rows, In.channels());
+        std::memcpy(b.output, b.input, ctx.batch * In.size() * sizeof(float));
+        Activation::forward(b.output, rows, In.channels());
     }
-    void backward(const layer_context& ctx, const float*, const float* out, float* dout, float* din, const float*,
-                  float*, float*) const {
-        if (din == nullptr) return;
+    void backward(const layer_context& ctx, const backward_buffers& b) const {
+        if (!b.input_gradient) return;
         const std::size_t rows = ctx.batch * (In.size() / In.channels());
-        std::memcpy(din, dout, ctx.batch * In.size() * sizeof(float));
-        if (!ctx.gradient_is_pre_activation) Activation::backward(out, din, rows, In.channels());
+        std::memcpy(b.input_gradient, b.output_gradient, ctx.batch * In.size() * sizeof(float));
+        if (!ctx.gradient_is_pre_activation) Activation::backward(b.output, b.input_gradient, rows, In.channels());
     }
 };
 

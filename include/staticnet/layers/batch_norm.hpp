@@ -19,21 +19,19 @@
 #include <span>
 #include <string_view>
 
+#include "../core/template_float.hpp"
 #include "layer.hpp"
-
-#if !defined(__cpp_nontype_template_args) || __cpp_nontype_template_args < 201911L
-#error "staticnet: batch_norm<Momentum, Epsilon> takes float template arguments (C++20 P1907), which this compiler lacks (clang < 18); use GCC >= 11 or clang >= 18"
-#endif
 
 namespace staticnet {
 
 namespace detail {
-template <float Momentum, float Epsilon, shape In, std::size_t Position>
+template <template_float Momentum, template_float Epsilon, shape In, std::size_t Position>
 class batch_norm_layer;
 }
 
-/// Batch normalisation with Keras's default momentum and epsilon.
-template <float Momentum = 0.99f, float Epsilon = 1e-3f>
+/// Batch normalisation with Keras's default momentum and epsilon (`batch_norm<0.9f, 1e-5f>`
+/// or `batch_norm<0.9, 1e-5>` for others: see `template_float`).
+template <template_float Momentum = 0.99f, template_float Epsilon = 1e-3f>
 struct batch_norm {
     static_assert(Momentum >= 0.0f && Momentum < 1.0f, "batch_norm: Momentum must be in [0, 1)");
     static_assert(Epsilon > 0.0f, "batch_norm: Epsilon must be positive");
@@ -43,12 +41,14 @@ struct batch_norm {
 
 namespace detail {
 
-template <float Momentum, float Epsilon, shape In, std::size_t Position>
-class batch_norm_layer {
+template <template_float Momentum, template_float Epsilon, shape In, std::size_t Position>
+class batch_norm_layer : public layer_defaults {
     static constexpr std::size_t C = In.channels();
     static constexpr std::size_t per_sample_rows = In.size() / C;
 
 public:
+    static constexpr float momentum = Momentum;
+    static constexpr float epsilon = Epsilon;
     static constexpr std::string_view name = "batch_norm";
     static constexpr shape input_shape = In;
     static constexpr shape output_shape = In;
@@ -57,7 +57,6 @@ public:
     static constexpr std::size_t flops_per_sample = 4 * In.size();
     /// x_hat of the batch, then 1/sqrt(var + eps) per channel.
     static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return batch * In.size() + C; }
-    static constexpr std::size_t scratch_floats(std::size_t) noexcept { return 0; }
 
     void initialize(std::span<float> params, std::span<float> state, rng&) const noexcept {
         for (std::size_t c = 0; c < C; ++c) {
@@ -68,17 +67,18 @@ public:
         }
     }
 
-    void forward(const layer_context& ctx, const float* in, float* out, const float* params, float* state,
-                 float* cache) const {
-        const float* gamma = params;
-        const float* beta = params + C;
-        float* moving_mean = state;
-        float* moving_var = state + C;
+    void forward(const layer_context& ctx, const forward_buffers& b) const {
+        const float* in = b.input;
+        float* out = b.output;
+        const float* gamma = b.parameters;
+        const float* beta = gamma + C;
+        float* moving_mean = b.state;
+        float* moving_var = moving_mean + C;
         const std::size_t rows = ctx.batch * per_sample_rows;
         if (!ctx.training) {
             for (std::size_t r = 0; r < rows; ++r)
                 for (std::size_t c = 0; c < C; ++c) {
-                    const float inv = 1.0f / std::sqrt(moving_var[c] + Epsilon);
+                    const float inv = 1.0f / std::sqrt(moving_var[c] + epsilon);
                     out[r * C + c] = gamma[c] * (in[r * C + c] - moving_mean[c]) * inv + beta[c];
                 }
             return;
@@ -98,14 +98,14 @@ public:
                 var[c] += d * d;
             }
         if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(std::span<double>(var.data(), C));
-        float* x_hat = cache;
-        float* inv_std = cache + ctx.batch * In.size();
+        float* x_hat = b.cache;
+        float* inv_std = x_hat + ctx.batch * In.size();
         for (std::size_t c = 0; c < C; ++c) {
             const double biased = var[c] / count;
-            inv_std[c] = static_cast<float>(1.0 / std::sqrt(biased + Epsilon));
+            inv_std[c] = static_cast<float>(1.0 / std::sqrt(biased + epsilon));
             const double unbiased = count > 1 ? var[c] / (count - 1) : biased;
-            moving_mean[c] = Momentum * moving_mean[c] + (1.0f - Momentum) * static_cast<float>(mean[c]);
-            moving_var[c] = Momentum * moving_var[c] + (1.0f - Momentum) * static_cast<float>(unbiased);
+            moving_mean[c] = momentum * moving_mean[c] + (1.0f - momentum) * static_cast<float>(mean[c]);
+            moving_var[c] = momentum * moving_var[c] + (1.0f - momentum) * static_cast<float>(unbiased);
         }
         for (std::size_t r = 0; r < rows; ++r)
             for (std::size_t c = 0; c < C; ++c) {
@@ -115,11 +115,13 @@ public:
             }
     }
 
-    void backward(const layer_context& ctx, const float*, const float*, float* dout, float* din, const float* params,
-                  float* dparams, float* cache) const {
-        const float* gamma = params;
-        const float* x_hat = cache;
-        const float* inv_std = cache + ctx.batch * In.size();
+    void backward(const layer_context& ctx, const backward_buffers& b) const {
+        const float* dout = b.output_gradient;
+        float* din = b.input_gradient;
+        float* dparams = b.parameter_gradients;
+        const float* gamma = b.parameters;
+        const float* x_hat = b.cache;
+        const float* inv_std = x_hat + ctx.batch * In.size();
         const std::size_t rows = ctx.batch * per_sample_rows;
         // sums[0, C): sum of dy; [C, 2C): sum of dy * x_hat; [2C]: rows.
         std::array<double, 2 * C + 1> sums{};

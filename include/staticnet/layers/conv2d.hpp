@@ -56,7 +56,7 @@ namespace detail {
 
 template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
           std::size_t Position>
-class conv2d_layer {
+class conv2d_layer : public layer_defaults {
     static_assert(check_conv2d_wiring<Position, In.rank, In.height(), In.width(), Kernel, Stride, Padding == padding::same>());
 
     static constexpr std::size_t out_extent(std::size_t in) {
@@ -78,7 +78,6 @@ public:
                                                        output_shape.height(), output_shape.width()};
     static constexpr std::size_t kernel_count = Kernel * Kernel * In.channels() * Filters;
     static constexpr std::size_t parameter_count = kernel_count + Filters;
-    static constexpr std::size_t state_count = 0;
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
 
     /// Images per im2col chunk: the whole batch, or equal parts of about 4 MiB of columns.
@@ -89,7 +88,6 @@ public:
         const std::size_t chunks = (batch + max_chunk - 1) / max_chunk;
         return chunks == 0 ? 0 : (batch + chunks - 1) / chunks;
     }
-    static constexpr std::size_t cache_floats(std::size_t) noexcept { return 0; }
     static constexpr std::size_t scratch_floats(std::size_t batch) noexcept {
         return chunk_images(batch) * geometry.rows_per_image() * geometry.column_width();
     }
@@ -99,9 +97,11 @@ public:
         std::fill(params.begin() + kernel_count, params.end(), 0.0f);
     }
 
-    void forward(const layer_context& ctx, const float* in, float* out, const float* params, float*, float*) const {
-        const float* kernel = params;
-        const float* bias = params + kernel_count;
+    void forward(const layer_context& ctx, const forward_buffers& b) const {
+        const float* in = b.input;
+        float* out = b.output;
+        const float* kernel = b.parameters;
+        const float* bias = kernel + kernel_count;
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const float* columns = im2col(ctx, in + first * In.size(), images);
             kernels::gemm(images * geometry.rows_per_image(), Filters, geometry.column_width(), columns,
@@ -115,8 +115,13 @@ public:
         }, 64);
     }
 
-    void backward(const layer_context& ctx, const float* in, const float* out, float* dout, float* din,
-                  const float* params, float* dparams, float*) const {
+    void backward(const layer_context& ctx, const backward_buffers& b) const {
+        const float* in = b.input;
+        const float* out = b.output;
+        float* dout = b.output_gradient;
+        float* din = b.input_gradient;
+        const float* kernel = b.parameters;
+        float* dparams = b.parameter_gradients;
         const std::size_t rows = ctx.batch * geometry.rows_per_image();
         if (!ctx.gradient_is_pre_activation)
             ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
@@ -133,7 +138,7 @@ public:
             float* din_chunk = din + first * In.size();
             // 1x1 stride-1 convolutions read the input in place: the column gradient is the input gradient.
             float* dcolumns = reads_input_in_place ? din_chunk : ctx.scratch;
-            kernels::gemm(chunk_rows, geometry.column_width(), Filters, dz, Filters, kernels::op::none, params,
+            kernels::gemm(chunk_rows, geometry.column_width(), Filters, dz, Filters, kernels::op::none, kernel,
                           Filters, kernels::op::transpose, dcolumns, geometry.column_width(), false, ctx.pool);
             if constexpr (!reads_input_in_place)
                 ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {

@@ -62,22 +62,23 @@ public:
         std::fill(params.begin() + kernel_count, params.end(), 0.0f);
     }
 
-    void forward(const layer_context& ctx, const float* in, float* out, const float* params, float*, float*) const {
-        kernels::gemm(ctx.batch, Units, inputs, in, inputs, kernels::op::none, params, Units, kernels::op::none, out,
-                      Units, false, ctx.pool);
-        kernels::add_bias(out, params + kernel_count, ctx.batch, Units);
-        Activation::forward(out, ctx.batch, Units);
+    void forward(const layer_context& ctx, const forward_buffers& b) const {
+        const float* kernel = b.parameters;
+        kernels::gemm(ctx.batch, Units, inputs, b.input, inputs, kernels::op::none, kernel, Units, kernels::op::none,
+                      b.output, Units, false, ctx.pool);
+        kernels::add_bias(b.output, kernel + kernel_count, ctx.batch, Units);
+        Activation::forward(b.output, ctx.batch, Units);
     }
 
-    void backward(const layer_context& ctx, const float* in, const float* out, float* dout, float* din,
-                  const float* params, float* dparams, float*) const {
-        if (!ctx.gradient_is_pre_activation) Activation::backward(out, dout, ctx.batch, Units);
-        kernels::gemm(inputs, Units, ctx.batch, in, inputs, kernels::op::transpose, dout, Units, kernels::op::none,
-                      dparams, Units, true, ctx.pool);
-        kernels::accumulate_column_sums(dout, ctx.batch, Units, dparams + kernel_count);
-        if (din != nullptr)
-            kernels::gemm(ctx.batch, inputs, Units, dout, Units, kernels::op::none, params, Units,
-                          kernels::op::transpose, din, inputs, false, ctx.pool);
+    void backward(const layer_context& ctx, const backward_buffers& b) const {
+        float* dout = b.output_gradient;
+        if (!ctx.gradient_is_pre_activation) Activation::backward(b.output, dout, ctx.batch, Units);
+        kernels::gemm(inputs, Units, ctx.batch, b.input, inputs, kernels::op::transpose, dout, Units, kernels::op::none,
+                      b.parameter_gradients, Units, true, ctx.pool);
+        kernels::accumulate_column_sums(dout, ctx.batch, Units, b.parameter_gradients + kernel_count);
+        if (b.input_gradient)
+            kernels::gemm(ctx.batch, inputs, Units, dout, Units, kernels::op::none, b.parameters, Units,
+                          kernels::op::transpose, b.input_gradient, inputs, false, ctx.pool);
     }
 };
 

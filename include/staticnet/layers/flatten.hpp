@@ -20,12 +20,11 @@ public:
     static constexpr shape output_shape{In.size()};
     static constexpr std::size_t flops_per_sample = 0;
 
-    void forward(const layer_context& ctx, const float* in, float* out, const float*, float*, float*) const noexcept {
-        std::memcpy(out, in, ctx.batch * In.size() * sizeof(float));
+    void forward(const layer_context& ctx, const forward_buffers& b) const noexcept {
+        std::memcpy(b.output, b.input, ctx.batch * In.size() * sizeof(float));
     }
-    void backward(const layer_context& ctx, const float*, const float*, float* dout, float* din, const float*, float*,
-                  float*) const noexcept {
-        if (din != nullptr) std::memcpy(din, dout, ctx.batch * In.size() * sizeof(float));
+    void backward(const layer_context& ctx, const backward_buffers& b) const noexcept {
+        if (b.input_gradient) std::memcpy(b.input_gradient, b.output_gradient, ctx.batch * In.size() * sizeof(float));
     }
 };
 }  // namespace detail

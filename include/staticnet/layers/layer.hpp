@@ -9,15 +9,26 @@
 /// satisfies `layer` below. Shape errors are found while binding and reported by
 /// `static_assert` with the layer position and the shapes (see `detail::wiring` below).
 ///
-/// A layer owns no memory. The model hands it pointers into its arenas:
-///  - `params`: `parameter_count` trainable floats (gradients have the same layout),
+/// A layer owns no memory. The model hands it, per call, named buffers into its arenas
+/// (`layer_buffers.hpp`; each buffer's role is part of its type, so two cannot be swapped):
+///  - `parameters`: `parameter_count` trainable floats (their gradients have the same layout),
 ///  - `state`: `state_count` non-trainable floats (e.g. batch_norm's moving statistics),
 ///  - `cache`: `cache_floats(batch)` floats kept from forward to backward,
-///  - `context.scratch`: temporary floats, shared by all layers, `scratch_floats(batch)`.
+///  - `ctx.scratch`: temporary floats, shared by all layers, `scratch_floats(batch)`.
 ///
-/// Backward *adds* this batch's parameter gradients to `dparams` (so micro-batches
-/// accumulate) and writes the input gradient to `din` unless `din` is null (the first layer
-/// needs none). It may overwrite `dout`.
+/// @code
+/// void initialize(std::span<float> parameters, std::span<float> state, rng& g) const;
+/// void forward(const layer_context& ctx, const forward_buffers& b) const;
+/// void backward(const layer_context& ctx, const backward_buffers& b) const;
+/// @endcode
+///
+/// Backward *adds* this batch's parameter gradients to `b.parameter_gradients` (so
+/// micro-batches accumulate) and writes the input gradient to `b.input_gradient` unless it
+/// is null (the first layer needs none). It may overwrite `b.output_gradient`.
+///
+/// A layer without parameters, state, cache or scratch inherits those parts from
+/// `layer_defaults`. `check_gradients` (gradient_check.hpp) tests a backward pass against
+/// finite differences in one call.
 
 #include <concepts>
 #include <cstddef>
@@ -28,6 +39,7 @@
 #include "../core/random.hpp"
 #include "../core/shape.hpp"
 #include "../core/thread_pool.hpp"
+#include "layer_buffers.hpp"
 
 namespace staticnet {
 
@@ -57,7 +69,7 @@ struct layer_context {
 /// What a bound layer provides. Sizes are per sample unless they take `batch`.
 template <typename L>
 concept layer = requires(L l, const L cl, const layer_context& ctx, std::span<float> span, rng& g,
-                         const float* cp, float* p, std::size_t batch) {
+                         const forward_buffers& fb, const backward_buffers& bb, std::size_t batch) {
     { L::input_shape } -> std::convertible_to<shape>;
     { L::output_shape } -> std::convertible_to<shape>;
     { L::name } -> std::convertible_to<std::string_view>;
@@ -67,17 +79,16 @@ concept layer = requires(L l, const L cl, const layer_context& ctx, std::span<fl
     { L::cache_floats(batch) } -> std::convertible_to<std::size_t>;
     { L::scratch_floats(batch) } -> std::convertible_to<std::size_t>;
     l.initialize(span, span, g);
-    cl.forward(ctx, cp, p, cp, p, p);               // (ctx, in, out, params, state, cache)
-    cl.backward(ctx, cp, cp, p, p, cp, p, p);       // (ctx, in, out, dout, din, params, dparams, cache)
+    cl.forward(ctx, fb);
+    cl.backward(ctx, bb);
 };
 
 /// A layer spec: something `sequential` can bind to an input shape.
 template <typename Spec>
 concept layer_spec = requires { typename Spec::template bind<shape{1}, 1>; };
 
-namespace detail {
-
-/// Default parts of a layer with no parameters, no cache and no scratch.
+/// The parts of a layer that has no parameters, no state, no cache and no scratch: inherit
+/// from it and declare only what differs (a member of the same name hides the default).
 struct layer_defaults {
     static constexpr std::size_t parameter_count = 0;
     static constexpr std::size_t state_count = 0;
@@ -85,6 +96,8 @@ struct layer_defaults {
     static constexpr std::size_t scratch_floats(std::size_t) noexcept { return 0; }
     void initialize(std::span<float>, std::span<float>, rng&) const noexcept {}
 };
+
+namespace detail {
 
 /// Fails to compile, with `message`, when `ok` is false. Called with the layer position
 /// and the sizes involved as template arguments, so the compiler's "in instantiation of"

@@ -53,18 +53,21 @@ public:
     /// The position of each maximum inside its image.
     static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return batch * output_shape.size(); }
 
-    void forward(const layer_context& ctx, const float* in, float* out, const float*, float*, float* cache) const {
-        auto* where = reinterpret_cast<std::uint32_t*>(cache);
+    void forward(const layer_context& ctx, const forward_buffers& b) const {
+        const float* in = b.input;
+        float* out = b.output;
+        auto* where = reinterpret_cast<std::uint32_t*>(b.cache.data());
         ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
             for (std::size_t n = begin; n < end; ++n)
                 pool_image(in + n * In.size(), out + n * output_shape.size(), where + n * output_shape.size());
         });
     }
 
-    void backward(const layer_context& ctx, const float*, const float*, float* dout, float* din, const float*,
-                  float*, float* cache) const {
-        if (din == nullptr) return;
-        const auto* where = reinterpret_cast<const std::uint32_t*>(cache);
+    void backward(const layer_context& ctx, const backward_buffers& b) const {
+        if (!b.input_gradient) return;
+        float* din = b.input_gradient;
+        const float* dout = b.output_gradient;
+        const auto* where = reinterpret_cast<const std::uint32_t*>(b.cache.data());
         ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
             std::memset(din + begin * In.size(), 0, (end - begin) * In.size() * sizeof(float));
             for (std::size_t n = begin; n < end; ++n) {

@@ -160,9 +160,13 @@ public:
         const auto w = workspace_layout(ctx.batch);
         ctx.scratch = workspace_.data() + w.scratch;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (std::get<I>(layers_).forward(ctx, I == 0 ? input : workspace_.data() + w.output[I == 0 ? 0 : I - 1],
-                                          workspace_.data() + w.output[I], params_.data() + parameter_offsets[I],
-                                          state_.data() + state_offsets[I], workspace_.data() + w.cache[I]),
+            (std::get<I>(layers_).forward(
+                 ctx, forward_buffers{
+                          .input = buffer<role::input, const float>(I == 0 ? input : layer_output(w, I - 1)),
+                          .output = buffer<role::output, float>(layer_output(w, I)),
+                          .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
+                          .state = buffer<role::state, float>(state_.data() + state_offsets[I]),
+                          .cache = buffer<role::cache, float>(workspace_.data() + w.cache[I])}),
              ...);
         }(std::make_index_sequence<layer_count>{});
         return workspace_.data() + w.output[layer_count - 1];
@@ -255,13 +259,21 @@ private:
     void backward_layer(const float* input, layer_context ctx, const layout& w, bool last_pre_activation,
                         float* input_gradient) {
         ctx.gradient_is_pre_activation = I == layer_count - 1 && last_pre_activation;
-        float* dout = workspace_.data() + w.gradient[(I + 1) % 2];
-        float* din = I == 0 ? input_gradient : workspace_.data() + w.gradient[I % 2];
-        const float* in = I == 0 ? input : workspace_.data() + w.output[I == 0 ? 0 : I - 1];
-        std::get<I>(layers_).backward(ctx, in, workspace_.data() + w.output[I], dout, din,
-                                      params_.data() + parameter_offsets[I], grads_.data() + parameter_offsets[I],
-                                      workspace_.data() + w.cache[I]);
+        float* output_gradient = workspace_.data() + w.gradient[(I + 1) % 2];
+        float* gradient_to_input = I == 0 ? input_gradient : workspace_.data() + w.gradient[I % 2];
+        std::get<I>(layers_).backward(
+            ctx, backward_buffers{
+                     .input = buffer<role::input, const float>(I == 0 ? input : layer_output(w, I - 1)),
+                     .output = buffer<role::output, const float>(layer_output(w, I)),
+                     .output_gradient = buffer<role::output_gradient, float>(output_gradient),
+                     .input_gradient = buffer<role::input_gradient, float>(gradient_to_input),
+                     .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
+                     .parameter_gradients = buffer<role::parameter_gradients, float>(grads_.data() + parameter_offsets[I]),
+                     .cache = buffer<role::cache, float>(workspace_.data() + w.cache[I])});
     }
+
+    /// Layer i's output in the workspace (i is a valid layer index; callers pass I - 1 only for I > 0).
+    float* layer_output(const layout& w, std::size_t i) noexcept { return workspace_.data() + w.output[i]; }
 
     layers_type layers_{};
     aligned_buffer<float> params_, grads_, state_;
