@@ -133,11 +133,13 @@ int main() {
     sn::model<net, sn::adam, sn::sparse_categorical_crossentropy> model({.learning_rate = 3e-3f}, {.threads = 1, .seed = 1});
     model.summary(std::cout);
     const auto h = model.fit(train, {.epochs = 8, .batch_size = 32, .seed = 1, .validation = &test, .verbose = false},
-                             sn::lambda_callback{.on_epoch_end = [](auto& m, const sn::epoch_log& e) {
+                             // on_epoch_end_callback(f) is lambda_callback{.on_epoch_end = f} in a spelling
+                             // that clang < 17 also compiles.
+                             sn::on_epoch_end_callback([](auto& m, const sn::epoch_log& e) {
                                  const auto alpha = m.network().template layer_parameters<1>();
                                  std::printf("epoch %zu: loss %.4f, accuracy %.3f, val_accuracy %.3f, alpha[0] %.3f\n",
                                              e.epoch, e.loss, e.accuracy, e.val_accuracy, static_cast<double>(alpha[0]));
-                             }});
+                             }));
     const bool learned = h.back().loss < 0.5 * h.epochs.front().loss && h.back().val_accuracy > 0.9;
     std::printf(learned ? "the network with prelu learned\n" : "FAILED: the network with prelu did not learn\n");
     return learned ? 0 : 1;
