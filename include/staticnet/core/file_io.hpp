@@ -14,8 +14,8 @@
 /// - `file_handle`: an owning `std::FILE*` for readers that seek and read piece by piece.
 /// - Byte order: every staticnet file is little-endian, on every host. `store_le` and
 ///   `load_le` encode one value, `byte_writer` and `byte_reader` a sequence of them.
-/// - Message text: `hex_text` (checksums, fingerprints, type codes) and `shape_text`
-///   (dimensions such as `28x28x1`).
+/// - Message text: `hex_text` (checksums, fingerprints), `hex_byte` (type codes, magic
+///   bytes) and `shape_text` (dimensions such as `28x28x1`).
 ///
 /// These are internals (`staticnet::detail`). The public functions built on them throw
 /// their own error types (`data_error`, `checkpoint_error`, `error`) with their own context,
@@ -103,9 +103,6 @@ public:
     void get_bytes(void* out, std::size_t n);
     void get_floats(std::span<float> out);
 
-    /// Bytes read so far.
-    [[nodiscard]] std::size_t offset() const noexcept { return at_; }
-
 private:
     const std::uint8_t* take(std::size_t n);
 
@@ -129,7 +126,6 @@ public:
     ~file_handle() { close(); }
 
     [[nodiscard]] bool is_open() const noexcept { return f_ != nullptr; }
-    [[nodiscard]] std::FILE* get() const noexcept { return f_; }
 
     /// Reads up to `n` bytes; fewer only at the end of the file or on an error (`failed()`).
     std::size_t read(void* out, std::size_t n) noexcept { return n == 0 ? 0 : std::fread(out, 1, n, f_); }
@@ -139,8 +135,10 @@ public:
     bool seek(std::uint64_t offset) noexcept;
     /// A read or write has failed.
     [[nodiscard]] bool failed() const noexcept { return std::ferror(f_) != 0; }
-    /// Empties the C library's buffer and has the system put the bytes on disk.
-    bool sync() noexcept { return std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0; }
+    /// Hands what the C library buffers to the system.
+    bool flush() noexcept { return std::fflush(f_) == 0; }
+    /// Flushes, and has the system put the bytes on disk.
+    bool sync() noexcept { return flush() && ::fsync(::fileno(f_)) == 0; }
     /// Closes now; false when the final flush failed (which the destructor cannot report).
     bool close() noexcept { return f_ == nullptr || std::fclose(std::exchange(f_, nullptr)) == 0; }
 
@@ -157,15 +155,13 @@ public:
     output_file(std::filesystem::path temp, std::string context, raise_function raise);
 
     void write(const void* data, std::size_t n) {
-        if (!file_.write(data, n)) fail("write error on", path_);
+        if (!file_.write(data, n)) fail("write error on");
     }
     void write(std::span<const std::uint8_t> bytes) { write(bytes.data(), bytes.size()); }
     void write(std::string_view text) { write(text.data(), text.size()); }
     void seek(std::uint64_t offset) {
-        if (!file_.seek(offset)) fail("cannot seek in", path_);
+        if (!file_.seek(offset)) fail("cannot seek in");
     }
-    /// The temporary file's name.
-    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Flushes (to disk when `durable`: pipes and terminals cannot sync) and closes;
     /// write_file_atomically calls it.
@@ -175,7 +171,7 @@ public:
 
 private:
     /// Throws "<context>: <what> '<file>': <errno's text>" (errno read first).
-    [[noreturn]] void fail(std::string_view what, const std::filesystem::path& file) const;
+    [[noreturn]] void fail(std::string_view what) const;
 
     file_handle file_;
     std::filesystem::path path_;
@@ -308,17 +304,17 @@ inline bool file_handle::seek(std::uint64_t offset) noexcept {
 
 inline output_file::output_file(std::filesystem::path temp, std::string context, raise_function raise)
     : file_(temp, "wb"), path_(std::move(temp)), context_(std::move(context)), raise_(raise) {
-    if (!file_.is_open()) fail("cannot create", path_);
+    if (!file_.is_open()) fail("cannot create");
 }
 
 inline void output_file::finish(bool durable) {
-    if (durable ? !file_.sync() : std::fflush(file_.get()) != 0) fail("cannot flush", path_);
-    if (!file_.close()) fail("write error on", path_);
+    if (!(durable ? file_.sync() : file_.flush())) fail("cannot flush");
+    if (!file_.close()) fail("write error on");
 }
 
-inline void output_file::fail(std::string_view what, const std::filesystem::path& file) const {
+inline void output_file::fail(std::string_view what) const {
     const int err = errno;
-    raise_(context_ + ": " + std::string(what) + " '" + file.string() + "': " + errno_text(err));
+    raise_(context_ + ": " + std::string(what) + " '" + path_.string() + "': " + errno_text(err));
     std::abort();  // raise_ always throws
 }
 

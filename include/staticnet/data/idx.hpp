@@ -130,6 +130,9 @@ using ::staticnet::detail::gzip_stream;
 using ::staticnet::detail::hex_byte;
 using ::staticnet::detail::shape_text;
 
+/// The content of an IDX file, raw or inflated; messages name it "IDX file '<file>'".
+inline gzip_stream open_idx(const std::filesystem::path& file) { return gzip_stream(file, "IDX file"); }
+
 /// Reads the magic number and the dimension sizes, checking what does not depend on the
 /// caller: zero bytes, a type code IDX defines, at least one dimension, a complete header.
 inline idx_header read_header(gzip_stream& s) {
@@ -250,12 +253,12 @@ inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, con
 }  // namespace detail
 
 inline idx_header read_idx_header(const std::filesystem::path& file) {
-    detail::gzip_stream s(file, "IDX file");
+    auto s = detail::open_idx(file);
     return detail::read_header(s);
 }
 
 inline idx_file read_idx(const std::filesystem::path& file) {
-    detail::gzip_stream s(file, "IDX file");
+    auto s = detail::open_idx(file);
     idx_file f;
     f.header = detail::read_header(s);
     f.data = detail::read_payload(s, f.header, detail::payload_bytes(s, f.header));
@@ -263,7 +266,7 @@ inline idx_file read_idx(const std::filesystem::path& file) {
 }
 
 inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) {
-    detail::gzip_stream s(file, "IDX file");
+    auto s = detail::open_idx(file);
     const idx_header h = detail::read_header(s);
     detail::require_type(s, h, idx_ubyte, "images");
     if (h.dims.size() != 3 && h.dims.size() != 4)
@@ -294,7 +297,7 @@ inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) 
 
 inline xt::xtensor<std::int32_t, 1> read_idx_labels(const std::filesystem::path& file, std::size_t num_classes) {
     if (num_classes == 0) throw data_error("IDX file '" + file.string() + "': cannot read labels for 0 classes");
-    detail::gzip_stream s(file, "IDX file");
+    auto s = detail::open_idx(file);
     const idx_header h = detail::read_header(s);
     detail::require_type(s, h, idx_ubyte, "labels");
     if (h.dims.size() != 1)

@@ -117,7 +117,6 @@ struct shard_info {
 /// block is listed, not only the first. Never throws `data_error` for a file's content.
 [[nodiscard]] inline shard_info verify_shard(const std::filesystem::path& file);
 
-
 // ===================================================================== implementation
 
 namespace detail {
