@@ -21,6 +21,7 @@
 // one JSON object per epoch (epoch, loss, accuracy, val_loss, val_accuracy, seconds) and a
 // final one with the test loss and accuracy, and nothing else on stdout.
 #include <staticnet/staticnet.hpp>
+#include <staticnet/train/history_chart.hpp>
 
 #include "reference_cnn.hpp"
 #if STATICNET_EXAMPLE_MPI

@@ -6,6 +6,7 @@
 
 #include <staticnet/staticnet.hpp>
 #include <staticnet/train/early_stopping.hpp>
+#include <staticnet/train/history_chart.hpp>
 #include <staticnet/train/history_io.hpp>
 #include <staticnet/train/schedules.hpp>
 

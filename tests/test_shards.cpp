@@ -1,4 +1,4 @@
-// Shard files, the distributed sampler and the batch loader: exact round trips, disjoint and
+// Shard files and sets, and the batch loader: exact round trips, disjoint and
 // covering splits for many rank and shard counts, every malformed input the shard reader must
 // refuse (with a message naming the file and the problem), and the loader's batches,
 // augmentation and error propagation.
@@ -19,12 +19,11 @@
 #include <iostream>
 #include <limits>
 #include <numeric>
-#include <set>
 #include <sstream>
 #include <staticnet/data/idx.hpp>
 #include <staticnet/data/loader.hpp>
-#include <staticnet/data/sampler.hpp>
-#include <staticnet/data/shard.hpp>
+#include <staticnet/data/shard_format.hpp>
+#include <staticnet/data/shard_set.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -672,82 +671,6 @@ TEST_CASE("IDX reader: no images of an absurd size (fuzzer finding)", "[data][id
     REQUIRE_THROWS_WITH(sd::read_idx_images(file), Contains(file.string()) && Contains("absurd dimensions"));
     write_all(file, bytes{0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0x10, 0});  // 4096 x 4096: fine
     CHECK(sd::read_idx_images(file).shape() == std::array<std::size_t, 4>{0, 4096, 4096, 1});
-}
-
-// ============================================================================ sampler
-
-TEST_CASE("distributed_sampler: disjoint covering parts of equal size", "[data][sampler]") {
-    for (std::size_t n : {0u, 1u, 3u, 7u, 10u, 23u}) {
-        for (std::size_t ranks = 1; ranks <= 5; ++ranks) {
-            for (bool drop_last : {false, true}) {
-                INFO("N=" << n << " R=" << ranks << " drop_last=" << drop_last);
-                std::vector<std::size_t> count(n, 0);
-                std::size_t per_rank = 0;
-                for (std::size_t r = 0; r < ranks; ++r) {
-                    const sd::distributed_sampler s(n, r, ranks, 42, drop_last);
-                    const auto idx = s.indices(3);
-                    if (r == 0) per_rank = idx.size();
-                    CHECK(idx.size() == per_rank);  // equal on every rank
-                    CHECK(idx.size() == s.size());
-                    for (std::size_t i : idx) {
-                        REQUIRE(i < n);
-                        ++count[i];
-                    }
-                }
-                const std::size_t total = std::accumulate(count.begin(), count.end(), std::size_t{0});
-                if (drop_last) {
-                    CHECK(per_rank == n / ranks);
-                    CHECK(std::all_of(count.begin(), count.end(), [](std::size_t c) { return c <= 1; }));
-                    CHECK(total == n / ranks * ranks);
-                } else {
-                    CHECK(per_rank == (n == 0 ? 0 : (n + ranks - 1) / ranks));
-                    CHECK(std::all_of(count.begin(), count.end(), [](std::size_t c) { return c >= 1; }));
-                    CHECK(total == per_rank * ranks);
-                    // Padding repeats at most ceil(R / N) times.
-                    if (n >= ranks)
-                        CHECK(std::all_of(count.begin(), count.end(), [](std::size_t c) { return c <= 2; }));
-                }
-            }
-        }
-    }
-}
-
-TEST_CASE("distributed_sampler: seeded order, per epoch, same on every rank", "[data][sampler]") {
-    const std::size_t n = 100;
-    const sd::distributed_sampler a(n, 1, 3, 7), b(n, 1, 3, 7), other_seed(n, 1, 3, 8);
-    CHECK(a.indices(0) == b.indices(0));
-    CHECK(a.indices(5) == b.indices(5));
-    CHECK(a.indices(0) != a.indices(1));
-    CHECK(a.indices(0) != other_seed.indices(0));
-
-    // The permutation is shared: R ranks with batch b cover, step by step, exactly what one
-    // rank sees with batch b * R.
-    const std::size_t ranks = 4, per_batch = 3, epoch = 2;
-    const sd::distributed_sampler one(n, 0, 1, 11);
-    const auto all = one.indices(epoch);
-    std::vector<std::vector<std::size_t>> parts;
-    for (std::size_t r = 0; r < ranks; ++r) parts.push_back(sd::distributed_sampler(n, r, ranks, 11).indices(epoch));
-    for (std::size_t step = 0; step * per_batch < parts[0].size(); ++step) {
-        std::multiset<std::size_t> together, alone;
-        for (const auto& p : parts)
-            for (std::size_t i = step * per_batch; i < std::min(p.size(), (step + 1) * per_batch); ++i)
-                together.insert(p[i]);
-        for (std::size_t i = step * per_batch * ranks; i < std::min(all.size(), (step + 1) * per_batch * ranks); ++i)
-            alone.insert(all[i]);
-        CHECK(together == alone);
-    }
-
-    // Without shuffling, rank r gets r, r + R, ...; a reused vector keeps its capacity.
-    const sd::distributed_sampler plain(10, 1, 3, 0, false, false);
-    std::vector<std::size_t> out;
-    plain.indices(0, out);
-    CHECK(out == std::vector<std::size_t>{1, 4, 7, 0});
-    const auto* storage = out.data();
-    plain.indices(1, out);
-    CHECK(out.data() == storage);
-
-    CHECK_THROWS_AS(sd::distributed_sampler(10, 2, 2, 0), std::invalid_argument);
-    CHECK_THROWS_AS(sd::distributed_sampler(10, 0, 0, 0), std::invalid_argument);
 }
 
 // ============================================================================ loader

@@ -21,7 +21,8 @@
 #include <span>
 #include <staticnet/core/random.hpp>
 #include <staticnet/data/idx.hpp>
-#include <staticnet/data/shard.hpp>
+#include <staticnet/data/shard_format.hpp>
+#include <staticnet/data/shard_set.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

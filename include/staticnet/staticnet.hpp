@@ -1,7 +1,8 @@
 #pragma once
 /// @file
-/// The single-process library in one include. Data parallelism over MPI is opt-in:
-/// include <staticnet/comm/mpi.hpp> and link staticnet::mpi.
+/// The single-process library in one include. Opt-in, included on purpose: data
+/// parallelism over MPI (<staticnet/comm/mpi.hpp>, link staticnet::mpi) and SVG charts of a
+/// training history (<staticnet/train/history_chart.hpp>).
 
 #include "core/aligned_buffer.hpp"
 #include "core/error.hpp"
@@ -13,8 +14,8 @@
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/loader.hpp"
-#include "data/sampler.hpp"
-#include "data/shard.hpp"
+#include "data/shard_format.hpp"
+#include "data/shard_set.hpp"
 #include "layers/activations.hpp"
 #include "layers/batch_norm.hpp"
 #include "layers/conv2d.hpp"

@@ -24,7 +24,7 @@
 #include <optional>
 #include <staticnet/core/error.hpp>
 #include <staticnet/data/idx.hpp>
-#include <staticnet/data/shard.hpp>
+#include <staticnet/data/shard_format.hpp>
 #include <staticnet/staticnet.hpp>
 #include <string>
 #include <utility>

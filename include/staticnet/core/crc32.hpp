@@ -1,9 +1,8 @@
 #pragma once
 /// @file
-/// `crc32`: the checksum of shard files and checkpoints (zlib's CRC-32), over buffers of
-/// any size (zlib takes at most 4 GiB per call).
+/// `crc32`: the checksum of shard files and checkpoints, zlib's CRC-32 (the one of gzip
+/// and PNG), over a buffer of any size.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -12,14 +11,8 @@
 namespace staticnet::detail {
 
 inline std::uint32_t crc32(const unsigned char* data, std::size_t n) noexcept {
-    uLong crc = ::crc32(0L, Z_NULL, 0);
-    while (n != 0) {
-        const auto part = static_cast<uInt>(std::min<std::size_t>(n, std::size_t{1} << 30));
-        crc = ::crc32(crc, data, part);
-        data += part;
-        n -= part;
-    }
-    return static_cast<std::uint32_t>(crc);
+    // crc32_z takes a size_t length (plain crc32 stops at 4 GiB); 0 is the initial value.
+    return static_cast<std::uint32_t>(::crc32_z(0L, data, n));
 }
 
 }  // namespace staticnet::detail

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <ostream>
+#include <string>
 
 namespace staticnet {
 
@@ -42,10 +43,11 @@ struct shape {
 };
 
 /// Keras-like rendering: `(None, 26, 26, 32)` or `(None, 10)`.
-inline std::ostream& operator<<(std::ostream& os, const shape& s) {
-    os << "(None";
-    for (std::size_t i = 0; i < s.rank; ++i) os << ", " << s.dims[i];
-    return os << ')';
+[[nodiscard]] inline std::string to_string(const shape& s) {
+    std::string text = "(None";
+    for (std::size_t i = 0; i < s.rank; ++i) text += ", " + std::to_string(s.dims[i]);
+    return text + ')';
 }
+inline std::ostream& operator<<(std::ostream& os, const shape& s) { return os << to_string(s); }
 
 }  // namespace staticnet

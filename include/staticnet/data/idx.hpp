@@ -5,7 +5,8 @@
 /// An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of
 /// dimensions), one big-endian uint32 size per dimension, then the elements in row-major
 /// order. Files may be stored raw or gzip-compressed; compression is recognised by the gzip
-/// magic bytes (1f 8b), never by the file name, and is undone on the fly with zlib.
+/// magic bytes (1f 8b), never by the file name, and is undone on the fly
+/// (`io/gzip_stream.hpp`).
 ///
 /// The readers trust nothing in the file: every problem (missing file, truncated header or
 /// data, wrong magic number, wrong rank, absurd sizes, trailing bytes, corrupt gzip stream,
@@ -13,18 +14,12 @@
 /// problem and, where it applies, the byte offset. Offsets count bytes of IDX content, that
 /// is after decompression for gzip files; gzip-level errors give the compressed offset.
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <limits>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +28,8 @@
 
 #include "../core/compat.hpp"
 #include "../core/error.hpp"
+#include "../core/file_io.hpp"
+#include "../io/gzip_stream.hpp"
 #include "dataset.hpp"
 
 namespace staticnet::data {
@@ -129,203 +126,16 @@ constexpr std::string_view idx_type_name(std::uint8_t type_code) noexcept {
 
 namespace detail {
 
-inline std::string hex_byte(std::uint8_t b) {
-    static constexpr char digits[] = "0123456789ABCDEF";
-    return std::string{'0', 'x', digits[b >> 4], digits[b & 0xF]};
-}
+using ::staticnet::detail::gzip_stream;
+using ::staticnet::detail::hex_byte;
+using ::staticnet::detail::shape_text;
 
-inline std::string shape_string(const std::vector<std::uint32_t>& dims) {
-    if (dims.empty()) return "()";
-    std::string s;
-    for (std::size_t i = 0; i < dims.size(); ++i) {
-        if (i != 0) s += 'x';
-        s += std::to_string(dims[i]);
-    }
-    return s;
-}
-
-struct file_closer {
-    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
-};
-
-/// Sequential reader of the IDX content of a file, raw or gzip, with error reporting that
-/// names the file. Compressed input is read in chunks and inflated straight into the
-/// caller's buffer, so a 50 MB file costs one pass and no extra copy.
-class idx_stream {
-public:
-    explicit idx_stream(const std::filesystem::path& file);
-    ~idx_stream() {
-        if (gzip_) inflateEnd(&zs_);
-    }
-    idx_stream(const idx_stream&) = delete;
-    idx_stream& operator=(const idx_stream&) = delete;
-
-    [[nodiscard]] bool compressed() const noexcept { return gzip_; }
-    /// Bytes of IDX content delivered so far (the offset of the next byte).
-    [[nodiscard]] std::uint64_t offset() const noexcept { return out_pos_; }
-    /// The bytes left, when known without reading them (raw regular files only: a gzip
-    /// file's content size is known only after inflating it).
-    [[nodiscard]] std::optional<std::uint64_t> remaining() const noexcept {
-        if (gzip_ || !file_size_) return std::nullopt;
-        return *file_size_ > out_pos_ ? *file_size_ - out_pos_ : 0;
-    }
-    /// Reads up to n bytes; returns fewer only at the end of the content.
-    std::size_t read(std::uint8_t* dst, std::size_t n) {
-        const std::size_t got = gzip_ ? read_gzip(dst, n) : read_raw(dst, n);
-        out_pos_ += got;
-        return got;
-    }
-    /// Consumes the rest of the content and returns how many bytes it had. For gzip this
-    /// also inflates to the end, so a bad checksum in the trailer is caught.
-    std::uint64_t drain();
-
-    [[noreturn]] void fail(const std::string& problem) const {
-        throw data_error("IDX file '" + name_ + "'" + (gzip_ ? " (gzip)" : "") + ": " + problem);
-    }
-
-private:
-    static constexpr std::size_t chunk = std::size_t{1} << 18;
-
-    std::size_t read_raw(std::uint8_t* dst, std::size_t n);
-    std::size_t read_gzip(std::uint8_t* dst, std::size_t n);
-    bool refill();
-    bool start_next_member();
-    std::size_t fread_checked(std::uint8_t* dst, std::size_t n);
-    [[nodiscard]] std::uint64_t compressed_offset() const noexcept { return file_pos_ - zs_.avail_in; }
-
-    std::string name_;
-    std::unique_ptr<std::FILE, file_closer> file_;
-    std::optional<std::uint64_t> file_size_;
-    bool gzip_ = false;
-    bool input_eof_ = false;
-    bool member_done_ = false;
-    std::vector<std::uint8_t> in_;   // first chunk (both modes), then compressed input
-    std::size_t in_pos_ = 0;         // raw mode: bytes of in_ already handed out
-    std::size_t in_len_ = 0;         // raw mode: valid bytes in in_
-    std::uint64_t file_pos_ = 0;     // bytes read from the file so far
-    std::uint64_t out_pos_ = 0;
-    z_stream zs_{};
-};
-
-inline idx_stream::idx_stream(const std::filesystem::path& file) : name_(file.string()) {
-    std::error_code ec;
-    const auto st = std::filesystem::status(file, ec);
-    if (st.type() == std::filesystem::file_type::not_found) fail("the file does not exist");
-    if (st.type() == std::filesystem::file_type::directory) fail("cannot read: it is a directory, not a file");
-    file_.reset(std::fopen(file.c_str(), "rb"));
-    if (!file_) fail("cannot open for reading: " + std::generic_category().message(errno));
-    if (std::filesystem::is_regular_file(st)) {
-        const auto size = std::filesystem::file_size(file, ec);
-        if (!ec) file_size_ = size;
-    }
-
-    // The first chunk tells raw from gzip; a raw IDX file starts with 00 00, gzip with 1f 8b.
-    in_.resize(chunk);
-    in_len_ = fread_checked(in_.data(), in_.size());
-    if (in_len_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b) {
-        // 16 + MAX_WBITS: gzip wrapper only, so zlib checks the CRC-32 and length trailer.
-        if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) fail("cannot initialise zlib (out of memory?)");
-        gzip_ = true;
-        zs_.next_in = in_.data();
-        zs_.avail_in = static_cast<uInt>(in_len_);
-    }
-}
-
-inline std::size_t idx_stream::fread_checked(std::uint8_t* dst, std::size_t n) {
-    const std::size_t got = std::fread(dst, 1, n, file_.get());
-    file_pos_ += got;
-    if (got < n) {
-        if (std::ferror(file_.get()))
-            fail("read error at file byte offset " + std::to_string(file_pos_) + ": " +
-                 std::generic_category().message(errno));
-        input_eof_ = true;
-    }
-    return got;
-}
-
-inline std::size_t idx_stream::read_raw(std::uint8_t* dst, std::size_t n) {
-    std::size_t got = std::min(n, in_len_ - in_pos_);
-    if (got != 0) {
-        std::memcpy(dst, in_.data() + in_pos_, got);
-        in_pos_ += got;
-    }
-    // Past the first chunk, read straight into the destination.
-    if (got < n && !input_eof_) got += fread_checked(dst + got, n - got);
-    return got;
-}
-
-inline bool idx_stream::refill() {
-    if (input_eof_) return false;
-    // Keep the unconsumed input (at most a few bytes when we get here) at the front.
-    const std::size_t keep = zs_.avail_in;
-    if (keep != 0) std::memmove(in_.data(), zs_.next_in, keep);
-    const std::size_t got = fread_checked(in_.data() + keep, in_.size() - keep);
-    zs_.next_in = in_.data();
-    zs_.avail_in = static_cast<uInt>(keep + got);
-    return got != 0;
-}
-
-inline bool idx_stream::start_next_member() {
-    // After a gzip member ends, another may follow (`cat a.gz b.gz` is a valid gzip file);
-    // anything else after the stream means the file is not what it claims to be.
-    if (zs_.avail_in < 2) refill();
-    if (zs_.avail_in == 0) return false;
-    if (zs_.avail_in < 2 || zs_.next_in[0] != 0x1f || zs_.next_in[1] != 0x8b) {
-        std::string what = "corrupt gzip stream: unexpected bytes after the end of the gzip data at compressed byte offset " +
-                           std::to_string(compressed_offset());
-        if (file_size_ && *file_size_ > compressed_offset())
-            what += " (" + std::to_string(*file_size_ - compressed_offset()) + " bytes of trailing garbage)";
-        fail(what);
-    }
-    inflateReset(&zs_);
-    member_done_ = false;
-    return true;
-}
-
-inline std::size_t idx_stream::read_gzip(std::uint8_t* dst, std::size_t n) {
-    std::size_t got = 0;
-    while (got < n) {
-        if (member_done_ && !start_next_member()) break;
-        if (zs_.avail_in == 0) refill();
-        // uInt is 32 bits: hand zlib at most 1 GiB of output space per call.
-        const uInt space = static_cast<uInt>(std::min<std::size_t>(n - got, std::size_t{1} << 30));
-        zs_.next_out = dst + got;
-        zs_.avail_out = space;
-        const int rc = inflate(&zs_, Z_NO_FLUSH);
-        got += space - zs_.avail_out;
-        if (rc == Z_STREAM_END) {
-            member_done_ = true;
-        } else if (rc == Z_BUF_ERROR) {
-            // No progress was possible: zlib needs input and the file has none left.
-            if (input_eof_ && zs_.avail_in == 0)
-                fail("corrupt gzip stream: truncated, the compressed data ends at byte " +
-                     std::to_string(compressed_offset()) + " before the end of the gzip stream");
-        } else if (rc != Z_OK) {
-            const char* msg = zs_.msg != nullptr ? zs_.msg : zError(rc);
-            fail("corrupt gzip stream: zlib error " + std::to_string(rc) + " (" + msg +
-                 ") near compressed byte offset " + std::to_string(compressed_offset()));
-        }
-    }
-    return got;
-}
-
-inline std::uint64_t idx_stream::drain() {
-    if (auto left = remaining()) {
-        out_pos_ += *left;
-        return *left;
-    }
-    std::vector<std::uint8_t> scratch(std::size_t{1} << 16);
-    std::uint64_t total = 0;
-    for (;;) {
-        const std::size_t got = read(scratch.data(), scratch.size());
-        total += got;
-        if (got < scratch.size()) return total;
-    }
-}
+/// The content of an IDX file, raw or inflated; messages name it "IDX file '<file>'".
+inline gzip_stream open_idx(const std::filesystem::path& file) { return gzip_stream(file, "IDX file"); }
 
 /// Reads the magic number and the dimension sizes, checking what does not depend on the
 /// caller: zero bytes, a type code IDX defines, at least one dimension, a complete header.
-inline idx_header read_header(idx_stream& s) {
+inline idx_header read_header(gzip_stream& s) {
     std::array<std::uint8_t, 4> magic{};
     const std::size_t got = s.read(magic.data(), magic.size());
     if (got == 0) s.fail("truncated header: the file is empty (expected a 4-byte magic number at byte offset 0)");
@@ -356,7 +166,7 @@ inline idx_header read_header(idx_stream& s) {
     return h;
 }
 
-inline void require_type(const idx_stream& s, const idx_header& h, std::uint8_t type_code, std::string_view what) {
+inline void require_type(const gzip_stream& s, const idx_header& h, std::uint8_t type_code, std::string_view what) {
     if (h.type_code != type_code)
         s.fail("wrong magic number: " + std::string(what) + " need type code " + hex_byte(type_code) + " (" +
                std::string(idx_type_name(type_code)) + ") but byte offset 2 holds " + hex_byte(h.type_code) + " (" +
@@ -365,29 +175,29 @@ inline void require_type(const idx_stream& s, const idx_header& h, std::uint8_t 
 
 /// Payload size announced by the header, refused when absurd so a corrupt header cannot
 /// make us allocate (or wait for) terabytes.
-inline std::uint64_t payload_bytes(const idx_stream& s, const idx_header& h) {
+inline std::uint64_t payload_bytes(const gzip_stream& s, const idx_header& h) {
     if (std::find(h.dims.begin(), h.dims.end(), 0u) != h.dims.end()) return 0;
     std::uint64_t total = idx_element_size(h.type_code);
     for (std::uint32_t d : h.dims) {
         if (total > std::numeric_limits<std::uint64_t>::max() / d)
-            s.fail("absurd dimensions " + shape_string(h.dims) + ": the data size overflows 64 bits; the header is corrupt");
+            s.fail("absurd dimensions " + shape_text(h.dims) + ": the data size overflows 64 bits; the header is corrupt");
         total *= d;
     }
     if (total > max_idx_data_bytes)
-        s.fail("absurd dimensions " + shape_string(h.dims) + ": " + std::to_string(total) +
+        s.fail("absurd dimensions " + shape_text(h.dims) + ": " + std::to_string(total) +
                " bytes of data exceed the limit of 2^34 bytes (16 GiB); the header is probably corrupt");
     if constexpr (sizeof(std::size_t) < sizeof(std::uint64_t)) {
         if (total > std::numeric_limits<std::size_t>::max())
-            s.fail("absurd dimensions " + shape_string(h.dims) + ": the data does not fit in this process' memory");
+            s.fail("absurd dimensions " + shape_text(h.dims) + ": the data does not fit in this process' memory");
     }
     return total;
 }
 
 /// Reads exactly `bytes` of payload, then checks that nothing follows it.
-inline std::vector<std::uint8_t> read_payload(idx_stream& s, const idx_header& h, std::uint64_t bytes) {
+inline std::vector<std::uint8_t> read_payload(gzip_stream& s, const idx_header& h, std::uint64_t bytes) {
     const std::uint64_t start = s.offset();
     const auto truncated = [&](std::uint64_t available) {
-        s.fail("truncated data: the header (shape " + shape_string(h.dims) + ", " +
+        s.fail("truncated data: the header (shape " + shape_text(h.dims) + ", " +
                std::string(idx_type_name(h.type_code)) + ") announces " + std::to_string(bytes) +
                " bytes of data from byte offset " + std::to_string(start) + ", but only " + std::to_string(available) +
                " are available");
@@ -411,7 +221,7 @@ inline std::vector<std::uint8_t> read_payload(idx_stream& s, const idx_header& h
     if (const std::uint64_t extra = s.drain(); extra != 0)
         s.fail("trailing garbage: " + std::to_string(extra) + (extra == 1 ? " unexpected byte" : " unexpected bytes") +
                " after the data, from byte offset " +
-               std::to_string(end) + " (the header, shape " + shape_string(h.dims) + ", announces " +
+               std::to_string(end) + " (the header, shape " + shape_text(h.dims) + ", announces " +
                std::to_string(bytes) + " bytes of data)");
     return data;
 }
@@ -443,12 +253,12 @@ inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, con
 }  // namespace detail
 
 inline idx_header read_idx_header(const std::filesystem::path& file) {
-    detail::idx_stream s(file);
+    auto s = detail::open_idx(file);
     return detail::read_header(s);
 }
 
 inline idx_file read_idx(const std::filesystem::path& file) {
-    detail::idx_stream s(file);
+    auto s = detail::open_idx(file);
     idx_file f;
     f.header = detail::read_header(s);
     f.data = detail::read_payload(s, f.header, detail::payload_bytes(s, f.header));
@@ -456,15 +266,15 @@ inline idx_file read_idx(const std::filesystem::path& file) {
 }
 
 inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) {
-    detail::idx_stream s(file);
+    auto s = detail::open_idx(file);
     const idx_header h = detail::read_header(s);
     detail::require_type(s, h, idx_ubyte, "images");
     if (h.dims.size() != 3 && h.dims.size() != 4)
         s.fail("wrong number of dimensions: images need 3 (N, H, W) or 4 (N, H, W, C), but the header declares " +
-               std::to_string(h.dims.size()) + " (shape " + detail::shape_string(h.dims) + ")");
+               std::to_string(h.dims.size()) + " (shape " + detail::shape_text(h.dims) + ")");
     for (std::size_t i = 1; i < h.dims.size(); ++i)
         if (h.dims[i] == 0)
-            s.fail("absurd dimensions " + detail::shape_string(h.dims) + ": an image dimension is 0");
+            s.fail("absurd dimensions " + detail::shape_text(h.dims) + ": an image dimension is 0");
     const std::uint64_t payload = detail::payload_bytes(s, h);
     // With N = 0 there is no data to bound the image size, yet the tensor's strides are
     // products of the image dimensions: refuse images larger than the data limit.
@@ -472,7 +282,7 @@ inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) 
     for (std::size_t i = 1; i < h.dims.size(); ++i) {
         image_bytes *= h.dims[i];  // each step stays below 2^34 * 2^32, no overflow
         if (image_bytes > max_idx_data_bytes)
-            s.fail("absurd dimensions " + detail::shape_string(h.dims) +
+            s.fail("absurd dimensions " + detail::shape_text(h.dims) +
                    ": one image would exceed the limit of 2^34 bytes (16 GiB); the header is probably corrupt");
     }
     const auto bytes = detail::read_payload(s, h, payload);
@@ -487,12 +297,12 @@ inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) 
 
 inline xt::xtensor<std::int32_t, 1> read_idx_labels(const std::filesystem::path& file, std::size_t num_classes) {
     if (num_classes == 0) throw data_error("IDX file '" + file.string() + "': cannot read labels for 0 classes");
-    detail::idx_stream s(file);
+    auto s = detail::open_idx(file);
     const idx_header h = detail::read_header(s);
     detail::require_type(s, h, idx_ubyte, "labels");
     if (h.dims.size() != 1)
         s.fail("wrong number of dimensions: labels need 1 (N), but the header declares " + std::to_string(h.dims.size()) +
-               " (shape " + detail::shape_string(h.dims) + ")");
+               " (shape " + detail::shape_text(h.dims) + ")");
     const auto bytes = detail::read_payload(s, h, detail::payload_bytes(s, h));
 
     xt::xtensor<std::int32_t, 1> labels(std::array<std::size_t, 1>{bytes.size()});

@@ -7,9 +7,10 @@
 ///   the step count), the learning rate and the `training_position` (epoch, step within it,
 ///   running sums, batch size and seed), under a header with the architecture fingerprint,
 ///   and a CRC-32 over everything. A weights file holds the arenas and the fingerprint.
-/// - Files are written by rank 0 only, atomically: a temporary file in the same directory,
-///   written, flushed and fsync'ed, then renamed over the final name, so a crash or a full
-///   disk never leaves a half-written checkpoint under a checkpoint's name.
+/// - Files are written by rank 0 only, atomically (`core/file_io.hpp`): a temporary file in
+///   the same directory, written, fsync'ed and renamed over the final name, then the
+///   directory fsync'ed, so a crash or a full disk never leaves a half-written checkpoint
+///   under a checkpoint's name.
 /// - Loading checks everything before touching the model: magic, version, size, checksum,
 ///   fingerprint (the message names both), sizes and optimizer. Under MPI rank 0 reads and
 ///   broadcasts; a failure is reported on every rank with rank 0's message.
@@ -22,29 +23,25 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "../core/crc32.hpp"
 #include "../core/error.hpp"
+#include "../core/file_io.hpp"
 #include "../train/history.hpp"
 #include "../train/model.hpp"
 
 namespace staticnet {
-
-static_assert(std::endian::native == std::endian::little, "staticnet files are little-endian; big-endian hosts need byte swapping");
 
 /// Writes a checkpoint of `model` (parameters, state, optimizer, position) to `file`,
 /// atomically. Call it on rank 0 (the callback does).
@@ -106,135 +103,112 @@ inline constexpr std::array<char, 8> checkpoint_magic{'S', 'N', 'C', 'H', 'K', '
 inline constexpr std::array<char, 8> weights_magic{'S', 'N', 'W', 'E', 'I', 'G', 'H', '1'};
 inline constexpr std::uint32_t checkpoint_version = 1;
 
-/// The fixed header of a checkpoint (136 bytes, little-endian, no padding by construction).
+/// The fixed header of a checkpoint: 136 bytes, little-endian, the fields in this order
+/// (docs/checkpoints.md has the offsets).
 struct checkpoint_header {
-    std::array<char, 8> magic;
-    std::uint32_t version;
-    std::uint32_t header_bytes;
-    std::uint64_t fingerprint;
-    std::array<char, 16> optimizer;
-    std::uint64_t parameter_floats, state_floats, optimizer_floats;
-    std::uint64_t iterations, epoch, step, batch_size, seed;
-    double loss_sum, correct, seen;
-    float learning_rate;
-    std::uint32_t reserved;
-};
-static_assert(sizeof(checkpoint_header) == 136);
+    static constexpr std::uint32_t bytes = 136;
 
-/// The fixed header of a weights file (48 bytes).
+    std::array<char, 8> magic{};
+    std::uint32_t version = 0;
+    std::uint32_t header_bytes = 0;
+    std::uint64_t fingerprint = 0;
+    std::array<char, 16> optimizer{};
+    std::uint64_t parameter_floats = 0, state_floats = 0, optimizer_floats = 0;
+    std::uint64_t iterations = 0, epoch = 0, step = 0, batch_size = 0, seed = 0;
+    double loss_sum = 0.0, correct = 0.0, seen = 0.0;
+    float learning_rate = 0.0f;
+    std::uint32_t reserved = 0;
+
+    void encode(byte_writer& w) const {
+        w.put_bytes(magic.data(), magic.size());
+        w.put(version);
+        w.put(header_bytes);
+        w.put(fingerprint);
+        w.put_bytes(optimizer.data(), optimizer.size());
+        for (const std::uint64_t v : {parameter_floats, state_floats, optimizer_floats, iterations, epoch, step,
+                                      batch_size, seed})
+            w.put(v);
+        for (const double v : {loss_sum, correct, seen}) w.put(v);
+        w.put(learning_rate);
+        w.put(reserved);
+    }
+    static checkpoint_header decode(byte_reader& r) {
+        checkpoint_header h;
+        r.get_bytes(h.magic.data(), h.magic.size());
+        h.version = r.get<std::uint32_t>();
+        h.header_bytes = r.get<std::uint32_t>();
+        h.fingerprint = r.get<std::uint64_t>();
+        r.get_bytes(h.optimizer.data(), h.optimizer.size());
+        for (std::uint64_t* v : {&h.parameter_floats, &h.state_floats, &h.optimizer_floats, &h.iterations, &h.epoch,
+                                 &h.step, &h.batch_size, &h.seed})
+            *v = r.get<std::uint64_t>();
+        for (double* v : {&h.loss_sum, &h.correct, &h.seen}) *v = r.get<double>();
+        h.learning_rate = r.get<float>();
+        h.reserved = r.get<std::uint32_t>();
+        return h;
+    }
+};
+
+/// The fixed header of a weights file: 48 bytes.
 struct weights_header {
-    std::array<char, 8> magic;
-    std::uint32_t version;
-    std::uint32_t header_bytes;
-    std::uint64_t fingerprint;
-    std::uint64_t parameter_floats, state_floats;
-    std::uint64_t reserved;
-};
-static_assert(sizeof(weights_header) == 48);
+    static constexpr std::uint32_t bytes = 48;
 
-inline std::string hex(std::uint64_t v) {
-    std::ostringstream s;
-    s << "0x" << std::hex << std::setw(16) << std::setfill('0') << v;
-    return s.str();
-}
+    std::array<char, 8> magic{};
+    std::uint32_t version = 0;
+    std::uint32_t header_bytes = 0;
+    std::uint64_t fingerprint = 0;
+    std::uint64_t parameter_floats = 0, state_floats = 0;
+    std::uint64_t reserved = 0;
 
-/// Appends raw bytes of trivially copyable values.
-struct byte_writer {
-    std::vector<unsigned char> bytes;
-    void put(const void* p, std::size_t n) {
-        if (n == 0) return;
-        const auto* b = static_cast<const unsigned char*>(p);
-        bytes.insert(bytes.end(), b, b + n);
+    void encode(byte_writer& w) const {
+        w.put_bytes(magic.data(), magic.size());
+        w.put(version);
+        w.put(header_bytes);
+        for (const std::uint64_t v : {fingerprint, parameter_floats, state_floats, reserved}) w.put(v);
     }
-    template <typename T>
-    void put_span(std::span<const T> s) { put(s.data(), s.size_bytes()); }
-    void seal() {  // the CRC of everything so far, as the last 4 bytes
-        const std::uint32_t crc = crc32(bytes.data(), bytes.size());
-        put(&crc, sizeof crc);
+    static weights_header decode(byte_reader& r) {
+        weights_header h;
+        r.get_bytes(h.magic.data(), h.magic.size());
+        h.version = r.get<std::uint32_t>();
+        h.header_bytes = r.get<std::uint32_t>();
+        for (std::uint64_t* v : {&h.fingerprint, &h.parameter_floats, &h.state_floats, &h.reserved})
+            *v = r.get<std::uint64_t>();
+        return h;
     }
 };
 
-[[noreturn]] inline void io_failure(const std::string& what, const std::filesystem::path& file, int err) {
-    throw checkpoint_error(what + " '" + file.string() + "': " + std::strerror(err));
+/// Appends the CRC-32 of everything written so far: the last 4 bytes of every file.
+inline void seal(byte_writer& w) { w.put(crc32(w.bytes().data(), w.bytes().size())); }
+
+/// Writes a finished file (`what` is "checkpoint" or "weights file") atomically.
+inline void write_file(const std::filesystem::path& file, std::string_view what, const byte_writer& w) {
+    write_file_atomically<checkpoint_error>(file, "cannot write " + std::string(what) + " '" + file.string() + "'",
+                                            [&](output_file& out) { out.write(w.bytes()); });
 }
 
-/// Writes `bytes` to `file` atomically: temporary file, fsync, rename, fsync of the directory.
-inline void write_atomically(const std::filesystem::path& file, const std::vector<unsigned char>& bytes) {
-    const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
-    const auto tmp = dir / ("." + file.filename().string() + ".tmp" + std::to_string(::getpid()));
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) io_failure("cannot create", tmp, errno);
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            const int err = n < 0 ? errno : ENOSPC;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            io_failure("cannot write (disk full?) after " + std::to_string(done) + " bytes of", tmp, err);
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        io_failure("cannot flush", tmp, err);
-    }
-    if (::rename(tmp.c_str(), file.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        io_failure("cannot rename the temporary file to", file, err);
-    }
-    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-        ::fsync(dfd);  // make the rename itself durable
-        ::close(dfd);
-    }
-}
-
-inline std::vector<unsigned char> read_file(const std::filesystem::path& file) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) io_failure("cannot open", file, errno);
-    std::vector<unsigned char> bytes;
-    unsigned char buffer[1 << 16];
-    for (;;) {
-        const ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            io_failure("cannot read", file, err);
-        }
-        if (n == 0) break;
-        bytes.insert(bytes.end(), buffer, buffer + n);
-    }
-    ::close(fd);
-    return bytes;
-}
-
-/// Checks size, magic, version and CRC common to both kinds of file; returns the header.
+/// Checks size, magic, version, header size and CRC common to both kinds of file, in that
+/// order; returns the header. The payload follows at `Header::bytes`.
 template <typename Header>
-Header check_file(const std::vector<unsigned char>& bytes, const std::filesystem::path& file,
+Header check_file(const std::vector<std::uint8_t>& bytes, const std::filesystem::path& file,
                   const std::array<char, 8>& magic, std::string_view kind) {
     const std::string name = std::string(kind) + " '" + file.string() + "'";
-    if (bytes.size() < sizeof(Header) + 4)
+    if (bytes.size() < Header::bytes + 4)
         throw checkpoint_error(name + " is truncated: " + std::to_string(bytes.size()) + " bytes, a header alone is " +
-                               std::to_string(sizeof(Header) + 4));
-    Header h;
-    std::memcpy(&h, bytes.data(), sizeof h);
+                               std::to_string(Header::bytes + 4));
+    byte_reader r(bytes);
+    const Header h = Header::decode(r);
     if (h.magic != magic) throw checkpoint_error(name + " is not a staticnet " + std::string(kind) + " (wrong magic at offset 0)");
     if (h.version != checkpoint_version)
         throw checkpoint_error(name + " has format version " + std::to_string(h.version) + "; this staticnet reads version " +
                                std::to_string(checkpoint_version));
-    if (h.header_bytes != sizeof(Header))
+    if (h.header_bytes != Header::bytes)
         throw checkpoint_error(name + " has a " + std::to_string(h.header_bytes) + "-byte header, expected " +
-                               std::to_string(sizeof(Header)));
-    std::uint32_t stored;
-    std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
+                               std::to_string(Header::bytes));
+    const auto stored = load_le<std::uint32_t>(bytes.data() + bytes.size() - 4);
     const std::uint32_t actual = crc32(bytes.data(), bytes.size() - 4);
     if (stored != actual)
-        throw checkpoint_error(name + " is damaged: checksum mismatch (stored " + hex(stored) + ", computed " + hex(actual) +
-                               "; truncated or corrupted)");
+        throw checkpoint_error(name + " is damaged: checksum mismatch (stored " + hex_text(stored, 16) + ", computed " +
+                               hex_text(actual, 16) + "; truncated or corrupted)");
     return h;
 }
 
@@ -242,20 +216,13 @@ inline void check_fingerprint(std::uint64_t stored, std::uint64_t expected, cons
                               std::string_view kind) {
     if (stored != expected)
         throw checkpoint_error(std::string(kind) + " '" + file.string() + "' was written for another architecture: its fingerprint is " +
-                               hex(stored) + ", this network's is " + hex(expected));
+                               hex_text(stored, 16) + ", this network's is " + hex_text(expected, 16));
 }
 
 inline void check_count(std::uint64_t stored, std::size_t expected, std::string_view what, const std::filesystem::path& file) {
     if (stored != expected)
         throw checkpoint_error("checkpoint '" + file.string() + "' holds " + std::to_string(stored) + " " + std::string(what) +
                                ", this model has " + std::to_string(expected));
-}
-
-template <typename T>
-void copy_out(std::span<T> to, const unsigned char*& from) {
-    if (to.empty()) return;  // an empty arena has no pointer to copy to
-    std::memcpy(to.data(), from, to.size_bytes());
-    from += to.size_bytes();
 }
 
 /// Rank 0 runs `load` (which may throw); its outcome, and its message on failure, reaches
@@ -291,7 +258,7 @@ void save_checkpoint(Model& model, const std::filesystem::path& file, const trai
     detail::checkpoint_header h{};
     h.magic = detail::checkpoint_magic;
     h.version = detail::checkpoint_version;
-    h.header_bytes = sizeof h;
+    h.header_bytes = detail::checkpoint_header::bytes;
     h.fingerprint = Net::fingerprint;
     std::copy_n(Model::optimizer_type::name.data(), std::min<std::size_t>(15, Model::optimizer_type::name.size()), h.optimizer.data());
     h.parameter_floats = net.parameters().size();
@@ -307,12 +274,12 @@ void save_checkpoint(Model& model, const std::filesystem::path& file, const trai
     h.seen = p.seen;
     h.learning_rate = opt.learning_rate();
     detail::byte_writer w;
-    w.put(&h, sizeof h);
-    w.put_span(std::span<const float>(net.parameters()));
-    w.put_span(std::span<const float>(net.state()));
-    w.put_span(std::span<const float>(opt.state()));
-    w.seal();
-    detail::write_atomically(file, w.bytes);
+    h.encode(w);
+    w.put_floats(net.parameters());
+    w.put_floats(net.state());
+    w.put_floats(opt.state());
+    detail::seal(w);
+    detail::write_file(file, "checkpoint", w);
 }
 
 template <typename Model>
@@ -324,13 +291,13 @@ void load_checkpoint(Model& model, const std::filesystem::path& file) {
     // Counters travel as 64-bit words: the position's doubles bit-cast, then the learning rate.
     std::array<std::uint64_t, 10> counters{};
     detail::on_root_then_share_outcome(comm, [&] {
-        const auto bytes = detail::read_file(file);
+        const auto bytes = detail::read_file_bytes<checkpoint_error>(file);
         const auto h = detail::check_file<detail::checkpoint_header>(bytes, file, detail::checkpoint_magic, "checkpoint");
         detail::check_fingerprint(h.fingerprint, Net::fingerprint, file, "checkpoint");
         const std::size_t payload = (h.parameter_floats + h.state_floats + h.optimizer_floats) * sizeof(float);
-        if (bytes.size() != sizeof h + payload + 4)
+        if (bytes.size() != h.bytes + payload + 4)
             throw checkpoint_error("checkpoint '" + file.string() + "' is " + std::to_string(bytes.size()) +
-                                   " bytes but its header announces " + std::to_string(sizeof h + payload + 4));
+                                   " bytes but its header announces " + std::to_string(h.bytes + payload + 4));
         detail::check_count(h.parameter_floats, net.parameters().size(), "parameters", file);
         detail::check_count(h.state_floats, net.state().size(), "state values", file);
         const std::string_view stored_optimizer(h.optimizer.data(), strnlen(h.optimizer.data(), h.optimizer.size()));
@@ -338,10 +305,10 @@ void load_checkpoint(Model& model, const std::filesystem::path& file) {
             throw checkpoint_error("checkpoint '" + file.string() + "' was written with optimizer '" + std::string(stored_optimizer) +
                                    "', this model uses '" + std::string(Model::optimizer_type::name) + "'");
         detail::check_count(h.optimizer_floats, opt.state().size(), "optimizer values", file);
-        const unsigned char* at = bytes.data() + sizeof h;
-        detail::copy_out(net.parameters(), at);
-        detail::copy_out(net.state(), at);
-        detail::copy_out(opt.state(), at);
+        detail::byte_reader r{std::span(bytes).subspan(h.bytes)};
+        r.get_floats(net.parameters());
+        r.get_floats(net.state());
+        r.get_floats(opt.state());
         counters = {h.iterations, h.epoch, h.step, h.batch_size, h.seed, std::bit_cast<std::uint64_t>(h.loss_sum),
                     std::bit_cast<std::uint64_t>(h.correct), std::bit_cast<std::uint64_t>(h.seen),
                     std::bit_cast<std::uint32_t>(h.learning_rate), 0};
@@ -413,29 +380,29 @@ void save_weights(const Net& network, const std::filesystem::path& file) {
     detail::weights_header h{};
     h.magic = detail::weights_magic;
     h.version = detail::checkpoint_version;
-    h.header_bytes = sizeof h;
+    h.header_bytes = detail::weights_header::bytes;
     h.fingerprint = Net::fingerprint;
     h.parameter_floats = network.parameters().size();
     h.state_floats = network.state().size();
     detail::byte_writer w;
-    w.put(&h, sizeof h);
-    w.put_span(network.parameters());
-    w.put_span(network.state());
-    w.seal();
-    detail::write_atomically(file, w.bytes);
+    h.encode(w);
+    w.put_floats(network.parameters());
+    w.put_floats(network.state());
+    detail::seal(w);
+    detail::write_file(file, "weights file", w);
 }
 
 template <typename Net>
 void load_weights(Net& network, const std::filesystem::path& file) {
-    const auto bytes = detail::read_file(file);
+    const auto bytes = detail::read_file_bytes<checkpoint_error>(file);
     const auto h = detail::check_file<detail::weights_header>(bytes, file, detail::weights_magic, "weights file");
     detail::check_fingerprint(h.fingerprint, Net::fingerprint, file, "weights file");
     if (h.parameter_floats != network.parameters().size() || h.state_floats != network.state().size() ||
-        bytes.size() != sizeof h + (h.parameter_floats + h.state_floats) * sizeof(float) + 4)
+        bytes.size() != h.bytes + (h.parameter_floats + h.state_floats) * sizeof(float) + 4)
         throw checkpoint_error("weights file '" + file.string() + "' has sizes that do not match its header or this network");
-    const unsigned char* at = bytes.data() + sizeof h;
-    detail::copy_out(network.parameters(), at);
-    detail::copy_out(network.state(), at);
+    detail::byte_reader r{std::span(bytes).subspan(h.bytes)};
+    r.get_floats(network.parameters());
+    r.get_floats(network.state());
 }
 
 }  // namespace staticnet

@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <iomanip>
 #include <ostream>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -25,11 +24,6 @@ inline std::string thousands(std::size_t n) {
     }
     return out;
 }
-inline std::string shape_text(const shape& s) {
-    std::ostringstream os;
-    os << s;
-    return os.str();
-}
 }  // namespace detail
 
 template <typename Net>
@@ -45,7 +39,7 @@ void print_summary(std::ostream& os) {
     os << "Model: \"sequential\"\n" << rule << '\n';
     row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample", "Act. B/sample");
     os << double_rule << '\n';
-    row("input", detail::shape_text(Net::input_shape), "0", "0", "0");
+    row("input", to_string(Net::input_shape), "0", "0", "0");
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         ((os << rule << '\n',
           row(std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1) +
@@ -55,7 +49,7 @@ void print_summary(std::ostream& os) {
                           return " (" + std::string(L::activation_type::name) + ')';
                       else return std::string{};
                   }(),
-              detail::shape_text(Net::template layer_type<I>::output_shape),
+              to_string(Net::template layer_type<I>::output_shape),
               detail::thousands(Net::template layer_type<I>::parameter_count + Net::template layer_type<I>::state_count),
               detail::thousands(Net::template layer_type<I>::flops_per_sample),
               detail::thousands((Net::template layer_type<I>::output_shape.size() +
