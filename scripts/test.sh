@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# The test suite: installs what is missing, builds the tests (Release) and runs them with CTest.
-# Extra arguments go to ctest (e.g. -L unit, -R gemm).
+# The test suite: installs what is missing, then
+#  1. builds everything with the default compiler (GCC on Debian, Release) and runs every
+#     test with CTest,
+#  2. builds the unit tests with clang 19 and runs them (users build with clang too),
+#  3. runs a named subset of the unit tests under AddressSanitizer + UBSan
+#     (scripts/test-sanitizers.sh --ci: kernels, layers, data readers, thread pool).
+# Extra arguments go to the first CTest run (e.g. -L unit, -R gemm), and then only that
+# run is made: steps 2 and 3 belong to the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -8,4 +14,14 @@ jobs=$(nproc)
 # Benchmarks are not tests: leave them out of this build (they build with their scripts).
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build -j "$jobs"
-cd build && ctest --output-on-failure -j "$jobs" "$@"
+(cd build && ctest --output-on-failure -j "$jobs" "$@")
+[ $# -eq 0 ] || exit 0
+
+echo "== unit tests built with clang 19"
+CXX=clang++-19 cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=OFF \
+  -DSTATICNET_BUILD_TOOLS=OFF >/dev/null
+cmake --build build-clang -j "$jobs"
+(cd build-clang && ctest --output-on-failure -j "$jobs" -L unit)
+
+echo "== unit tests under AddressSanitizer + UBSan (CI subset)"
+bash scripts/test-sanitizers.sh --ci
