@@ -152,7 +152,7 @@ TEST_CASE("gemm: edges of the micro-tile and cache blocks, sub-matrices, long k"
                     for (std::size_t pad : {0, 3}) check_gemm({m, n, kk, op_a, op_b, accumulate}, pad, nullptr, ++seed);
 }
 
-TEST_CASE("gemm: k == 0 clears C or leaves it; empty C is a no-op", "[kernels][gemm]") {
+TEST_CASE("gemm: k == 0 clears C or leaves it, and an empty C is a no-op", "[kernels][gemm]") {
     std::vector<float> c(12, 3.0f);
     const float a = 1.0f, b = 1.0f;
     k::gemm(3, 4, 0, &a, 1, k::op::none, &b, 4, k::op::none, c.data(), 4, true);

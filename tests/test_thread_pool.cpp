@@ -43,7 +43,7 @@ std::vector<std::pair<std::size_t, std::size_t>> chunks_of(sn::thread_pool& pool
 
 }  // namespace
 
-TEST_CASE("thread_pool: size counts the caller; 0 means one thread per core", "[thread_pool]") {
+TEST_CASE("thread_pool: size counts the caller, and 0 means one thread per core", "[thread_pool]") {
     CHECK(sn::thread_pool(1).size() == 1);
     CHECK(sn::thread_pool(2).size() == 2);
     CHECK(sn::thread_pool(2 * cores() + 1).size() == 2 * cores() + 1);
@@ -164,7 +164,7 @@ TEST_CASE("thread_pool: a region started inside a task runs whole on that task's
     }
 }
 
-TEST_CASE("thread_pool: two threads may share a pool; the one that finds it busy runs alone", "[thread_pool]") {
+TEST_CASE("thread_pool: two threads may share a pool, and the one that finds it busy runs alone", "[thread_pool]") {
     sn::thread_pool pool(2);
     SECTION("a call while a region is in flight runs serially on its own thread") {
         std::atomic<bool> in_flight{false}, second_done{false};
