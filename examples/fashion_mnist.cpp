@@ -24,6 +24,7 @@
 #include <staticnet/train/history_chart.hpp>
 
 #include "reference_cnn.hpp"
+#include "tools/command_line.hpp"
 #if STATICNET_EXAMPLE_MPI
 #include <staticnet/comm/mpi.hpp>
 #endif
@@ -49,47 +50,41 @@ struct arguments {
     std::string checkpoint, shards, history_csv, plot_svg;
 };
 
-[[noreturn]] void usage(const char* message) {
-    std::cerr << "fashion_mnist: " << message << "\n"
-              << "usage: fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]\n"
-                 "                     [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]\n"
-                 "                     [--shards DIR] [--history FILE.csv] [--plot FILE.svg]\n";
-    std::exit(2);
-}
-
+/// Reads the command line, or ends the program: status 0 after --help, 2 and one line on
+/// stderr for a bad one (tools/command_line.hpp). Given twice, an option's last value wins.
 arguments parse(int argc, char** argv) {
+    namespace cli = sn::tools;
     arguments a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view flag = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(("missing value after " + std::string(flag)).c_str());
-            return argv[++i];
-        };
-        auto number = [&]() -> std::size_t {
-            const std::string v = value();
-            char* end = nullptr;
-            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end != '\0') usage(("not a number: " + v).c_str());
-            return static_cast<std::size_t>(n);
-        };
-        if (flag == "--data") a.data = value();
-        else if (flag == "--epochs") a.epochs = number();
-        else if (flag == "--batch-size") a.batch_size = number();
-        else if (flag == "--threads") a.threads = number();
-        else if (flag == "--limit") a.limit = number();
-        else if (flag == "--seed") a.seed = number();
-        else if (flag == "--learning-rate") a.learning_rate = std::stof(value());
-        else if (flag == "--json") a.json = true;
-        else if (flag == "--checkpoint") a.checkpoint = value();
-        else if (flag == "--resume") a.resume = true;
-        else if (flag == "--shards") a.shards = value();
-        else if (flag == "--history") a.history_csv = value();
-        else if (flag == "--plot") a.plot_svg = value();
-        else if (flag == "--help" || flag == "-h") usage("help");
-        else usage(("unknown option " + std::string(flag)).c_str());
-    }
-    if (a.epochs == 0 || a.batch_size == 0) usage("--epochs and --batch-size must be at least 1");
-    if (a.resume && a.checkpoint.empty()) usage("--resume needs --checkpoint DIR");
+    CLI::App app{"Trains the reference CNN of docs/architecture.md on Fashion-MNIST; under mpirun, the ranks\n"
+                 "train it data-parallel (only rank 0 prints).",
+                 "fashion_mnist"};
+    app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    app.add_option("--data", a.data, "directory of the Fashion-MNIST IDX files (raw or .gz)")->type_name("DIR");
+    app.add_option("--epochs", a.epochs, "epochs in total (counting those resumed from)")
+        ->type_name("N")->check(cli::whole_number(1));
+    app.add_option("--batch-size", a.batch_size, "global batch, split over the ranks")
+        ->type_name("N")->check(cli::whole_number(1));
+    app.add_option("--learning-rate", a.learning_rate, "Adam's learning rate")
+        ->type_name("X")->check(cli::positive_real());
+    app.add_option("--seed", a.seed, "seed of the weights and the shuffling")->type_name("N")->check(cli::whole_number(0));
+    app.add_option("--threads", a.threads, "threads per process; 0 = one per core")
+        ->type_name("N")->check(cli::whole_number(0, sn::thread_pool::max_threads));
+    app.add_option("--limit", a.limit, "train on the first N images only; 0 = all")
+        ->type_name("N")->check(cli::whole_number(0));
+    app.add_flag("--json", a.json, "one JSON object per epoch and one with the test result on stdout, nothing else");
+    auto* checkpoint = app.add_option("--checkpoint", a.checkpoint,
+                                      "write a checkpoint there after every epoch (the newest 3 are kept)")
+                           ->type_name("DIR");
+    app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --checkpoint DIR (an error if none)")
+        ->needs(checkpoint);
+    app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
+        ->type_name("DIR");
+    app.add_option("--history", a.history_csv, "write the per-epoch history as CSV when training ends")
+        ->type_name("FILE.csv");
+    app.add_option("--plot", a.plot_svg, "write a chart of loss and accuracy (SVG) when training ends")
+        ->type_name("FILE.svg");
+    cli::parse_or_exit(app, argc, argv);
+    if (a.resume && a.checkpoint.empty()) std::exit(cli::usage_error(app.get_name(), "--resume needs --checkpoint DIR"));
     return a;
 }
 

@@ -1,11 +1,40 @@
 #!/usr/bin/env bash
-# The AddressSanitizer + UndefinedBehaviorSanitizer configuration: builds the single-process
-# test programs with -fsanitize=address,undefined (any report aborts the test) and runs them.
+# The AddressSanitizer + UndefinedBehaviorSanitizer configuration: builds single-process test
+# programs with -fsanitize=address,undefined (any report aborts the test) and runs them.
 # (The MPI tests are left out: Open MPI itself is not clean under LeakSanitizer.)
+#
+#   bash scripts/test-sanitizers.sh              every single-process test program (long:
+#                                                about 15 min of building on 2 cores)
+#   bash scripts/test-sanitizers.sh --ci         the subset that fits CI: kernels, layers,
+#                                                data readers and the thread pool
+#   bash scripts/test-sanitizers.sh test_x ...   these test programs only
+#
+# JOBS=N sets the parallel build and test jobs (default: the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The CI subset: the SIMD kernels, every layer's forward and backward pass, the IDX reader
+# and batch loader, and the thread pool under which all of them run.
+ci_programs=(test_kernels test_layers test_data test_thread_pool)
+
+programs=()
+case "${1:-}" in
+  --ci) programs=("${ci_programs[@]}") ;;
+  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  "") ;;
+  -*) echo "test-sanitizers.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  *) programs=("$@") ;;
+esac
+jobs=${JOBS:-$(nproc)}
+
 bash scripts/install-deps.sh
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATICNET_SANITIZE=address,undefined \
   -DSTATICNET_BUILD_EXAMPLES=OFF -DSTATICNET_BUILD_BENCHMARKS=OFF -DSTATICNET_BUILD_TOOLS=OFF -DSTATICNET_MPI=OFF >/dev/null
-cmake --build build-asan -j "$(nproc)"
-cd build-asan && ctest --output-on-failure -j "$(nproc)" -L unit
+if [ ${#programs[@]} -eq 0 ]; then
+  cmake --build build-asan -j "$jobs"
+  cd build-asan && exec ctest --output-on-failure -j "$jobs" -L unit
+fi
+cmake --build build-asan -j "$jobs" --target "${programs[@]}"
+# Catch's tests are named "<program>:<test case>".
+pattern="^($(IFS='|'; echo "${programs[*]}")):"
+cd build-asan && exec ctest --output-on-failure --no-tests=error -j "$jobs" -L unit -R "$pattern"

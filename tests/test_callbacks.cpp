@@ -10,6 +10,8 @@
 #include <staticnet/train/history_io.hpp>
 #include <staticnet/train/schedules.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -97,66 +99,23 @@ std::vector<std::map<std::string, double>> parse_csv(const std::string& text, st
     return rows;
 }
 
-/// A strict parser for what history_json writes: an array of flat objects whose values are
-/// numbers or null (NaN here).
+/// What history_json writes, read back by a real JSON parser (anything invalid, such as a
+/// bare nan, inf or a hex float, throws): an array of flat objects whose values are numbers
+/// or null (NaN here).
 std::vector<std::map<std::string, double>> parse_json(const std::string& text) {
-    std::size_t at = 0;
-    auto skip = [&] {
-        while (at < text.size() && std::isspace(static_cast<unsigned char>(text[at]))) ++at;
-    };
-    auto expect = [&](char c) {
-        skip();
-        REQUIRE(at < text.size());
-        REQUIRE(text[at] == c);
-        ++at;
-    };
-    auto peek = [&] {
-        skip();
-        return at < text.size() ? text[at] : '\0';
-    };
+    const auto document = nlohmann::json::parse(text);
+    REQUIRE(document.is_array());
     std::vector<std::map<std::string, double>> records;
-    expect('[');
-    if (peek() == ']') {
-        ++at;
-    } else {
-        for (;;) {
-            std::map<std::string, double> record;
-            expect('{');
-            for (;;) {
-                expect('"');
-                const auto close = text.find('"', at);
-                REQUIRE(close != std::string::npos);
-                const std::string key = text.substr(at, close - at);
-                at = close + 1;
-                expect(':');
-                skip();
-                if (text.compare(at, 4, "null") == 0) {
-                    record[key] = std::numeric_limits<double>::quiet_NaN();
-                    at += 4;
-                } else {
-                    char* end = nullptr;
-                    record[key] = std::strtod(text.c_str() + at, &end);
-                    REQUIRE(end != text.c_str() + at);
-                    at = static_cast<std::size_t>(end - text.c_str());
-                }
-                if (peek() == ',') {
-                    ++at;
-                    continue;
-                }
-                expect('}');
-                break;
-            }
-            records.push_back(record);
-            if (peek() == ',') {
-                ++at;
-                continue;
-            }
-            expect(']');
-            break;
+    for (const auto& object : document) {
+        REQUIRE(object.is_object());
+        std::map<std::string, double> record;
+        for (const auto& [key, value] : object.items()) {
+            INFO("key " << key << ": " << value.dump());
+            REQUIRE((value.is_number() || value.is_null()));
+            record[key] = value.is_null() ? std::numeric_limits<double>::quiet_NaN() : value.get<double>();
         }
+        records.push_back(record);
     }
-    skip();
-    REQUIRE(at == text.size());
     return records;
 }
 
@@ -504,6 +463,9 @@ TEST_CASE("history files: CSV, JSON and SVG read back", "[callbacks][history_io]
         }
         CHECK(count(sn::history_json(without_validation), "\"val_loss\": null") == 3);
         CHECK(parse_json(sn::history_json(sn::history{})).empty());
+        // The reader is strict, so a writer that printed these would fail the checks above.
+        for (const char* invalid : {"[{\"loss\": nan}]", "[{\"loss\": inf}]", "[{\"loss\": 0x1p3}]", "[{\"loss\": 1,}]"})
+            CHECK_THROWS_AS(parse_json(invalid), nlohmann::json::parse_error);
         sn::history infinite;
         infinite.epochs.push_back(epoch(1, std::numeric_limits<double>::infinity(), 0.5, 1, 1));
         CHECK(std::isnan(parse_json(sn::history_json(infinite)).front().at("loss")));

@@ -27,63 +27,70 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/command_line.hpp"
+
 namespace fs = std::filesystem;
 namespace sd = staticnet::data;
 
 namespace {
 
-constexpr const char* usage_text =
-    "usage:\n"
-    "  staticnet-shard --images FILE --labels FILE --shards K --out DIR [--seed S] [--classes N]\n"
-    "                  [--records-per-block B] [--force]\n"
-    "      Split IDX image and label files (raw or gzip) into K shard files\n"
-    "      DIR/shard-00000-of-0000K.snshard ... Records keep their order unless --seed S is\n"
-    "      given, which shuffles them first. --classes N (default 10) is the number of classes;\n"
-    "      every label must be below it. --force replaces shard files already in DIR.\n"
-    "  staticnet-shard --verify DIR\n"
-    "      Check every shard file of the set in DIR; prints each file's record count and\n"
-    "      checksum status and exits with status 1 when any file is missing or damaged.\n";
+constexpr const char* program = "staticnet-shard";
 
+/// A usage problem found after parsing (the --out directory); main reports it like a parse error.
 struct usage_error {
     std::string message;
 };
 
-std::uint64_t parse_number(std::string_view option, std::string_view text, std::uint64_t min, std::uint64_t max) {
-    std::uint64_t v = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (text.empty() || ec != std::errc{} || end != text.data() + text.size())
-        throw usage_error{std::string(option) + " needs a non-negative whole number, not '" + std::string(text) + "'"};
-    if (v < min || v > max)
-        throw usage_error{std::string(option) + " must be between " + std::to_string(min) + " and " +
-                          std::to_string(max) + ", not " + std::to_string(v)};
-    return v;
-}
-
 struct arguments {
-    std::map<std::string, std::string, std::less<>> values;
+    bool verify = false;  ///< --verify DIR: check a set; otherwise split
+    std::string images, labels, out, verify_dir;
+    std::size_t shards = 0, classes = 10;
+    std::uint32_t records_per_block = sd::shard_write_options{}.records_per_block;
+    std::optional<std::uint64_t> seed;
     bool force = false;
 };
 
+/// Reads the command line, or ends the program: status 0 after --help, 2 and one line on
+/// stderr for a bad one (tools/command_line.hpp).
 arguments parse(int argc, char** argv) {
-    static const std::vector<std::string_view> with_value{
-        "--images", "--labels", "--shards", "--out", "--seed", "--classes", "--records-per-block", "--verify"};
+    namespace cli = staticnet::tools;
     arguments a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--help" || arg == "-h") {
-            std::cout << usage_text;
-            std::exit(EXIT_SUCCESS);
-        }
-        if (arg == "--force") {
-            a.force = true;
-            continue;
-        }
-        if (std::find(with_value.begin(), with_value.end(), arg) == with_value.end())
-            throw usage_error{"unknown argument '" + std::string(arg) + "'"};
-        if (i + 1 >= argc) throw usage_error{std::string(arg) + " needs a value"};
-        if (a.values.count(arg) != 0) throw usage_error{std::string(arg) + " is given twice"};
-        a.values.emplace(std::string(arg), argv[++i]);
-    }
+    CLI::App app{"Cuts an IDX data set (raw or gzip) into checksummed shard files, or verifies such a set.\n"
+                 "  staticnet-shard --images FILE --labels FILE --shards K --out DIR [--seed S] [--classes N]\n"
+                 "                  [--records-per-block B] [--force]\n"
+                 "      writes DIR/shard-00000-of-0000K.snshard ...\n"
+                 "  staticnet-shard --verify DIR",
+                 program};
+    app.footer("Exit status: 0 success, 1 a data problem (unreadable input, damaged or missing shard file),\n"
+               "2 a usage error.");
+    // An option given twice is an error (CLI11's default), as it always was here.
+    auto* images = app.add_option("--images", a.images, "IDX image file")->type_name("FILE");
+    auto* labels = app.add_option("--labels", a.labels, "IDX label file")->type_name("FILE");
+    auto* shards = app.add_option("--shards", a.shards, "number of shard files")
+                       ->type_name("K")->check(cli::whole_number(1, 99999));
+    auto* out = app.add_option("--out", a.out, "directory of the shard files (made if missing)")->type_name("DIR");
+    std::uint64_t seed = 0;
+    auto* seeded = app.add_option("--seed", seed, "shuffle the records with this seed first (default: file order)")
+                       ->type_name("S")->check(cli::whole_number(0));
+    auto* classes = app.add_option("--classes", a.classes, "number of classes; every label must be below it")
+                        ->type_name("N")->check(cli::whole_number(1, std::numeric_limits<std::int32_t>::max()))
+                        ->capture_default_str();
+    auto* block = app.add_option("--records-per-block", a.records_per_block, "records per checksummed block")
+                      ->type_name("B")->check(cli::whole_number(1, 1u << 24))
+                      ->capture_default_str();
+    auto* force = app.add_flag("--force", a.force, "replace the shard files already in DIR");
+    auto* verify = app.add_option("--verify", a.verify_dir, "check every shard file of the set in DIR")
+                       ->type_name("DIR")
+                       ->excludes(images, labels, shards, out, seeded, classes, block, force);
+    cli::parse_or_exit(app, argc, argv);
+
+    if (argc == 1) std::exit(cli::usage_error(program, "no arguments"));
+    a.verify = verify->count() != 0;
+    if (seeded->count() != 0) a.seed = seed;
+    std::string missing;
+    for (const auto* option : {images, labels, shards, out})
+        if (!a.verify && option->count() == 0) missing += (missing.empty() ? "" : ", ") + option->get_name();
+    if (!missing.empty()) std::exit(cli::usage_error(program, "missing " + missing + " (or --verify DIR)"));
     return a;
 }
 
@@ -119,23 +126,10 @@ int verify(const fs::path& dir) {
 }
 
 int split(const arguments& a) {
-    const auto need = [&](const char* option) -> const std::string& {
-        const auto it = a.values.find(option);
-        if (it == a.values.end()) throw usage_error{std::string("missing ") + option};
-        return it->second;
-    };
-    const fs::path images = need("--images"), labels = need("--labels"), out = need("--out");
-    const std::size_t shards = parse_number("--shards", need("--shards"), 1, 99999);
-    std::size_t classes = 10;
-    if (auto it = a.values.find("--classes"); it != a.values.end())
-        classes = parse_number("--classes", it->second, 1, std::numeric_limits<std::int32_t>::max());
-    sd::shard_write_options options;
-    if (auto it = a.values.find("--records-per-block"); it != a.values.end())
-        options.records_per_block =
-            static_cast<std::uint32_t>(parse_number("--records-per-block", it->second, 1, 1u << 24));
-    std::optional<std::uint64_t> seed;
-    if (auto it = a.values.find("--seed"); it != a.values.end())
-        seed = parse_number("--seed", it->second, 0, std::numeric_limits<std::uint64_t>::max());
+    const fs::path images = a.images, labels = a.labels, out = a.out;
+    const std::size_t shards = a.shards, classes = a.classes;
+    const auto& seed = a.seed;
+    const sd::shard_write_options options{.records_per_block = a.records_per_block};
 
     // Refuse to mix with an existing set: list_shards would reject the mixture later anyway.
     std::error_code ec;
@@ -178,22 +172,13 @@ int split(const arguments& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    const arguments a = parse(argc, argv);
     try {
-        const arguments a = parse(argc, argv);
-        if (argc == 1) throw usage_error{"no arguments"};
-        if (const auto it = a.values.find("--verify"); it != a.values.end()) {
-            if (a.values.size() != 1 || a.force) throw usage_error{"--verify DIR takes no other option"};
-            return verify(it->second);
-        }
-        return split(a);
+        return a.verify ? verify(a.verify_dir) : split(a);
     } catch (const usage_error& e) {
-        std::cerr << "staticnet-shard: " << e.message << "\n\n" << usage_text;
-        return 2;
-    } catch (const staticnet::error& e) {
-        std::cerr << "staticnet-shard: " << e.what() << "\n";
-        return EXIT_FAILURE;
-    } catch (const std::exception& e) {
-        std::cerr << "staticnet-shard: " << e.what() << "\n";
+        return staticnet::tools::usage_error(program, e.message);
+    } catch (const std::exception& e) {  // staticnet::error and the rest: a data problem
+        std::cerr << program << ": " << e.what() << "\n";
         return EXIT_FAILURE;
     }
 }

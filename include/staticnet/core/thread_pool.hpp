@@ -9,6 +9,12 @@
 /// the same region), which keeps results independent of scheduling, and the calling thread
 /// does a share of the work itself. Dispatch allocates nothing: the task is passed as a
 /// function pointer and a context pointer.
+///
+/// The pool runs one region at a time. A `run` or `parallel_for` called while the pool is
+/// busy, from inside one of its own tasks (nested) or from another thread, does not wait
+/// for it: it runs the whole region on the calling thread, as one worker. Results are right
+/// either way; only the split differs (nested calls are always serial, so that split is
+/// still independent of timing; a second thread's is not).
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +22,8 @@
 #include <cstddef>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -25,9 +33,16 @@ namespace staticnet {
 
 class thread_pool {
 public:
+    /// The most threads a pool can have (the worker count of a region travels in 16 bits).
+    static constexpr std::size_t max_threads = 0xFFFF;
+
     /// `threads` counts the caller too; 0 means `std::thread::hardware_concurrency()`.
+    /// Throws `std::invalid_argument` above `max_threads`.
     explicit thread_pool(std::size_t threads = 0) {
         if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+        if (threads > max_threads)
+            throw std::invalid_argument("thread_pool: " + std::to_string(threads) + " threads, at most " +
+                                        std::to_string(max_threads));
         size_ = threads;
         workers_.reserve(threads - 1);
         for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -45,14 +60,18 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
     /// Calls `f(worker, workers)` once on each of `workers = min(size(), max_workers)`
-    /// threads and returns when all are done. An exception thrown by any call is rethrown here.
+    /// threads and returns when all are done (`workers` is 1 while the pool is busy: see
+    /// above). An exception thrown by any call is rethrown here; the pool stays usable.
     template <typename F>
     void run(F&& f, std::size_t max_workers = ~std::size_t{0}) {
         const std::size_t n = std::min(size_, std::max<std::size_t>(1, max_workers));
-        if (n == 1) {
+        // A busy pool's task, count and generation belong to the region in flight: a second
+        // region dispatched over them would deadlock (nested) or mix the two (concurrent).
+        if (n == 1 || busy_.exchange(true, std::memory_order_acquire)) {
             f(std::size_t{0}, std::size_t{1});
             return;
         }
+        const idle_on_exit idle{busy_};
         using fn_type = std::remove_reference_t<F>;
         task_ = [](void* ctx, std::size_t w, std::size_t n_workers) { (*static_cast<fn_type*>(ctx))(w, n_workers); };
         context_ = const_cast<void*>(static_cast<const void*>(&f));
@@ -88,6 +107,11 @@ public:
     }
 
 private:
+    struct idle_on_exit {
+        std::atomic<bool>& busy;
+        ~idle_on_exit() { busy.store(false, std::memory_order_release); }
+    };
+
     static void spin_pause() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
@@ -136,6 +160,7 @@ private:
     std::atomic<std::uint64_t> generation_{0};
     std::atomic<std::size_t> pending_{0};
     std::atomic<bool> stop_{false};
+    std::atomic<bool> busy_{false};  ///< a region is in flight
     void (*task_)(void*, std::size_t, std::size_t) = nullptr;
     void* context_ = nullptr;
     std::mutex error_mutex_;

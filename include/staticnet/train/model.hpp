@@ -246,7 +246,9 @@ private:
     history run_fit(const data::dataset& train, const fit_options& options, Callbacks&... callbacks);
     void check_images(const xt::xtensor<float, 4>& images, const char* what) const;
     void check_dataset(const data::dataset& d, const char* what) const;
-    /// Copies samples `order[begin, end)` of `d` into the batch buffers.
+    /// Copies samples `order[0]`, ..., `order[count - 1]` of `d` into rows 0 to count - 1 of
+    /// the batch buffers: the images, the labels (argmax of the targets where `d` has no
+    /// labels) and the targets (`d`'s own, else one-hot rows when the loss needs them).
     batch_targets gather(const data::dataset& d, const std::size_t* order, std::size_t count);
     /// Targets for `count` samples with these labels (one-hot rows when the loss needs them).
     batch_targets one_hot(const std::int32_t* labels, std::size_t count);

@@ -1,0 +1,208 @@
+// thread_pool: what its header promises (core/thread_pool.hpp), checked directly.
+#include <catch2/catch.hpp>
+
+#include <staticnet/core/thread_pool.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace sn = staticnet;
+
+namespace {
+
+std::size_t cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+/// Pool sizes worth testing: alone, two, an odd count, and more threads than cores.
+std::vector<std::size_t> pool_sizes() { return {1, 2, 3, 2 * cores() + 1}; }
+
+/// Runs parallel_for(n) and returns its chunks in order of `begin`, after checking that
+/// every index was visited exactly once.
+std::vector<std::pair<std::size_t, std::size_t>> chunks_of(sn::thread_pool& pool, std::size_t n, std::size_t grain) {
+    std::vector<std::atomic<int>> visits(n);
+    std::mutex m;
+    std::vector<std::pair<std::size_t, std::size_t>> chunks;
+    pool.parallel_for(n, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) visits[i].fetch_add(1, std::memory_order_relaxed);
+        const std::lock_guard lock(m);
+        chunks.emplace_back(begin, end);
+    }, grain);
+    std::size_t wrong = 0;
+    for (const auto& v : visits) wrong += v.load() != 1;
+    CHECK(wrong == 0);
+    std::sort(chunks.begin(), chunks.end());
+    return chunks;
+}
+
+}  // namespace
+
+TEST_CASE("thread_pool: size counts the caller, and 0 means one thread per core", "[thread_pool]") {
+    CHECK(sn::thread_pool(1).size() == 1);
+    CHECK(sn::thread_pool(2).size() == 2);
+    CHECK(sn::thread_pool(2 * cores() + 1).size() == 2 * cores() + 1);
+    CHECK(sn::thread_pool(0).size() == cores());
+    CHECK(sn::thread_pool().size() == cores());
+    // The worker count of a region travels in 16 bits: more threads would never finish a region.
+    CHECK_THROWS_AS(sn::thread_pool(sn::thread_pool::max_threads + 1), std::invalid_argument);
+}
+
+TEST_CASE("thread_pool: run calls every worker once, each on its own thread", "[thread_pool]") {
+    for (const std::size_t size : pool_sizes()) {
+        sn::thread_pool pool(size);
+        for (const std::size_t max_workers : {std::size_t{0}, std::size_t{1}, std::size_t{2}, size, size + 5}) {
+            INFO("size " << size << ", max_workers " << max_workers);
+            const std::size_t expected = std::min(size, std::max<std::size_t>(1, max_workers));
+            std::vector<std::atomic<int>> calls(expected);
+            std::vector<std::thread::id> ids(expected);
+            std::atomic<std::size_t> wrong_count{0};
+            pool.run([&](std::size_t worker, std::size_t workers) {
+                if (workers != expected || worker >= expected) {
+                    wrong_count.fetch_add(1);
+                    return;
+                }
+                calls[worker].fetch_add(1);
+                ids[worker] = std::this_thread::get_id();
+            }, max_workers);
+            CHECK(wrong_count.load() == 0);
+            for (const auto& c : calls) CHECK(c.load() == 1);
+            CHECK(ids[0] == std::this_thread::get_id());  // the caller takes a share
+            std::sort(ids.begin(), ids.end());
+            CHECK(std::adjacent_find(ids.begin(), ids.end()) == ids.end());
+        }
+    }
+}
+
+TEST_CASE("thread_pool: parallel_for covers every index exactly once, in a split fixed by n and size",
+          "[thread_pool]") {
+    for (const std::size_t size : pool_sizes()) {
+        sn::thread_pool pool(size);
+        for (const std::size_t n : {0, 1, 2, 5, 63, 64, 1000, 1001})
+            for (const std::size_t grain : {0, 1, 3, 64, 5000}) {
+                INFO("size " << size << ", n " << n << ", grain " << grain);
+                const auto chunks = chunks_of(pool, n, grain);
+                // Contiguous, non-empty, and no more chunks than threads or than n / grain allows.
+                std::size_t next = 0;
+                for (const auto& [begin, end] : chunks) {
+                    CHECK(begin == next);
+                    CHECK(begin < end);
+                    next = end;
+                }
+                CHECK(next == n);
+                CHECK(chunks.size() <= size);
+                CHECK(chunks.size() <= std::max<std::size_t>(1, n / std::max<std::size_t>(1, grain)));
+                // The same call splits the same way again: results cannot depend on timing.
+                CHECK(chunks_of(pool, n, grain) == chunks);
+            }
+    }
+}
+
+TEST_CASE("thread_pool: an exception in a task reaches the caller, and the pool stays usable", "[thread_pool]") {
+    for (const std::size_t size : pool_sizes()) {
+        sn::thread_pool pool(size);
+        INFO("size " << size);
+        // Thrown by the caller's own share, by another worker (when there is one), by all.
+        for (const std::size_t thrower : {std::size_t{0}, size - 1}) {
+            std::atomic<std::size_t> finished{0};
+            CHECK_THROWS_WITH(pool.run([&](std::size_t worker, std::size_t) {
+                if (worker == thrower) throw std::runtime_error("task " + std::to_string(worker) + " failed");
+                finished.fetch_add(1);
+            }), "task " + std::to_string(thrower) + " failed");
+            CHECK(finished.load() == size - 1);  // the other workers still ran to the end
+        }
+        CHECK_THROWS_AS(pool.run([](std::size_t, std::size_t) { throw std::logic_error("every one"); }), std::logic_error);
+        CHECK_THROWS_AS(pool.parallel_for(100, [](std::size_t begin, std::size_t) {
+            if (begin == 0) throw std::out_of_range("first chunk");
+        }), std::out_of_range);
+        // The error was consumed: later regions run and succeed.
+        CHECK(chunks_of(pool, 1000, 1).size() == size);
+        CHECK_NOTHROW(pool.run([](std::size_t, std::size_t) {}));
+    }
+}
+
+TEST_CASE("thread_pool: many short regions in a row all complete", "[thread_pool]") {
+    // The wake-up path (spin, then sleep on the generation) must not lose a region.
+    sn::thread_pool pool(3);
+    std::atomic<std::size_t> total{0};
+    for (int region = 0; region < 2000; ++region)
+        pool.parallel_for(7, [&](std::size_t begin, std::size_t end) { total.fetch_add(end - begin); });
+    CHECK(total.load() == 2000 * 7);
+}
+
+TEST_CASE("thread_pool: a region started inside a task runs whole on that task's thread", "[thread_pool]") {
+    // As documented: nested calls do not wait for the busy pool (which would deadlock), they
+    // run serially on the calling thread.
+    for (const std::size_t size : pool_sizes()) {
+        sn::thread_pool pool(size);
+        INFO("size " << size);
+        std::vector<std::atomic<int>> visits(64 * size);
+        std::atomic<std::size_t> nested_regions{0}, serial_on_own_thread{0};
+        pool.parallel_for(size, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t outer = begin; outer < end; ++outer) {
+                const auto me = std::this_thread::get_id();
+                pool.run([&](std::size_t worker, std::size_t workers) {
+                    nested_regions.fetch_add(1);
+                    if (worker == 0 && workers == 1 && std::this_thread::get_id() == me) serial_on_own_thread.fetch_add(1);
+                });
+                pool.parallel_for(64, [&](std::size_t b, std::size_t e) {
+                    for (std::size_t i = b; i < e; ++i) visits[outer * 64 + i].fetch_add(1);
+                });
+            }
+        });
+        CHECK(nested_regions.load() == size);
+        CHECK(serial_on_own_thread.load() == size);
+        std::size_t wrong = 0;
+        for (const auto& v : visits) wrong += v.load() != 1;
+        CHECK(wrong == 0);
+        CHECK(chunks_of(pool, 1000, 1).size() == size);  // still parallel afterwards
+    }
+}
+
+TEST_CASE("thread_pool: two threads may share a pool, and the one that finds it busy runs alone", "[thread_pool]") {
+    sn::thread_pool pool(2);
+    SECTION("a call while a region is in flight runs serially on its own thread") {
+        std::atomic<bool> in_flight{false}, second_done{false};
+        std::size_t second_workers = 0;
+        std::thread::id second_ran_on;
+        std::thread second([&] {
+            while (!in_flight.load()) std::this_thread::yield();
+            pool.run([&](std::size_t, std::size_t workers) {
+                second_workers = workers;
+                second_ran_on = std::this_thread::get_id();
+            });
+            second_done.store(true);
+        });
+        const auto second_id = second.get_id();
+        pool.run([&](std::size_t worker, std::size_t) {
+            if (worker != 0) return;
+            in_flight.store(true);  // the region is dispatched: hold it until the other call is done
+            while (!second_done.load()) std::this_thread::yield();
+        });
+        second.join();
+        CHECK(second_workers == 1);
+        CHECK(second_ran_on == second_id);
+    }
+    SECTION("both callers' regions are complete and correct") {
+        auto hammer = [&](std::size_t& wrong) {
+            for (int region = 0; region < 300; ++region) {
+                std::vector<std::atomic<int>> visits(257);
+                pool.parallel_for(visits.size(), [&](std::size_t b, std::size_t e) {
+                    for (std::size_t i = b; i < e; ++i) visits[i].fetch_add(1);
+                });
+                for (const auto& v : visits) wrong += v.load() != 1;
+            }
+        };
+        std::size_t wrong_here = 0, wrong_there = 0;
+        std::thread other(hammer, std::ref(wrong_there));
+        hammer(wrong_here);
+        other.join();
+        CHECK(wrong_here == 0);
+        CHECK(wrong_there == 0);
+    }
+}

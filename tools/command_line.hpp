@@ -1,0 +1,101 @@
+#pragma once
+/// @file
+/// Command-line parsing shared by our programs (`staticnet-shard`, `fashion_mnist`), on
+/// CLI11. Not part of the library: staticnet's users never need CLI11.
+///
+/// Every program behaves the same way:
+///  - `--help` (or `-h`) prints the usage on stdout and exits with status 0;
+///  - a bad command line prints ONE line on stderr, `<program>: <what is wrong> (see
+///    <program> --help)`, and exits with status 2 (CLI11's own exit codes, 100 and up, would
+///    surprise scripts that know the convention: 1 a failure, 2 a usage error).
+///
+/// Numbers are checked here rather than by CLI11's conversion, which goes through
+/// `strtoull` in CLI11 2.1 and so reads "-1" as 18446744073709551615.
+
+#include <CLI/CLI.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace staticnet::tools {
+
+/// A CLI11 check: a whole number written in decimal digits only (no sign, space or hex),
+/// from `min` to `max`.
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max = std::numeric_limits<std::uint64_t>::max());
+
+/// A CLI11 check: a finite real number greater than 0 once read as a float.
+CLI::Validator positive_real();
+
+/// Prints `message` as one line, `<program>: <message> (see <program> --help)`, on stderr;
+/// returns 2, the exit status of a usage error.
+int usage_error(std::string_view program, std::string message);
+
+/// Parses the command line into the options bound to `app`, or ends the program: status 0
+/// after `--help`, status 2 and one line on stderr for anything CLI11 rejects.
+void parse_or_exit(CLI::App& app, int argc, char** argv);
+
+// ---------------------------------------------------------------- implementation
+
+namespace detail {
+
+/// The range in words, " >= 1" or " from 1 to 9"; empty for any number.
+inline std::string range_text(std::uint64_t min, std::uint64_t max) {
+    if (max == std::numeric_limits<std::uint64_t>::max()) return min == 0 ? "" : " >= " + std::to_string(min);
+    return " from " + std::to_string(min) + " to " + std::to_string(max);
+}
+
+}  // namespace detail
+
+inline CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
+    const std::string range = detail::range_text(min, max);
+    return CLI::Validator(
+        [=](std::string& text) -> std::string {
+            std::uint64_t v = 0;
+            const char* const end = text.data() + text.size();
+            const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+            if (!digits || std::from_chars(text.data(), end, v).ptr != end || v < min || v > max)
+                return "needs a whole number" + range + ", not '" + text + "'";
+            return {};
+        },
+        range.empty() ? range : range.substr(1), "whole_number");  // --help shows "N:>= 1"
+}
+
+inline CLI::Validator positive_real() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            float v = 0;
+            const char* const end = text.data() + text.size();
+            const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+            if (text.empty() || ec != std::errc{} || ptr != end || !std::isfinite(v) || !(v > 0))
+                return "needs a number > 0, not '" + text + "'";
+            return {};
+        },
+        "> 0", "positive_real");
+}
+
+inline int usage_error(std::string_view program, std::string message) {
+    for (char& c : message)
+        if (c == '\n' || c == '\r') c = ' ';  // one line, whatever the message was
+    std::cerr << program << ": " << message << " (see " << program << " --help)\n";
+    return 2;
+}
+
+inline void parse_or_exit(CLI::App& app, int argc, char** argv) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        std::cout << app.help();
+        std::exit(EXIT_SUCCESS);
+    } catch (const CLI::ParseError& e) {
+        std::exit(usage_error(app.get_name(), e.what()));
+    }
+}
+
+}  // namespace staticnet::tools
