@@ -5,7 +5,7 @@ set -euo pipefail
 # for our own programs only: the library needs neither.
 packages=(cmake g++ make pkg-config libxtensor-dev libxsimd-dev libboost-mpi-dev libboost-serialization-dev
           catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2
-          clang libclang-rt-14-dev libcli11-dev nlohmann-json3-dev)
+          clang libclang-rt-14-dev clang-19 libcli11-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -288,10 +288,10 @@ TEST_CASE("early_stopping restores the best epoch's weights and state", "[callba
         auto m = make_model(5e-2f);
         const auto train = samples(48, 1);
         std::vector<std::vector<float>> after_epoch;  // parameters at the end of each epoch
-        auto snapshot = sn::lambda_callback{.on_epoch_end = [&](auto& model, const sn::epoch_log&) {
+        auto snapshot = sn::on_epoch_end_callback([&](auto& model, const sn::epoch_log&) {
             const auto p = model.network().parameters();
             after_epoch.emplace_back(p.begin(), p.end());
-        }};
+        });
         // "max" on a falling loss: the first epoch is the best, and training stops after 3.
         sn::early_stopping stop{.monitor = sn::metric::loss, .patience = 2, .mode = sn::monitor_mode::max,
                                 .restore_best_weights = true};
@@ -389,9 +389,9 @@ TEST_CASE("csv_logger writes a header and one flushed row per epoch", "[callback
     const auto train = samples(24, 1), test = samples(12, 2);
     auto m = make_model();
     std::vector<std::size_t> lines_seen;  // the file as each epoch ends: the row is already there
-    auto watch = sn::lambda_callback{.on_epoch_end = [&](auto&, const sn::epoch_log&) {
+    auto watch = sn::on_epoch_end_callback([&](auto&, const sn::epoch_log&) {
         lines_seen.push_back(split(read_file(file), '\n').size() - 1);
-    }};
+    });
     const auto h = m.fit(train, {.epochs = 3, .batch_size = 8, .validation = &test, .verbose = false},
                          sn::csv_logger{file}, watch);
     CHECK(lines_seen == std::vector<std::size_t>{2, 3, 4});
@@ -509,9 +509,16 @@ TEST_CASE("user-written callbacks compose with the ready-made ones, in order", "
     auto m = make_model(0.5f);
     int epochs_counted = 0;
     const epoch_counter counter{&epochs_counted};  // const hooks: usable as a const object
+    auto train_end = [&](auto&, const sn::history&) { log.push_back("lambda:train_end"); };
+#if __cpp_deduction_guides >= 201907L  // deduction from a designated initializer (not in clang < 17)
+    const auto lambda_hooks = sn::lambda_callback{.on_train_end = train_end};
+#else
+    using no = sn::detail::no_hook;
+    const auto lambda_hooks = sn::lambda_callback<no, no, no, no, decltype(train_end)>{.on_train_end = train_end};
+#endif
     const auto h = m.fit(samples(8, 1), {.epochs = 2, .batch_size = 4, .verbose = false}, recorder{"a", &log},
                          sn::step_decay{.initial = 0.1f, .factor = 0.5f, .every_epochs = 1}, recorder{"b", &log}, counter,
-                         sn::lambda_callback{.on_train_end = [&](auto&, const sn::history&) { log.push_back("lambda:train_end"); }});
+                         lambda_hooks);
     CHECK(epochs_counted == 2);
     // a runs before the schedule (it still sees the previous rate), b after it.
     const std::vector<std::string> expected = {
@@ -527,10 +534,17 @@ TEST_CASE("user-written callbacks compose with the ready-made ones, in order", "
     CHECK(h.back().learning_rate == Approx(0.05));
 
     SECTION("a lambda_callback can stop training") {
+        auto stop_after_2 = [](auto& model, const sn::epoch_log& e) {
+            if (e.epoch == 2) model.stop_training();
+        };
+#if __cpp_deduction_guides >= 201907L
         const auto stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
-                                   sn::lambda_callback{.on_epoch_end = [](auto& model, const sn::epoch_log& e) {
-                                       if (e.epoch == 2) model.stop_training();
-                                   }});
+                                   sn::lambda_callback{.on_epoch_end = stop_after_2});
+#else
+        using no = sn::detail::no_hook;
+        const auto stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
+                                   sn::lambda_callback<no, no, no, decltype(stop_after_2)>{.on_epoch_end = stop_after_2});
+#endif
         CHECK(stopped.size() == 2);
         const auto also_stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
                                         sn::on_epoch_end_callback([](auto& model, const sn::epoch_log& e) {
