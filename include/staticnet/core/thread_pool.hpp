@@ -21,13 +21,16 @@
 #include <utility>
 #include <vector>
 
+#include "cpu_mask.hpp"
+
 namespace staticnet {
 
 class thread_pool {
 public:
-    /// `threads` counts the caller too; 0 means `std::thread::hardware_concurrency()`.
+    /// `threads` counts the caller too; 0 means the CPUs this process may run on
+    /// (`available_cpus()`, core/cpu_mask.hpp).
     explicit thread_pool(std::size_t threads = 0) {
-        if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+        if (threads == 0) threads = available_cpus();
         size_ = threads;
         workers_.reserve(threads - 1);
         for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
