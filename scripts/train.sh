@@ -10,6 +10,10 @@ cmake --build build --target fashion_mnist -j "$(nproc)"
 if [ -n "${NP:-}" ]; then
   extra=()
   [ "$(id -u)" = 0 ] && extra+=(--allow-run-as-root)
-  exec mpirun "${extra[@]}" --oversubscribe -np "$NP" build/examples/fashion_mnist "$@"
+  # No binding: Open MPI would pin each rank to a single core when NP <= 2 (one thread each,
+  # the rest of the machine idle) and to a socket above. Unbound, each rank takes its share
+  # of the CPUs, nproc / NP threads; --threads N overrides (docs/distributed.md, "Threads
+  # and binding").
+  exec mpirun "${extra[@]}" --bind-to none --oversubscribe -np "$NP" build/examples/fashion_mnist "$@"
 fi
 exec build/examples/fashion_mnist "$@"

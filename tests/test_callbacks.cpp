@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -381,6 +382,101 @@ TEST_CASE("schedules set the learning rate of every epoch of fit", "[callbacks][
     }
 }
 
+TEST_CASE("linear_warmup as a function of the step", "[callbacks][schedules][warmup]") {
+    constexpr sn::linear_warmup<float> from_zero{.steps = 4, .target = 0.2f};
+    CHECK(from_zero.factor(1) == 0.25f);
+    CHECK(from_zero.factor(2) == 0.5f);
+    CHECK(from_zero.factor(4) == 1.0f);
+    CHECK(from_zero.factor(100) == 1.0f);
+    CHECK(from_zero(1, 1, 10) == Approx(0.05f));
+    CHECK(from_zero(7, 2, 10) == 0.2f);
+    // Goyal et al.: from the rate of one worker (1/8 of the target) up to the target.
+    constexpr sn::linear_warmup<float> goyal{.steps = 10, .start_factor = 0.125f, .target = 0.8f};
+    for (std::size_t s = 1; s <= 12; ++s) {
+        const double expected = 0.8 * (0.125 + 0.875 * static_cast<double>(std::min<std::size_t>(s, 10)) / 10.0);
+        CHECK(goyal(s, 1, 3) == Approx(expected).epsilon(1e-6));
+    }
+    CHECK(sn::linear_warmup<float>{.steps = 0, .target = 0.3f}(1, 1, 1) == 0.3f);  // no warm-up
+    // Per-epoch targets: the epoch's rate, scaled by the step's factor.
+    constexpr sn::linear_warmup<sn::step_decay> decayed{.steps = 4, .target = {.initial = 0.1f, .factor = 0.5f, .every_epochs = 1}};
+    CHECK(decayed(2, 1, 5) == Approx(0.05f));
+    CHECK(decayed(3, 2, 5) == Approx(0.0375f));
+    CHECK(decayed(9, 3, 5) == Approx(0.025f));
+    constexpr sn::linear_warmup<sn::cosine_decay> cosine{.steps = 2, .target = {.initial = 0.1f}};
+    CHECK(cosine(1, 1, 4) == Approx(0.05f));
+    CHECK(cosine(5, 3, 4) == sn::cosine_decay{.initial = 0.1f}(3, 4));
+    const auto by_epoch = sn::linear_warmup<sn::lr_schedule<float (*)(std::size_t)>>{
+        .steps = 2, .target = {[](std::size_t e) { return 0.1f * static_cast<float>(e); }}};
+    CHECK(by_epoch(1, 3, 4) == Approx(0.15f));
+}
+
+TEST_CASE("linear_warmup sets the rate of every step and composes with a decay", "[callbacks][schedules][warmup]") {
+    const auto train = samples(24, 1);  // batch 6: 4 steps per epoch
+    const sn::fit_options options{.epochs = 3, .batch_size = 6, .verbose = false};
+    // Callbacks run in order: this one, passed after the warm-up, sees the rate of each step.
+    auto recorded = [](std::vector<float>& rates) {
+        return sn::lambda_callback{.on_batch_end = [&rates](auto& m, const sn::batch_log&) { rates.push_back(m.learning_rate()); }};
+    };
+    SECTION("a constant target") {
+        auto m = make_model(0.5f);  // the optimizer's own rate is replaced from the first step
+        std::vector<float> rates;
+        const sn::linear_warmup<float> warmup{.steps = 6, .target = 0.06f};
+        const auto h = m.fit(train, options, warmup, recorded(rates));
+        REQUIRE(rates.size() == 12);
+        for (std::size_t s = 1; s <= 12; ++s) CHECK(rates[s - 1] == Approx(0.06f * std::min<float>(1.0f, static_cast<float>(s) / 6)));
+        // epoch_log records the rate of the epoch's last step.
+        CHECK(h.epochs[0].learning_rate == Approx(0.04f));
+        CHECK(h.epochs[1].learning_rate == Approx(0.06f));
+    }
+    SECTION("inside a step decay: the decay's rate of each epoch, warmed up over the first steps") {
+        auto m = make_model();
+        std::vector<float> rates;
+        const sn::linear_warmup<sn::step_decay> warmup{
+            .steps = 6, .start_factor = 0.5f, .target = {.initial = 0.1f, .factor = 0.5f, .every_epochs = 2}};
+        m.fit(train, options, warmup, recorded(rates));
+        REQUIRE(rates.size() == 12);
+        for (std::size_t s = 1; s <= 12; ++s) {
+            const std::size_t epoch = (s - 1) / 4 + 1;
+            CHECK(rates[s - 1] == Approx(warmup.target(epoch) * warmup.factor(s)));
+        }
+        CHECK(rates[0] == Approx(0.1f * (0.5f + 0.5f / 6)));
+        CHECK(rates[5] == Approx(0.1f));
+        CHECK(rates[8] == Approx(0.05f));
+    }
+    SECTION("resuming at a later epoch continues the warm-up") {
+        auto m = make_model();
+        std::vector<float> rates;
+        const sn::linear_warmup<float> warmup{.steps = 8, .target = 0.08f};
+        m.fit(train, {.epochs = 3, .batch_size = 6, .verbose = false, .initial_epoch = 1}, warmup, recorded(rates));
+        REQUIRE(rates.size() == 8);
+        CHECK(rates[0] == Approx(0.05f));  // step 5 of the run
+        CHECK(rates[3] == Approx(0.08f));
+    }
+    SECTION("the rate set before a step is the one the optimizer applies") {
+        // A zero rate leaves the weights as they are.
+        auto m = make_model();
+        const std::vector<float> before(m.network().parameters().begin(), m.network().parameters().end());
+        m.fit(train, {.epochs = 1, .batch_size = 6, .verbose = false}, sn::linear_warmup<float>{.steps = 10, .target = 0.0f});
+        CHECK(std::vector<float>(m.network().parameters().begin(), m.network().parameters().end()) == before);
+    }
+}
+
+TEST_CASE("on_batch_begin comes before each step, with the step about to run", "[callbacks][order]") {
+    std::vector<std::string> log;
+    auto m = make_model();
+    m.fit(samples(8, 1), {.epochs = 2, .batch_size = 4, .verbose = false},
+          sn::lambda_callback{.on_batch_begin = [&](auto& model, const sn::batch_log& b) {
+                                  log.push_back("begin " + std::to_string(b.epoch) + "." + std::to_string(b.step) + "/" +
+                                                std::to_string(b.steps) + " after " + std::to_string(model.steps_done()));
+                              },
+                              .on_batch_end = [&](auto&, const sn::batch_log& b) {
+                                  log.push_back("end " + std::to_string(b.epoch) + "." + std::to_string(b.step));
+                              }});
+    const std::vector<std::string> expected = {"begin 1.1/2 after 0", "end 1.1", "begin 1.2/2 after 1", "end 1.2",
+                                               "begin 2.1/2 after 2", "end 2.1", "begin 2.2/2 after 3", "end 2.2"};
+    CHECK(log == expected);
+}
+
 // ---------------------------------------------------------------- files
 
 TEST_CASE("csv_logger writes a header and one flushed row per epoch", "[callbacks][csv]") {
@@ -514,7 +610,7 @@ TEST_CASE("user-written callbacks compose with the ready-made ones, in order", "
     const auto lambda_hooks = sn::lambda_callback{.on_train_end = train_end};
 #else
     using no = sn::detail::no_hook;
-    const auto lambda_hooks = sn::lambda_callback<no, no, no, no, decltype(train_end)>{.on_train_end = train_end};
+    const auto lambda_hooks = sn::lambda_callback<no, no, no, no, no, decltype(train_end)>{.on_train_end = train_end};
 #endif
     const auto h = m.fit(samples(8, 1), {.epochs = 2, .batch_size = 4, .verbose = false}, recorder{"a", &log},
                          sn::step_decay{.initial = 0.1f, .factor = 0.5f, .every_epochs = 1}, recorder{"b", &log}, counter,
@@ -543,7 +639,7 @@ TEST_CASE("user-written callbacks compose with the ready-made ones, in order", "
 #else
         using no = sn::detail::no_hook;
         const auto stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
-                                   sn::lambda_callback<no, no, no, decltype(stop_after_2)>{.on_epoch_end = stop_after_2});
+                                   sn::lambda_callback<no, no, no, no, decltype(stop_after_2)>{.on_epoch_end = stop_after_2});
 #endif
         CHECK(stopped.size() == 2);
         const auto also_stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},

@@ -259,6 +259,13 @@ TEST_CASE("train_step works on a fresh model, without fit", "[model]") {
     CHECK(m.steps_done() == 1);
 }
 
+TEST_CASE("by default a single-process model takes the CPUs of its affinity mask", "[model][threads]") {
+    sn::model<small_net, sn::sgd, sn::sparse_categorical_crossentropy> m;
+    CHECK(m.thread_count() == sn::available_cpus());
+    sn::model<small_net, sn::sgd, sn::sparse_categorical_crossentropy> three({}, {.threads = 3});
+    CHECK(three.thread_count() == 3);
+}
+
 TEST_CASE("training gives bitwise the same weights with 1, 2 and 3 threads", "[model][threads]") {
     const auto d = synthetic(96, 6);
     auto train = [&](std::size_t threads) {

@@ -181,6 +181,35 @@ TEST_CASE("partitioned data: each rank trains on its own part, of unequal sizes"
     CHECK(sum[0] == Approx(mine_sum[0] * static_cast<double>(ranks)).epsilon(1e-12));
 }
 
+TEST_CASE("default threads: at least 1, and the same on ranks of a node with the same CPU mask", "[mpi][threads]") {
+    sn::model<conv_net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(*world);
+    const sn::rank_placement& p = world->placement();
+    const auto threads = static_cast<std::uint64_t>(m.thread_count());
+    CHECK(threads >= 1);
+    CHECK(threads == p.default_threads());
+    CHECK(p.sharing_ranks >= 1);
+    CHECK(p.sharing_ranks <= p.local_ranks);
+    CHECK(p.local_ranks <= static_cast<std::size_t>(world->size()));
+    CHECK(p.cpus == std::max<std::size_t>(1, sn::cpu_mask::of_this_process().count()));
+    // Every rank of this node tells the others its mask and its count.
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_Comm_split_type(world->native(), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    int ranks = 0;
+    MPI_Comm_size(node, &ranks);
+    CHECK(static_cast<std::size_t>(ranks) == p.local_ranks);
+    const sn::cpu_mask own = sn::cpu_mask::of_this_process();
+    constexpr int words = static_cast<int>(sn::cpu_mask::word_count);
+    std::vector<std::uint64_t> masks(static_cast<std::size_t>(ranks) * sn::cpu_mask::word_count), counts(static_cast<std::size_t>(ranks));
+    MPI_Allgather(own.words().data(), words, MPI_UINT64_T, masks.data(), words, MPI_UINT64_T, node);
+    MPI_Allgather(&threads, 1, MPI_UINT64_T, counts.data(), 1, MPI_UINT64_T, node);
+    MPI_Comm_free(&node);
+    for (std::size_t r = 0; r < static_cast<std::size_t>(ranks); ++r) {
+        const auto theirs = sn::cpu_mask::from_words(
+            std::span<const std::uint64_t, sn::cpu_mask::word_count>(masks.data() + r * sn::cpu_mask::word_count, sn::cpu_mask::word_count));
+        if (theirs == own) CHECK(counts[r] == threads);
+    }
+}
+
 // Rank `bad_rank` gets a label the model cannot produce and throws inside fit; the job must
 // end (MPI_Abort from fit) instead of leaving the other ranks in the next allreduce.
 int fail_on_rank(int bad_rank) {

@@ -5,12 +5,14 @@
 /// training history (<staticnet/train/history_chart.hpp>).
 
 #include "core/aligned_buffer.hpp"
+#include "core/cpu_mask.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"
 #include "core/thread_pool.hpp"
 #include "comm/launch.hpp"
 #include "comm/local.hpp"
+#include "comm/placement.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/loader.hpp"

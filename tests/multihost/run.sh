@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a program as a 2-rank Open MPI job across two "hosts": two network namespaces joined
 # by a veth pair, Open MPI over TCP with a hostfile, and an rsh agent that "logs in" by
-# entering the other namespace. Exits 77 (skipped) where namespaces cannot be made.
+# entering the other namespace. Exits 77 (skipped) where namespaces cannot be made or entered.
 #
 #   run.sh [--shape] PROGRAM ARGS...     --shape: model a real link (netem: 100 us, 10 Gbit/s)
 set -euo pipefail
@@ -16,10 +16,19 @@ command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
 tag="sn$$"
 h1="${tag}a" h2="${tag}b"
 net=169.254.77
+# `ip netns add` can half-work (in a chroot it leaves a namespace that `ip netns exec` cannot
+# enter: "mount --make-rslave / failed"), so a probe namespace must also be entered.
+probe="${tag}p"
+if ! ip netns add "$probe" 2>/dev/null; then skip "cannot create network namespaces here"; fi
+entered=0
+ip netns exec "$probe" true >/dev/null 2>&1 && entered=1
+ip netns del "$probe" 2>/dev/null || true
+[ $entered = 1 ] || skip "network namespaces can be created but not entered here (ip netns exec fails)"
+
 work=$(mktemp -d)
 cleanup() { ip netns del "$h1" 2>/dev/null || true; ip netns del "$h2" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-ip netns add "$h1" 2>/dev/null || skip "cannot create network namespaces here"
+ip netns add "$h1"
 ip netns add "$h2"
 ip link add "${tag}v1" type veth peer name "${tag}v2"
 ip link set "${tag}v1" netns "$h1"

@@ -5,12 +5,19 @@
 /// A model takes its communicator as a template parameter, so synchronisation compiles to
 /// direct calls (no virtual dispatch) and the single-process build never sees MPI. All
 /// collectives are called by every rank in the same order; they operate in place.
+///
+/// `placement()` is not a collective: it reports what the communicator learnt about the CPUs
+/// of this rank and the ranks that compete for them (comm/placement.hpp), from which a model
+/// chooses its default number of threads.
 
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
+
+#include "placement.hpp"
 
 namespace staticnet {
 
@@ -26,6 +33,7 @@ concept communicator = requires(C& c, std::span<float> f, std::span<double> d, s
     c.broadcast(u, 0);
     c.barrier();
     c.abort(message);         // end the job on every rank (a rank that throws calls it)
+    { std::as_const(c).placement() } -> std::convertible_to<rank_placement>;
 };
 
 }  // namespace staticnet

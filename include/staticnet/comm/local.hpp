@@ -1,7 +1,8 @@
 #pragma once
 /// @file
 /// `local_communicator`: one process, nothing to synchronise. Every collective is a no-op,
-/// so a model built with it compiles to plain single-process code.
+/// so a model built with it compiles to plain single-process code. Its placement is the
+/// process's own: all the CPUs of its affinity mask, shared with no one.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +11,9 @@
 #include <span>
 #include <string_view>
 
+#include "../core/cpu_mask.hpp"
 #include "communicator.hpp"
+#include "placement.hpp"
 
 namespace staticnet {
 
@@ -22,6 +25,10 @@ struct local_communicator {
     template <typename T>
     constexpr void broadcast(std::span<T>, int) const noexcept {}
     constexpr void barrier() const noexcept {}
+    [[nodiscard]] rank_placement placement() const noexcept {
+        const cpu_mask own = cpu_mask::of_this_process();
+        return rank_placement::from_masks(own, std::span<const cpu_mask>(&own, 1));
+    }
     [[noreturn]] void abort(std::string_view message) const {
         std::cerr << "staticnet: " << message << std::endl;
         std::exit(EXIT_FAILURE);

@@ -13,6 +13,10 @@
 /// which it then never initialises nor finalises. Collectives work in place on raw buffers
 /// with `MPI_IN_PLACE`: no serialisation, no copies. `abort` ends every rank of the job with
 /// a message, which is how a rank that fails keeps its peers from waiting in a collective.
+///
+/// Construction is collective over the communicator: the ranks that share a node
+/// (`MPI_COMM_TYPE_SHARED`) exchange their CPU affinity masks once, so that `placement()`
+/// can tell each rank how many of them compete for its CPUs (comm/placement.hpp).
 
 #include <cstddef>
 #include <cstdint>
@@ -29,8 +33,10 @@
 #include <boost/mpi/environment.hpp>
 #include <mpi.h>
 
+#include "../core/cpu_mask.hpp"
 #include "../core/error.hpp"
 #include "communicator.hpp"
+#include "placement.hpp"
 
 namespace staticnet {
 
@@ -42,6 +48,7 @@ public:
         : environment_(std::make_unique<boost::mpi::environment>(argc, argv, boost::mpi::threading::funneled)),
           comm_(MPI_COMM_WORLD, boost::mpi::comm_attach) {
         pending_.reserve(64);  // no allocation in the training step
+        placement_ = find_placement(native());
     }
 
     /// Wraps a communicator of a program that manages MPI itself (MPI must be initialised).
@@ -50,6 +57,7 @@ public:
         int initialized = 0;
         MPI_Initialized(&initialized);
         if (initialized == 0) throw error("mpi_communicator: MPI is not initialised; construct it from argc/argv instead");
+        placement_ = find_placement(native());
     }
 
     mpi_communicator(const mpi_communicator&) = delete;
@@ -59,6 +67,8 @@ public:
     [[nodiscard]] int size() const { return comm_.size(); }
     /// The underlying MPI communicator.
     [[nodiscard]] MPI_Comm native() const { return static_cast<MPI_Comm>(comm_); }
+    /// This rank's CPUs and the ranks of its node that may run on them (found at construction).
+    [[nodiscard]] const rank_placement& placement() const noexcept { return placement_; }
 
     void allreduce_sum(std::span<float> values) { allreduce(values.data(), values.size(), MPI_FLOAT); }
     void allreduce_sum(std::span<double> values) { allreduce(values.data(), values.size(), MPI_DOUBLE); }
@@ -111,6 +121,24 @@ private:
         if (n == 0 || size() == 1) return;
         check(MPI_Allreduce(MPI_IN_PLACE, data, count(n), type, MPI_SUM, native()), "MPI_Allreduce");
     }
+    /// Gathers the affinity masks of the ranks of `comm` on this node (collective).
+    static rank_placement find_placement(MPI_Comm comm) {
+        MPI_Comm node = MPI_COMM_NULL;
+        check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+        int ranks = 1;
+        MPI_Comm_size(node, &ranks);
+        const cpu_mask own = cpu_mask::of_this_process();
+        constexpr int words = static_cast<int>(cpu_mask::word_count);
+        std::vector<std::uint64_t> all(static_cast<std::size_t>(ranks) * cpu_mask::word_count);
+        const int gathered = MPI_Allgather(own.words().data(), words, MPI_UINT64_T, all.data(), words, MPI_UINT64_T, node);
+        MPI_Comm_free(&node);
+        check(gathered, "MPI_Allgather");
+        std::vector<cpu_mask> masks;
+        for (std::size_t r = 0; r < static_cast<std::size_t>(ranks); ++r)
+            masks.push_back(cpu_mask::from_words(std::span<const std::uint64_t, cpu_mask::word_count>(
+                all.data() + r * cpu_mask::word_count, cpu_mask::word_count)));
+        return rank_placement::from_masks(own, masks);
+    }
     void bcast(void* data, std::size_t n, MPI_Datatype type, int root) {
         if (n == 0 || size() == 1) return;
         check(MPI_Bcast(data, count(n), type, root, native()), "MPI_Bcast");
@@ -119,6 +147,7 @@ private:
     std::unique_ptr<boost::mpi::environment> environment_;  // null when wrapping a communicator
     boost::mpi::communicator comm_;
     std::vector<MPI_Request> pending_;
+    rank_placement placement_;
 };
 
 static_assert(communicator<mpi_communicator>);

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "cpu_mask.hpp"
+
 namespace staticnet {
 
 class thread_pool {
@@ -36,10 +38,10 @@ public:
     /// The most threads a pool can have (the worker count of a region travels in 16 bits).
     static constexpr std::size_t max_threads = 0xFFFF;
 
-    /// `threads` counts the caller too; 0 means `std::thread::hardware_concurrency()`.
-    /// Throws `std::invalid_argument` above `max_threads`.
+    /// `threads` counts the caller too; 0 means the CPUs this process may run on
+    /// (`available_cpus()`, core/cpu_mask.hpp). Throws `std::invalid_argument` above `max_threads`.
     explicit thread_pool(std::size_t threads = 0) {
-        if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+        if (threads == 0) threads = available_cpus();
         if (threads > max_threads)
             throw std::invalid_argument("thread_pool: " + std::to_string(threads) + " threads, at most " +
                                         std::to_string(max_threads));

@@ -7,6 +7,7 @@
 ///
 ///     void on_train_begin(Model&, const fit_options&);
 ///     void on_epoch_begin(Model&, std::size_t epoch, std::size_t epochs);  // 1-based
+///     void on_batch_begin(Model&, const batch_log&);  // the step about to run, the means so far
 ///     void on_batch_end(Model&, const batch_log&);
 ///     void on_epoch_end(Model&, const epoch_log&);
 ///     void on_train_end(Model&, const history&);
@@ -29,7 +30,8 @@
 /// passed: a callback passed as a `const` object needs `const` hooks, and `fit` refuses, at
 /// compile time, a callback with no hook it can call. A callback that keeps state (counters,
 /// an open file) has non-const hooks and is passed as a non-const lvalue (to read its state
-/// after `fit`) or as a temporary. Keep hooks cheap: `on_batch_end` runs after every step.
+/// after `fit`) or as a temporary. Keep hooks cheap: `on_batch_begin` and `on_batch_end` run
+/// at every step.
 /// Work for one process (printing, files) checks `model.comm().rank() == 0`; decisions that
 /// change training (stopping, the learning rate) must be the same on every rank, as they
 /// are when they follow the `epoch_log` (global results).
@@ -37,7 +39,8 @@
 /// Ready-made callbacks, each in its own header (all in `<staticnet/staticnet.hpp>`):
 ///  - `progress_bar` (train/progress.hpp): Keras-like progress, added by `fit` itself;
 ///  - `early_stopping` (train/early_stopping.hpp): stop when a metric stops improving;
-///  - `step_decay`, `cosine_decay`, `lr_schedule` (train/schedules.hpp): learning rates;
+///  - `step_decay`, `cosine_decay`, `lr_schedule`, `linear_warmup` (train/schedules.hpp):
+///    learning rates per epoch, and a warm-up per step;
 ///  - `csv_logger` (train/history_io.hpp): one CSV row per epoch, as training runs;
 ///  - `checkpoint_callback` (io/checkpoint.hpp): checkpoints to resume from;
 ///  - `lambda_callback`, `on_epoch_end_callback` (below): hooks made of lambdas, for quick
@@ -66,16 +69,18 @@ struct no_hook {};
 ///
 /// Each lambda takes exactly the arguments of its hook, the model first (`auto&`, or the
 /// model's type): `on_train_begin(model, const fit_options&)`, `on_epoch_begin(model,
-/// epoch, epochs)`, `on_batch_end(model, const batch_log&)`, `on_epoch_end(model, const
-/// epoch_log&)`, `on_train_end(model, const history&)`. A lambda that does not take them is
-/// never called; if no hook can be called, `fit` does not compile. A `mutable` lambda needs
-/// a non-const `lambda_callback` (pass it as a temporary or a non-const variable).
+/// epoch, epochs)`, `on_batch_begin(model, const batch_log&)`, `on_batch_end(model, const
+/// batch_log&)`, `on_epoch_end(model, const epoch_log&)`, `on_train_end(model, const
+/// history&)`. A lambda that does not take them is never called; if no hook can be called,
+/// `fit` does not compile. A `mutable` lambda needs a non-const `lambda_callback` (pass it
+/// as a temporary or a non-const variable).
 template <typename TrainBegin = detail::no_hook, typename EpochBegin = detail::no_hook,
-          typename BatchEnd = detail::no_hook, typename EpochEnd = detail::no_hook,
-          typename TrainEnd = detail::no_hook>
+          typename BatchBegin = detail::no_hook, typename BatchEnd = detail::no_hook,
+          typename EpochEnd = detail::no_hook, typename TrainEnd = detail::no_hook>
 struct lambda_callback {
     [[no_unique_address]] TrainBegin on_train_begin{};
     [[no_unique_address]] EpochBegin on_epoch_begin{};
+    [[no_unique_address]] BatchBegin on_batch_begin{};
     [[no_unique_address]] BatchEnd on_batch_end{};
     [[no_unique_address]] EpochEnd on_epoch_end{};
     [[no_unique_address]] TrainEnd on_train_end{};
@@ -85,7 +90,7 @@ struct lambda_callback {
 /// compiles where class template argument deduction for aggregates is missing (clang < 17).
 template <typename F>
 [[nodiscard]] constexpr auto on_epoch_end_callback(F&& f) {
-    return lambda_callback<detail::no_hook, detail::no_hook, detail::no_hook, std::decay_t<F>>{
+    return lambda_callback<detail::no_hook, detail::no_hook, detail::no_hook, detail::no_hook, std::decay_t<F>>{
         .on_epoch_end = std::forward<F>(f)};
 }
 
@@ -104,6 +109,7 @@ namespace staticnet::detail {
     }
 STATICNET_CALLBACK_HOOK(on_train_begin)
 STATICNET_CALLBACK_HOOK(on_epoch_begin)
+STATICNET_CALLBACK_HOOK(on_batch_begin)
 STATICNET_CALLBACK_HOOK(on_batch_end)
 STATICNET_CALLBACK_HOOK(on_epoch_end)
 STATICNET_CALLBACK_HOOK(on_train_end)

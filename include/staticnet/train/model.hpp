@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "../comm/local.hpp"
+#include "../comm/placement.hpp"
 #include "../core/aligned_buffer.hpp"
 #include "../core/compat.hpp"
 #include "../core/error.hpp"
@@ -113,7 +114,9 @@ struct step_timings {
 
 /// Settings of a model that are not the optimizer's.
 struct model_settings {
-    std::size_t threads = 0;        ///< threads of this rank; 0 = hardware concurrency
+    /// Threads of this rank. 0: the CPUs it may run on (its affinity mask), shared out among
+    /// the ranks of its node that may run on the same ones, at least 1 (comm/placement.hpp).
+    std::size_t threads = 0;
     std::uint64_t seed = 0;         ///< weight initialisation
     std::size_t eval_batch = 256;   ///< batch size of evaluate and predict
     /// Samples per forward/backward pass; a rank's part of the batch is processed in pieces of
@@ -135,8 +138,8 @@ template <typename C, typename M>
 inline constexpr bool is_fit_callback =
     requires(C& c, M& m, const fit_options& o, std::size_t i, const batch_log& b, const epoch_log& e, const history& h) {
         requires(requires { c.on_train_begin(m, o); } || requires { c.on_epoch_begin(m, i, i); } ||
-                 requires { c.on_batch_end(m, b); } || requires { c.on_epoch_end(m, e); } ||
-                 requires { c.on_train_end(m, h); });
+                 requires { c.on_batch_begin(m, b); } || requires { c.on_batch_end(m, b); } ||
+                 requires { c.on_epoch_end(m, e); } || requires { c.on_train_end(m, h); });
     };
 }  // namespace detail
 
@@ -157,7 +160,8 @@ public:
 
     /// A model whose gradients are synchronised through `comm` (which must outlive it).
     explicit model(Communicator& comm, typename Optimizer::options opt = {}, model_settings settings = {})
-        : comm_(&comm), optimizer_(opt), settings_(settings), pool_(settings.threads) {
+        : comm_(&comm), optimizer_(opt), settings_(settings),
+          pool_(detail::model_threads(settings.threads, comm.placement(), comm.rank() == 0)) {
         net_.initialize(settings.seed);
         optimizer_.reset(Net::arena_size);
     }
@@ -500,8 +504,8 @@ template <typename... Callbacks>
 history model<Net, Optimizer, Loss, Communicator>::fit(const data::dataset& train, const fit_options& options,
                                                        Callbacks&&... callbacks) {
     static_assert((detail::is_fit_callback<std::remove_reference_t<Callbacks>, model> && ...),
-                  "fit: a callback has no hook fit can call (on_train_begin, on_epoch_begin, on_batch_end, "
-                  "on_epoch_end, on_train_end); if it is passed as const, its hooks must be const");
+                  "fit: a callback has no hook fit can call (on_train_begin, on_epoch_begin, on_batch_begin, "
+                  "on_batch_end, on_epoch_end, on_train_end); if it is passed as const, its hooks must be const");
     try {
         return run_fit(train, options, callbacks...);
     } catch (const std::exception& e) {
@@ -598,6 +602,10 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
         each_callback([&](auto& c) { detail::call_on_epoch_begin(c, *this, epoch, options.epochs); });
         double loss_sum = position_.loss_sum, correct = position_.correct, seen = position_.seen;
         for (std::size_t step = first_step; step < steps; ++step) {
+            const batch_log before{epoch, options.epochs, step + 1, steps, seen > 0 ? loss_sum / seen : 0.0,
+                                   seen > 0 ? correct / seen : 0.0,
+                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+            each_callback([&](auto& c) { detail::call_on_batch_begin(c, *this, before); });
             const auto [lo, hi, batch_size] = step_part(step);
             const std::size_t count = hi - lo;
             const float* images = batch_images_.data();
