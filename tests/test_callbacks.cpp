@@ -27,6 +27,11 @@
 #include <unistd.h>
 
 namespace sn = staticnet;
+#if __cpp_deduction_guides < 201907L
+// Where designated initializers cannot deduce lambda_callback's hook types (clang < 17), the
+// tests name them; a hook not given has this type.
+using no_hook = sn::detail::no_hook;
+#endif
 namespace fs = std::filesystem;
 
 namespace {
@@ -410,13 +415,20 @@ TEST_CASE("linear_warmup as a function of the step", "[callbacks][schedules][war
     CHECK(by_epoch(1, 3, 4) == Approx(0.15f));
 }
 
+// Records the rate of every step: a callback of one hook, written as a struct.
+struct rate_recorder {
+    std::vector<float>* rates;
+    template <typename Model>
+    void on_batch_end(Model& m, const sn::batch_log&) const {
+        rates->push_back(m.learning_rate());
+    }
+};
+
 TEST_CASE("linear_warmup sets the rate of every step and composes with a decay", "[callbacks][schedules][warmup]") {
     const auto train = samples(24, 1);  // batch 6: 4 steps per epoch
     const sn::fit_options options{.epochs = 3, .batch_size = 6, .verbose = false};
     // Callbacks run in order: this one, passed after the warm-up, sees the rate of each step.
-    auto recorded = [](std::vector<float>& rates) {
-        return sn::lambda_callback{.on_batch_end = [&rates](auto& m, const sn::batch_log&) { rates.push_back(m.learning_rate()); }};
-    };
+    auto recorded = [](std::vector<float>& rates) { return rate_recorder{&rates}; };
     SECTION("a constant target") {
         auto m = make_model(0.5f);  // the optimizer's own rate is replaced from the first step
         std::vector<float> rates;
@@ -464,14 +476,20 @@ TEST_CASE("linear_warmup sets the rate of every step and composes with a decay",
 TEST_CASE("on_batch_begin comes before each step, with the step about to run", "[callbacks][order]") {
     std::vector<std::string> log;
     auto m = make_model();
+    auto begin = [&](auto& model, const sn::batch_log& b) {
+        log.push_back("begin " + std::to_string(b.epoch) + "." + std::to_string(b.step) + "/" + std::to_string(b.steps) +
+                      " after " + std::to_string(model.steps_done()));
+    };
+    auto end = [&](auto&, const sn::batch_log& b) {
+        log.push_back("end " + std::to_string(b.epoch) + "." + std::to_string(b.step));
+    };
+#if __cpp_deduction_guides >= 201907L  // deduction from a designated initializer (not in clang < 17)
     m.fit(samples(8, 1), {.epochs = 2, .batch_size = 4, .verbose = false},
-          sn::lambda_callback{.on_batch_begin = [&](auto& model, const sn::batch_log& b) {
-                                  log.push_back("begin " + std::to_string(b.epoch) + "." + std::to_string(b.step) + "/" +
-                                                std::to_string(b.steps) + " after " + std::to_string(model.steps_done()));
-                              },
-                              .on_batch_end = [&](auto&, const sn::batch_log& b) {
-                                  log.push_back("end " + std::to_string(b.epoch) + "." + std::to_string(b.step));
-                              }});
+          sn::lambda_callback{.on_batch_begin = begin, .on_batch_end = end});
+#else
+    m.fit(samples(8, 1), {.epochs = 2, .batch_size = 4, .verbose = false},
+          sn::lambda_callback<no_hook, no_hook, decltype(begin), decltype(end)>{.on_batch_begin = begin, .on_batch_end = end});
+#endif
     const std::vector<std::string> expected = {"begin 1.1/2 after 0", "end 1.1", "begin 1.2/2 after 1", "end 1.2",
                                                "begin 2.1/2 after 2", "end 2.1", "begin 2.2/2 after 3", "end 2.2"};
     CHECK(log == expected);
@@ -609,8 +627,8 @@ TEST_CASE("user-written callbacks compose with the ready-made ones, in order", "
 #if __cpp_deduction_guides >= 201907L  // deduction from a designated initializer (not in clang < 17)
     const auto lambda_hooks = sn::lambda_callback{.on_train_end = train_end};
 #else
-    using no = sn::detail::no_hook;
-    const auto lambda_hooks = sn::lambda_callback<no, no, no, no, no, decltype(train_end)>{.on_train_end = train_end};
+    const auto lambda_hooks =
+        sn::lambda_callback<no_hook, no_hook, no_hook, no_hook, no_hook, decltype(train_end)>{.on_train_end = train_end};
 #endif
     const auto h = m.fit(samples(8, 1), {.epochs = 2, .batch_size = 4, .verbose = false}, recorder{"a", &log},
                          sn::step_decay{.initial = 0.1f, .factor = 0.5f, .every_epochs = 1}, recorder{"b", &log}, counter,
@@ -637,9 +655,9 @@ TEST_CASE("user-written callbacks compose with the ready-made ones, in order", "
         const auto stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
                                    sn::lambda_callback{.on_epoch_end = stop_after_2});
 #else
-        using no = sn::detail::no_hook;
-        const auto stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
-                                   sn::lambda_callback<no, no, no, no, decltype(stop_after_2)>{.on_epoch_end = stop_after_2});
+        const auto stopped =
+            m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
+                  sn::lambda_callback<no_hook, no_hook, no_hook, no_hook, decltype(stop_after_2)>{.on_epoch_end = stop_after_2});
 #endif
         CHECK(stopped.size() == 2);
         const auto also_stopped = m.fit(samples(8, 1), {.epochs = 10, .batch_size = 4, .verbose = false},
