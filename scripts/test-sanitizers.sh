@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 # The CI subset (the SIMD kernels, every layer's forward and backward pass, the IDX reader
 # and batch loader, and the thread pool under which all of them run) is named in
-# tests/CMakeLists.txt: target `sanitizer_ci_tests`, CTest label `sanitizer_ci`.
+# tests/CMakeLists.txt: target `sanitizer_ci_tests`, names in sanitizer_ci_programs.txt.
 ci=false
 programs=()
 case "${1:-}" in
@@ -32,7 +32,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATICNET_SANITIZE=
   -DSTATICNET_BUILD_EXAMPLES=OFF -DSTATICNET_BUILD_BENCHMARKS=OFF -DSTATICNET_BUILD_TOOLS=OFF -DSTATICNET_MPI=OFF >/dev/null
 if $ci; then
   cmake --build build-asan -j "$jobs" --target sanitizer_ci_tests
-  cd build-asan && exec ctest --output-on-failure --no-tests=error -j "$jobs" -L sanitizer_ci
+  # Catch's tests are named "<program>:<test case>".
+  pattern="^($(tr ';' '|' < build-asan/sanitizer_ci_programs.txt)):"
+  cd build-asan && exec ctest --output-on-failure --no-tests=error -j "$jobs" -L unit -R "$pattern"
 fi
 if [ ${#programs[@]} -eq 0 ]; then
   cmake --build build-asan -j "$jobs"
