@@ -7,6 +7,7 @@
 /// `mpirun`, from the same binary. Needs no MPI header.
 
 #include <cstdlib>
+#include <initializer_list>
 
 namespace staticnet {
 
