@@ -81,6 +81,24 @@ TEST_CASE("write_file_atomically creates and replaces a file, leaving no tempora
     CHECK(names_in(dir.path) == std::vector<std::string>{"a.txt"});
 }
 
+TEST_CASE("an atomic write keeps the permissions of the file it replaces", "[io][atomic]") {
+    temp_dir dir;
+    const auto file = dir.path / "private.ckpt";
+    write_text(file, "old");
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+    replace_with(file, "new");
+    CHECK(read_text(file) == "new");
+    CHECK((fs::status(file).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+}
+
+TEST_CASE("an atomic write through a dangling symbolic link creates the link's target", "[io][atomic]") {
+    temp_dir dir;
+    fs::create_symlink("target.bin", dir.path / "link.bin");
+    replace_with(dir.path / "link.bin", "data");
+    CHECK(fs::is_symlink(dir.path / "link.bin"));
+    CHECK(read_text(dir.path / "target.bin") == "data");
+}
+
 TEST_CASE("a failed atomic write leaves the old file intact and no temporary file", "[io][atomic]") {
     temp_dir dir;
     const auto file = dir / "keep.txt";

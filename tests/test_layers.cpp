@@ -197,6 +197,13 @@ TEST_CASE("float hyper-parameters read the same as float or double literals", "[
     STATIC_REQUIRE(std::is_same_v<sn::dropout<0.25f>, sn::dropout<0.25>>);
     STATIC_REQUIRE(std::is_same_v<sn::batch_norm<0.9f, 1e-5f>, sn::batch_norm<0.9, 1e-5>>);
     STATIC_REQUIRE(!std::is_same_v<sn::dropout<0.25f>, sn::dropout<0.5f>>);
+    STATIC_REQUIRE(std::is_same_v<sn::dropout<0>, sn::dropout<0.0f>>);
+    // Buffers index with any integer type, signed ones included.
+    STATIC_REQUIRE(requires(sn::buffer<sn::role::input, const float> b, long i, int j, std::size_t k) {
+        b[i];
+        b[j];
+        b[k];
+    });
     STATIC_REQUIRE(bound<sn::batch_norm<0.9f, 1e-5f>, sn::shape{4}>::momentum == 0.9f);
     STATIC_REQUIRE(bound<sn::batch_norm<>, sn::shape{4}>::epsilon == 1e-3f);
     STATIC_REQUIRE(bound<sn::dropout<0.4f>, sn::shape{4}>::rate == 0.4f);
@@ -204,7 +211,7 @@ TEST_CASE("float hyper-parameters read the same as float or double literals", "[
 
 namespace {
 // Layers that break the contract in one way each, to show that check_gradients notices.
-enum class defect { wrong_input_gradient, overwrites_parameter_gradients, none };
+enum class defect { wrong_input_gradient, adds_to_input_gradient, overwrites_parameter_gradients, none };
 
 template <defect Defect, sn::shape In>
 struct scale_layer : sn::layer_defaults {  // y = a * x, one trainable a
@@ -219,8 +226,10 @@ struct scale_layer : sn::layer_defaults {  // y = a * x, one trainable a
         double da = 0;
         for (std::size_t i = 0; i < ctx.batch * In.size(); ++i) {
             da += static_cast<double>(b.output_gradient[i]) * b.input[i];
-            if (b.input_gradient)
-                b.input_gradient[i] = (Defect == defect::wrong_input_gradient ? 1.0f : b.parameters[0]) * b.output_gradient[i];
+            if (!b.input_gradient) continue;
+            const float gradient = (Defect == defect::wrong_input_gradient ? 1.0f : b.parameters[0]) * b.output_gradient[i];
+            if constexpr (Defect == defect::adds_to_input_gradient) b.input_gradient[i] += gradient;
+            else b.input_gradient[i] = gradient;
         }
         if constexpr (Defect == defect::overwrites_parameter_gradients) b.parameter_gradients[0] = static_cast<float>(da);
         else b.parameter_gradients[0] += static_cast<float>(da);
@@ -239,10 +248,17 @@ TEST_CASE("check_gradients finds a wrong backward pass and a broken contract", "
     CHECK_FALSE(wrong.passed);
     CHECK_THAT(wrong.message, Catch::Matchers::StartsWith("scale: d(loss)/d(input[0]) is"));
 
+    // In a model the input gradient buffer holds another layer's values: backward must write it.
+    const auto adds = sn::check_gradients<scale_layer<defect::adds_to_input_gradient, sn::shape{5}>>();
+    CHECK_FALSE(adds.passed);
+    CHECK_THAT(adds.message, Catch::Matchers::Contains("d(loss)/d(input[0]) is nan by backward"));
+
     const auto overwrites = sn::check_gradients<scale_layer<defect::overwrites_parameter_gradients, sn::shape{5}>>();
     CHECK_FALSE(overwrites.passed);
     CHECK_THAT(overwrites.message, Catch::Matchers::Contains("must add to the parameter gradients"));
 
     // The spec-and-shape form binds the spec as sequential would.
     CHECK(sn::check_gradients<sn::dense<3, sn::tanh>, sn::shape{4}>({.batch = 3}).passed);
+    // At most `samples` entries of each buffer are compared.
+    CHECK(sn::check_gradients<scale_layer<defect::none, sn::shape{599}>>({.batch = 1, .samples = 300}).compared <= 301);
 }

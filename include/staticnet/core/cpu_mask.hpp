@@ -36,7 +36,7 @@ public:
     constexpr cpu_mask() = default;
     /// The mask made of these words (bit i of word w is CPU 64 w + i), as `words()` gives them.
     static constexpr cpu_mask from_words(std::span<const std::uint64_t, word_count> words) noexcept;
-    /// The CPUs this process may run on now (`sched_getaffinity`); empty when unknown.
+    /// The CPUs the calling thread may run on now, and so the threads it starts (`sched_getaffinity`); empty when unknown.
     static cpu_mask of_this_process() noexcept;
 
     constexpr void insert(std::size_t cpu) noexcept;

@@ -358,16 +358,25 @@ void write_file_atomically(const std::filesystem::path& file, const std::string&
         return;
     }
     // Through a symbolic link, like a plain write: the link stays and its target is replaced.
+    // A dangling link names the file to create: its target, relative to the link's folder.
     auto target = file;
     if (std::filesystem::is_symlink(file, ec)) {
-        if (auto resolved = std::filesystem::canonical(file, ec); !ec) target = std::move(resolved);
+        if (auto resolved = std::filesystem::canonical(file, ec); !ec) {
+            target = std::move(resolved);
+        } else if (auto pointee = std::filesystem::read_symlink(file, ec); !ec) {
+            target = pointee.is_absolute() ? pointee : file.parent_path() / pointee;
+        }
     }
+    // The replacement keeps the permissions of the file it replaces (a 0600 checkpoint stays 0600).
+    const auto old_status = std::filesystem::status(target, ec);
+    const bool keep_permissions = !ec && std::filesystem::is_regular_file(old_status);
 
     const auto temp = temporary_name_for(target);
     output_file out(temp, context, &raise_as<Error>);
     try {
         write(out);
         out.finish(true);
+        if (keep_permissions) std::filesystem::permissions(temp, old_status.permissions(), ec);
         if (::rename(temp.c_str(), target.c_str()) != 0) {
             const int err = errno;
             raise_as<Error>(context + ": cannot rename '" + temp.string() + "' to it: " + errno_text(err));

@@ -12,6 +12,7 @@
 /// same bits.
 
 #include <bit>
+#include <concepts>
 #include <cstdint>
 
 namespace staticnet {
@@ -23,6 +24,9 @@ struct template_float {
     constexpr template_float(float value) noexcept : bits(std::bit_cast<std::uint32_t>(value)) {}
     /// A double literal is rounded to float, as `float x = 0.25;` would.
     constexpr template_float(double value) noexcept : template_float(static_cast<float>(value)) {}
+    /// An integer literal (`dropout<0>`) as the float of its value.
+    template <std::integral I>
+    constexpr template_float(I value) noexcept : template_float(static_cast<float>(value)) {}
 
     [[nodiscard]] constexpr float value() const noexcept { return std::bit_cast<float>(bits); }
     constexpr operator float() const noexcept { return value(); }

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <sstream>
 #include <string>
@@ -132,11 +133,9 @@ gradient_check_result check_gradients(const gradient_check_options& options) {
     detail::layer_runner<L> r(options.batch, options.threads);
     rng g(options.seed);
     for (auto& x : r.input) x = g.uniform(-1.0f, 1.0f);
-    if constexpr (L::parameter_count > 0) {
-        rng init(options.seed + 1);
-        r.layer.initialize(r.parameter_span(), r.state_span(), init);
-        for (float& p : r.parameter_span()) p += g.uniform(-0.3f, 0.3f);
-    }
+    rng init(options.seed + 1);
+    r.layer.initialize(r.parameter_span(), r.state_span(), init);  // state too, as in a model
+    for (float& p : r.parameter_span()) p += g.uniform(-0.3f, 0.3f);
     if (options.prepare) options.prepare(std::span<float>(r.input.data(), r.input.size()), r.parameter_span(), g);
     std::vector<float> weights(r.output.size());
     for (auto& w : weights) w = g.uniform(-1.0f, 1.0f);
@@ -147,9 +146,12 @@ gradient_check_result check_gradients(const gradient_check_options& options) {
         for (std::size_t i = 0; i < r.output.size(); ++i) total += static_cast<double>(r.output[i]) * weights[i];
         return total;
     };
-    // Backward may overwrite the output gradient: set it before every pass.
+    // Backward may overwrite the output gradient: set it before every pass. The input
+    // gradient starts as NaN, so a layer that adds to it, or leaves part of it unwritten
+    // (in a model the buffer holds another layer's gradients), fails the comparison.
     auto backward = [&](bool with_input_gradient) {
         std::copy(weights.begin(), weights.end(), r.output_gradient.begin());
+        std::fill(r.input_gradient.begin(), r.input_gradient.end(), std::numeric_limits<float>::quiet_NaN());
         r.backward(with_input_gradient);
     };
     loss();
@@ -183,7 +185,10 @@ gradient_check_result check_gradients(const gradient_check_options& options) {
         x = saved;
         return (up - down) / (2.0 * static_cast<double>(options.step));
     };
-    auto stride = [&](std::size_t n) { return std::max<std::size_t>(1, n / std::max<std::size_t>(1, options.samples)); };
+    auto stride = [&](std::size_t n) {  // rounded up: at most `samples` entries
+        const std::size_t samples = std::max<std::size_t>(1, options.samples);
+        return std::max<std::size_t>(1, (n + samples - 1) / samples);
+    };
     for (std::size_t i = 0; i < r.input.size(); i += stride(r.input.size()))
         compare("input", i, input_gradient[i], numeric(r.input[i]));
     for (std::size_t i = 0; i < L::parameter_count; i += stride(L::parameter_count))

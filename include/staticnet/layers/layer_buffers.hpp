@@ -52,7 +52,12 @@ public:
     [[nodiscard]] constexpr T* data() const noexcept { return data_; }
     /// Hands the pointer to kernels and to pointer arithmetic (`b.cache + offset`).
     constexpr operator T*() const noexcept { return data_; }
-    constexpr T& operator[](std::size_t i) const noexcept { return data_[i]; }
+    /// Any integer index (a template: a `std::size_t` parameter would tie with the built-in
+    /// subscript of the pointer conversion for signed indices).
+    template <std::integral I>
+    constexpr T& operator[](I i) const noexcept {
+        return data_[i];
+    }
 
 private:
     T* data_ = nullptr;
