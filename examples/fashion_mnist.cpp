@@ -31,10 +31,8 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <string>
-#include <string_view>
 
 namespace sn = staticnet;
 
@@ -150,7 +148,6 @@ int train(const arguments& args, Communicator& comm) {
     return 0;
 }
 
-/// Whether mpirun (Open MPI, MPICH or a PMIx launcher) started this process.
 }  // namespace
 
 int main(int argc, char** argv) {
