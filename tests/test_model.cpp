@@ -284,6 +284,72 @@ TEST_CASE("training gives bitwise the same weights with 1, 2 and 3 threads", "[m
     CHECK(train(3) == one);
 }
 
+// A network without batch statistics, small enough to train many steps quickly.
+using plain_net = sn::sequential<sn::input<6, 6, 2>, sn::conv2d<4, 3, sn::relu, 1, sn::padding::same>,
+                                 sn::max_pool2d<2>, sn::flatten, sn::dense<8, sn::tanh>, sn::dropout<0.25f>,
+                                 sn::dense<3, sn::softmax>>;
+static_assert(plain_net::samples_independent && !small_net::samples_independent);
+
+TEST_CASE("steps cut into thread parts give bitwise the same training with 1 to 4 threads", "[model][threads]") {
+    const auto d = synthetic(200, 11);
+    // batch 40 = parts of 16, 16 and 8: rounds of one part per thread (1-3 threads), and one
+    // round of three (4 threads); batch 32 on 4 threads: two parts, one after the other,
+    // with all threads on each layer.
+    for (const std::size_t batch : {std::size_t{40}, std::size_t{32}}) {
+        auto train = [&](std::size_t threads) {
+            sn::model<plain_net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = threads, .seed = 2});
+            m.fit(d, {.epochs = 2, .batch_size = batch, .seed = 4, .validation = &d, .verbose = false});
+            auto weights = std::vector<float>(m.network().parameters().begin(), m.network().parameters().end());
+            const auto p = m.predict(d.images);
+            weights.insert(weights.end(), p.begin(), p.end());
+            const auto e = m.evaluate(d);
+            weights.push_back(static_cast<float>(e.loss));
+            return weights;
+        };
+        const auto one = train(1);
+        for (std::size_t threads = 2; threads <= 4; ++threads) {
+            INFO("batch " << batch << ", " << threads << " threads");
+            CHECK(train(threads) == one);
+        }
+    }
+}
+
+TEST_CASE("a step cut into thread parts computes the gradient of the whole batch", "[model][threads]") {
+    const auto d = synthetic(40, 12);
+    auto gradient = [&](std::size_t part) {
+        sn::model<plain_net, sn::sgd, sn::sparse_categorical_crossentropy> m({.learning_rate = 0.0f},
+                                                                            {.threads = 2, .seed = 3, .thread_part = part});
+        const std::vector<std::int32_t> labels(d.labels.begin(), d.labels.end());
+        const auto r = m.train_step(d.images.data(), {nullptr, labels.data()}, 40, 40, 0, 9);
+        auto g = std::vector<float>(m.network().gradients().begin(), m.network().gradients().end());
+        g.push_back(static_cast<float>(r.loss));
+        g.push_back(static_cast<float>(r.correct));
+        return g;
+    };
+    const auto whole = gradient(0), parts = gradient(16), small = gradient(3);
+    REQUIRE(whole.size() == parts.size());
+    float largest = 0.0f;
+    for (float v : whole) largest = std::max(largest, std::abs(v));
+    REQUIRE(largest > 0.0f);
+    for (std::size_t i = 0; i < whole.size(); ++i) {
+        INFO("element " << i);
+        CHECK(parts[i] == Approx(whole[i]).margin(1e-6 * largest).epsilon(1e-5));
+        CHECK(small[i] == Approx(whole[i]).margin(1e-6 * largest).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("flush_denormals flushes subnormals inside and restores the caller's mode", "[model][numerics]") {
+    volatile float tiny = 1e-39f;  // subnormal
+    volatile float half = 0.5f;
+    REQUIRE(tiny * half != 0.0f);
+    {
+        const sn::flush_denormals guard;
+        CHECK(sn::flush_denormals::active());
+        CHECK(tiny * half == 0.0f);
+    }
+    CHECK(tiny * half != 0.0f);
+}
+
 TEST_CASE("bad input at run time gives a clear error", "[model][errors]") {
     sn::model<small_net, sn::sgd, sn::sparse_categorical_crossentropy> m;
     SECTION("images of the wrong shape") {

@@ -6,6 +6,7 @@
 
 #include "core/aligned_buffer.hpp"
 #include "core/cpu_mask.hpp"
+#include "core/denormals.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"

@@ -15,6 +15,9 @@
 /// for it: it runs the whole region on the calling thread, as one worker. Results are right
 /// either way; only the split differs (nested calls are always serial, so that split is
 /// still independent of timing; a second thread's is not).
+///
+/// Workers flush subnormal floats to zero (core/denormals.hpp), as the model's calls do on
+/// the calling thread.
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +33,7 @@
 #include <vector>
 
 #include "cpu_mask.hpp"
+#include "denormals.hpp"
 
 namespace staticnet {
 
@@ -132,6 +136,8 @@ private:
     }
 
     void worker_loop(std::size_t index) {
+        // Workers compute in the trainer's floating-point mode (see denormals.hpp).
+        flush_denormals::set_for_this_thread();
         std::uint64_t seen = 0;
         for (;;) {
             // Spin a little: the next region usually starts within microseconds.

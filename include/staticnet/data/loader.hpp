@@ -1,13 +1,16 @@
 #pragma once
 /// @file
-/// `batch_loader`: assembles the next batches on a background thread while the current one
-/// trains.
+/// `batch_loader`: assembles batches (gathers scattered samples into one contiguous block,
+/// augments them), either ahead of time on a background thread or, given a thread pool, when
+/// they are asked for.
 ///
-/// Gathering a batch (copying scattered samples into one contiguous block) and augmenting
-/// it costs memory bandwidth the training step does not need at that moment, so a second
-/// thread does it ahead of time: two batch buffers, one held by the trainer, one being
-/// filled (double buffering). All buffers are allocated in the constructor; the steady
-/// state allocates nothing.
+/// The background thread overlaps the gathering with the training step: two batch buffers,
+/// one held by the trainer, one being filled (double buffering). That pays when a core is
+/// free for it. When every core already runs a compute thread (`fit` runs one per core), the
+/// loader thread would preempt one of them instead, and a batch of in-memory samples takes
+/// microseconds to gather, far less than the step: then `loader_options::pool` makes `next()`
+/// assemble the batch on the pool's threads, between steps, with no thread of its own.
+/// All buffers are allocated in the constructor; the steady state allocates nothing.
 ///
 /// Augmentation (optional): a random horizontal flip and a random crop after zero padding
 /// (pad P pixels on every side, crop back to H x W at a random offset). The random numbers
@@ -34,6 +37,7 @@
 
 #include "../core/aligned_buffer.hpp"
 #include "../core/random.hpp"
+#include "../core/thread_pool.hpp"
 #include "dataset.hpp"
 
 namespace staticnet::data {
@@ -47,6 +51,9 @@ struct loader_options {
     std::uint64_t seed = 0;        ///< seed of the augmentation
     std::size_t rank = 0;          ///< mixed into the augmentation seed (see the file comment)
     bool drop_last = false;        ///< skip a final batch smaller than the batch size
+    /// Set: no background thread; `next()` assembles each batch on these threads (which must
+    /// outlive the loader). Null: a background thread prepares the next batch ahead.
+    thread_pool* pool = nullptr;
 };
 
 /// One batch, owned by the loader; valid until the next call to `next()` or `start_epoch()`.
@@ -139,7 +146,7 @@ inline batch_loader::batch_loader(const dataset& data, std::size_t batch_size, l
         s_.images.resize(batch_size * sample_floats_);
         s_.labels.resize(batch_size);
     }
-    worker_ = std::thread([this] { run(); });
+    if (options_.pool == nullptr) worker_ = std::thread([this] { run(); });
 }
 
 inline batch_loader::~batch_loader() {
@@ -148,7 +155,7 @@ inline batch_loader::~batch_loader() {
         stop_ = true;
     }
     work_cv_.notify_all();
-    worker_.join();
+    if (worker_.joinable()) worker_.join();
 }
 
 inline std::size_t batch_loader::batches() const {
@@ -181,6 +188,11 @@ inline const batch* batch_loader::next() {
         work_cv_.notify_one();
     }
     if (taken_ == batches_) return nullptr;
+    if (options_.pool != nullptr) {  // assembled now, on the pool's threads; an error propagates as is
+        fill(taken_);
+        produced_ = taken_ + 1;
+        return &slots_[taken_++ % buffers].view;
+    }
     ready_cv_.wait(lk, [&] { return produced_ > taken_ || error_ != nullptr; });
     if (produced_ <= taken_) std::rethrow_exception(error_);
     return &slots_[taken_++ % buffers].view;
@@ -223,9 +235,15 @@ inline void batch_loader::fill(std::size_t k) {
             throw std::out_of_range(
                 "batch_loader: sample index " + std::to_string(index) + " at position " + std::to_string(begin + i) +
                 " of the epoch order is out of range for a data set of " + std::to_string(data_->size()) + " samples");
-        gather(index, s.images.data() + i * sample_floats_);
         s.labels[i] = labels[index];
     }
+    auto gather_range = [&](std::size_t from, std::size_t to) {
+        for (std::size_t i = from; i < to; ++i) gather(order_[begin + i], s.images.data() + i * sample_floats_);
+    };
+    if (options_.pool != nullptr)
+        options_.pool->parallel_for(n, gather_range, 8);
+    else
+        gather_range(0, n);
     s.view.images = {s.images.data(), n * sample_floats_};
     s.view.labels = {s.labels.data(), n};
     s.view.indices = {order_.data() + begin, n};

@@ -26,6 +26,10 @@
 /// micro-batches accumulate) and writes the input gradient to `b.input_gradient` unless it
 /// is null (the first layer needs none). It may overwrite `b.output_gradient`.
 ///
+/// A layer whose training pass computes across the samples of a batch (batch statistics)
+/// declares `static constexpr bool uses_batch_statistics = true;`: the trainer then never
+/// cuts a batch into parts that run apart (see `sequential::samples_independent`).
+///
 /// A layer without parameters, state, cache or scratch inherits those parts from
 /// `layer_defaults`. `check_gradients` (gradient_check.hpp) tests a backward pass against
 /// finite differences in one call.

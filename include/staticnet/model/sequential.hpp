@@ -14,6 +14,10 @@
 ///  - the state arena: non-trainable values (batch_norm's moving statistics),
 ///  - the workspace: activations, per-layer caches, shared scratch and two gradient buffers,
 ///    sized by `prepare(batch)` once; forward and backward then allocate nothing.
+///
+/// The layers themselves hold nothing, so several passes may run at once, each in its own
+/// `workspace` and adding to its own gradient block (a trainer's threads, each on its own
+/// part of a batch): the overloads of `forward` and `backward` that take them.
 
 #include <algorithm>
 #include <array>
@@ -51,6 +55,15 @@ struct bind_layers<Position, In, Spec, Rest...> {
     using type = decltype(std::tuple_cat(std::declval<std::tuple<bound>>(), std::declval<typename next::type>()));
     static constexpr shape output = next::output;
 };
+
+/// Whether a layer computes across the samples of a batch in training (batch statistics):
+/// then a batch cannot be cut into independent parts. Layers say so with
+/// `static constexpr bool uses_batch_statistics = true;` (false if absent).
+template <typename L>
+constexpr bool uses_batch_statistics() {
+    if constexpr (requires { L::uses_batch_statistics; }) return L::uses_batch_statistics;
+    else return false;
+}
 
 template <typename L>
 constexpr std::string_view activation_name() {
@@ -110,6 +123,11 @@ public:
         aligned_offsets(for_layers([]<typename... L>() { return std::array<std::size_t, layer_count>{L::parameter_count...}; }));
     static constexpr auto state_offsets =
         aligned_offsets(for_layers([]<typename... L>() { return std::array<std::size_t, layer_count>{L::state_count...}; }));
+    /// Whether every sample's forward and backward pass is independent of the other samples
+    /// of its batch (no batch statistics): the gradient of a batch is then the sum of the
+    /// gradients of its parts.
+    static constexpr bool samples_independent =
+        for_layers([]<typename... L>() { return !(false || ... || detail::uses_batch_statistics<L>()); });
     /// Floats in the parameter arena (parameters plus alignment padding, which stays zero).
     static constexpr std::size_t arena_size = parameter_offsets.back();
     /// A hash of the layer list and shapes: equal for equal architectures.
@@ -138,6 +156,24 @@ public:
         return (2 * arena_size + state_offsets.back() + workspace_floats(batch)) * sizeof(float);
     }
 
+    /// Memory of one forward/backward pass of up to `prepared_batch()` samples: activations,
+    /// caches, scratch and the two gradient buffers (`workspace_floats`).
+    class workspace {
+    public:
+        /// Sizes it for batches of up to `batch` samples (allocates only when it grows).
+        void prepare(std::size_t batch) {
+            if (batch <= batch_) return;
+            floats_.resize(workspace_floats(batch));
+            batch_ = batch;
+        }
+        [[nodiscard]] std::size_t prepared_batch() const noexcept { return batch_; }
+
+    private:
+        friend class sequential;
+        aligned_buffer<float> floats_;
+        std::size_t batch_ = 0;
+    };
+
     sequential() : params_(arena_size), grads_(arena_size), state_(state_offsets.back()) {}
 
     /// Glorot-uniform kernels, zero biases (Keras's defaults), from `seed`.
@@ -147,33 +183,38 @@ public:
     }
 
     /// Sizes the workspace for batches of up to `batch` samples (allocates only when it grows).
-    void prepare(std::size_t batch) {
-        if (batch <= prepared_batch_) return;
-        workspace_.resize(workspace_floats(batch));
-        prepared_batch_ = batch;
-    }
-    [[nodiscard]] std::size_t prepared_batch() const noexcept { return prepared_batch_; }
+    void prepare(std::size_t batch) { workspace_.prepare(batch); }
+    [[nodiscard]] std::size_t prepared_batch() const noexcept { return workspace_.prepared_batch(); }
 
     /// Runs the layers on `ctx.batch` samples at `input`; returns the output [batch x output].
     /// `ctx.scratch` is set here.
-    const float* forward(const float* input, layer_context ctx) {
+    const float* forward(const float* input, layer_context ctx) { return forward(input, ctx, workspace_); }
+
+    /// The same in `ws` (prepared for at least `ctx.batch`): concurrent calls with distinct
+    /// workspaces are safe in inference, and in training for layers without state updates
+    /// (see `samples_independent`).
+    const float* forward(const float* input, layer_context ctx, workspace& ws) {
         const auto w = workspace_layout(ctx.batch);
-        ctx.scratch = workspace_.data() + w.scratch;
+        float* base = ws.floats_.data();
+        ctx.scratch = base + w.scratch;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             (std::get<I>(layers_).forward(
                  ctx, forward_buffers{
-                          .input = buffer<role::input, const float>(I == 0 ? input : layer_output(w, I - 1)),
-                          .output = buffer<role::output, float>(layer_output(w, I)),
+                          .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
+                          .output = buffer<role::output, float>(base + w.output[I]),
                           .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
                           .state = buffer<role::state, float>(state_.data() + state_offsets[I]),
-                          .cache = buffer<role::cache, float>(workspace_.data() + w.cache[I])}),
+                          .cache = buffer<role::cache, float>(base + w.cache[I])}),
              ...);
         }(std::make_index_sequence<layer_count>{});
-        return workspace_.data() + w.output[layer_count - 1];
+        return base + w.output[layer_count - 1];
     }
 
     /// The gradient buffer the loss writes d(loss)/d(output) into before `backward`.
-    float* output_gradient(std::size_t batch) noexcept { return workspace_.data() + workspace_layout(batch).gradient[layer_count % 2]; }
+    float* output_gradient(std::size_t batch) noexcept { return output_gradient(batch, workspace_); }
+    float* output_gradient(std::size_t batch, workspace& ws) noexcept {
+        return ws.floats_.data() + workspace_layout(batch).gradient[layer_count % 2];
+    }
 
     /// Backpropagates from `output_gradient(ctx.batch)` (overwritten) after `forward` on the
     /// same input; adds the parameter gradients to the gradient arena. With `input_gradient`
@@ -183,11 +224,20 @@ public:
     template <typename OnLayerDone = void (*)(std::size_t)>
     void backward(const float* input, layer_context ctx, float* input_gradient = nullptr,
                   OnLayerDone&& on_layer_done = [](std::size_t) {}) {
+        backward(input, ctx, workspace_, grads_.span(), input_gradient, on_layer_done);
+    }
+
+    /// The same after `forward` in `ws`, adding the parameter gradients to `gradients` (a
+    /// block laid out as the gradient arena, `arena_size` floats) instead of the arena.
+    template <typename OnLayerDone = void (*)(std::size_t)>
+    void backward(const float* input, layer_context ctx, workspace& ws, std::span<float> gradients,
+                  float* input_gradient = nullptr, OnLayerDone&& on_layer_done = [](std::size_t) {}) {
         const auto w = workspace_layout(ctx.batch);
-        ctx.scratch = workspace_.data() + w.scratch;
+        ctx.scratch = ws.floats_.data() + w.scratch;
         const bool last_pre_activation = ctx.gradient_is_pre_activation;
         [&]<std::size_t... J>(std::index_sequence<J...>) {
-            ((backward_layer<layer_count - 1 - J>(input, ctx, w, last_pre_activation, input_gradient),
+            ((backward_layer<layer_count - 1 - J>(input, ctx, ws.floats_.data(), gradients.data(), w,
+                                                  last_pre_activation, input_gradient),
               on_layer_done(layer_count - 1 - J)),
              ...);
         }(std::make_index_sequence<layer_count>{});
@@ -256,29 +306,25 @@ private:
     // Layer I reads its output gradient from gradient buffer (I + 1) % 2 and writes its input
     // gradient to I % 2: the buffers alternate and the loss writes to layer_count % 2.
     template <std::size_t I>
-    void backward_layer(const float* input, layer_context ctx, const layout& w, bool last_pre_activation,
-                        float* input_gradient) {
+    void backward_layer(const float* input, layer_context ctx, float* base, float* gradients, const layout& w,
+                        bool last_pre_activation, float* input_gradient) {
         ctx.gradient_is_pre_activation = I == layer_count - 1 && last_pre_activation;
-        float* output_gradient = workspace_.data() + w.gradient[(I + 1) % 2];
-        float* gradient_to_input = I == 0 ? input_gradient : workspace_.data() + w.gradient[I % 2];
+        float* output_gradient = base + w.gradient[(I + 1) % 2];
+        float* gradient_to_input = I == 0 ? input_gradient : base + w.gradient[I % 2];
         std::get<I>(layers_).backward(
             ctx, backward_buffers{
-                     .input = buffer<role::input, const float>(I == 0 ? input : layer_output(w, I - 1)),
-                     .output = buffer<role::output, const float>(layer_output(w, I)),
+                     .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
+                     .output = buffer<role::output, const float>(base + w.output[I]),
                      .output_gradient = buffer<role::output_gradient, float>(output_gradient),
                      .input_gradient = buffer<role::input_gradient, float>(gradient_to_input),
                      .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
-                     .parameter_gradients = buffer<role::parameter_gradients, float>(grads_.data() + parameter_offsets[I]),
-                     .cache = buffer<role::cache, float>(workspace_.data() + w.cache[I])});
+                     .parameter_gradients = buffer<role::parameter_gradients, float>(gradients + parameter_offsets[I]),
+                     .cache = buffer<role::cache, float>(base + w.cache[I])});
     }
-
-    /// Layer i's output in the workspace (i is a valid layer index; callers pass I - 1 only for I > 0).
-    float* layer_output(const layout& w, std::size_t i) noexcept { return workspace_.data() + w.output[i]; }
 
     layers_type layers_{};
     aligned_buffer<float> params_, grads_, state_;
-    aligned_buffer<float> workspace_;
-    std::size_t prepared_batch_ = 0;
+    workspace workspace_;
 };
 
 }  // namespace staticnet

@@ -17,6 +17,7 @@
 ///
 /// Memory is sized when `fit`, `evaluate` or `predict` starts; a training step allocates
 /// nothing. A non-finite gradient stops training with `numeric_error` naming the step.
+/// Training, evaluation and prediction flush subnormal floats to zero (core/denormals.hpp).
 
 #include <algorithm>
 #include <chrono>
@@ -38,11 +39,13 @@
 #include "../comm/placement.hpp"
 #include "../core/aligned_buffer.hpp"
 #include "../core/compat.hpp"
+#include "../core/denormals.hpp"
 #include "../core/error.hpp"
 #include "../core/random.hpp"
 #include "../core/thread_pool.hpp"
 #include "../data/dataset.hpp"
 #include "../data/loader.hpp"
+#include "../kernels/elementwise.hpp"
 #include "../layers/activations.hpp"
 #include "../model/sequential.hpp"
 #include "../model/summary.hpp"
@@ -120,8 +123,18 @@ struct model_settings {
     std::uint64_t seed = 0;         ///< weight initialisation
     std::size_t eval_batch = 256;   ///< batch size of evaluate and predict
     /// Samples per forward/backward pass; a rank's part of the batch is processed in pieces of
-    /// this size and their gradients accumulated (memory use follows it). 0 = all at once.
+    /// this size, one after another, and their gradients accumulated (memory use follows it).
+    /// 0 = all at once, or in `thread_part`s.
     std::size_t micro_batch = 0;
+    /// How the threads share a training step (with micro_batch = 0, not deterministic, and a
+    /// network without batch statistics, see `sequential::samples_independent`): the rank's
+    /// part of the batch is cut into parts of this many samples, each thread runs whole parts
+    /// through the network in a workspace of its own (no synchronisation between layers, which
+    /// is what lets 2 threads do nearly twice the work of one on small batches), and the parts'
+    /// gradients are added in part order. The cut depends on the batch alone, so a step gives
+    /// bitwise the same result with any number of threads. 0: the threads share every layer of
+    /// one pass over the whole part instead (as batch_norm networks always do).
+    std::size_t thread_part = 16;
     /// Bitwise-identical training for any number of ranks and threads: the global batch is cut
     /// into fixed micro-batches (`micro_batch`, 8 if 0) whose gradients are summed exactly in
     /// 64-bit fixed point, so the order of additions cannot matter.
@@ -279,6 +292,21 @@ private:
     }
     void accumulate_fixed_point();
     void synchronize_gradients();
+    /// Parts of `thread_part` samples a step of `batch` samples is cut into; 0 when the step
+    /// runs as one pass (or micro-batches) with the threads sharing each layer.
+    [[nodiscard]] std::size_t thread_parts(std::size_t batch) const noexcept {
+        if constexpr (!Net::samples_independent) return 0;
+        if (settings_.thread_part == 0 || micro_batch() != 0 || batch == 0) return 0;
+        if (settings_.sync == gradient_sync::overlapped && comm_->size() > 1) return 0;  // per-layer reductions
+        return (batch + settings_.thread_part - 1) / settings_.thread_part;
+    }
+    /// Forward, loss and backward of the parts of a step, the threads taking whole parts; the
+    /// gradient arena ends up with part 0's gradient plus the others', added in part order.
+    step_result train_parts(const float* images, batch_targets targets, std::size_t batch, std::size_t parts,
+                            std::size_t global_batch, std::size_t first_sample, std::uint64_t step_seed);
+    /// Forward passes of `count` samples at `images`, inference; returns [count x classes]
+    /// (the threads take contiguous shares, each in its own workspace).
+    const float* infer(const float* images, std::size_t count);
     /// Sums `values` over ranks, then returns them.
     template <std::size_t N>
     std::array<double, N> global_sums(std::array<double, N> values) {
@@ -293,6 +321,12 @@ private:
     Optimizer optimizer_;
     model_settings settings_;
     thread_pool pool_;
+    thread_pool one_thread_{1};  ///< the layers' pool inside a thread's own part
+    /// Per thread (sample-parallel steps and inference): a workspace and a gradient block.
+    std::vector<typename Net::workspace> thread_workspaces_;
+    std::vector<aligned_buffer<float>> thread_gradients_;
+    std::vector<step_result> part_results_;
+    aligned_buffer<float> infer_outputs_;
     aligned_buffer<float> batch_images_, batch_targets_;
     aligned_buffer<std::int64_t> fixed_gradients_;  // deterministic mode: exact sums
     std::vector<std::int32_t> batch_labels_;
@@ -343,7 +377,21 @@ template <typename Net, optimizer Optimizer, loss_function Loss, communicator Co
 void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batch) {
     // The network holds one micro-batch at a time; the gathered batch is the rank's whole part.
     const std::size_t piece = micro_batch() == 0 ? batch : std::min(batch, micro_batch());
-    net_.prepare(std::max(piece, std::min(batch, eval_batch())));
+    const std::size_t threads = pool_.size();
+    // Inference: each thread forwards its share of an evaluation batch in its own workspace.
+    const std::size_t infer_share = (std::min(batch, eval_batch()) + threads - 1) / threads;
+    const std::size_t parts = thread_parts(batch);
+    if (parts != 0) {
+        if (thread_gradients_.size() < threads) thread_gradients_.resize(threads);
+        for (auto& g : thread_gradients_) g.reserve_at_least(Net::arena_size);
+        if (part_results_.size() < parts) part_results_.resize(parts);
+    }
+    const std::size_t own = std::max(infer_share, parts != 0 ? std::min(batch, settings_.thread_part) : 0);
+    if (thread_workspaces_.size() < threads) thread_workspaces_.resize(threads);
+    for (auto& w : thread_workspaces_) w.prepare(own);
+    // The network's own workspace serves the passes over a whole part (or micro-batch).
+    if (parts == 0) net_.prepare(piece);
+    infer_outputs_.reserve_at_least(std::min(batch, eval_batch()) * classes);
     batch_images_.reserve_at_least(batch * Net::input_shape.size());
     batch_targets_.reserve_at_least(batch * classes);
     if (batch_labels_.size() < batch) batch_labels_.resize(batch);
@@ -436,12 +484,15 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
                                                             std::size_t global_batch, std::size_t first_sample,
                                                             std::uint64_t step_seed) -> step_result {
     using clock = std::chrono::steady_clock;
+    const flush_denormals no_subnormals;
     const auto t0 = clock::now();
     // Called on its own (not from fit), the first step sizes the workspace; later ones find it sized.
-    net_.prepare(micro_batch() == 0 ? batch : std::min(batch, micro_batch()));
+    prepare_buffers(batch);
     step_result result;
     const auto grads = net_.gradients();
     std::memset(grads.data(), 0, grads.size_bytes());
+    const std::size_t parts = thread_parts(batch);
+    if (parts != 0) result = train_parts(images, targets, batch, parts, global_batch, first_sample, step_seed);
     if (settings_.deterministic) {
         fixed_gradients_.resize(grads.size());
         fixed_gradients_.fill_zero();
@@ -454,7 +505,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     // step, even with no samples, or the statistics' allreduces would not pair up.
     const bool sync_statistics = settings_.sync_batch_norm && comm_->size() > 1;
     const std::size_t pieces = batch == 0 ? (sync_statistics ? 1 : 0) : (batch + piece - 1) / piece;
-    for (std::size_t i = 0, first = 0; i < pieces; ++i, first += piece) {
+    for (std::size_t i = 0, first = 0; parts == 0 && i < pieces; ++i, first += piece) {
         const std::size_t count = std::min(piece, batch - first);
         const bool last_piece = first + count == batch;
         const batch_targets part{targets.dense + first * classes, targets.labels + first};
@@ -480,7 +531,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
         }
         if (settings_.deterministic) accumulate_fixed_point();
     }
-    if (overlap && pieces == 0) {  // nothing computed here, but the peers' reductions need this rank
+    if (overlap && parts == 0 && pieces == 0) {  // nothing computed here, but the peers' reductions need this rank
         if constexpr (requires { comm_->start_allreduce_sum(grads); })
             for (std::size_t layer = Net::layer_count; layer-- > 0;)
                 if (Net::layer_block(layer) != 0)
@@ -497,6 +548,83 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     timings_.sync_seconds += std::chrono::duration<double>(t2 - t1).count();
     timings_.update_seconds += std::chrono::duration<double>(t3 - t2).count();
     return result;
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images, batch_targets targets, std::size_t batch,
+                                                             std::size_t parts, std::size_t global_batch,
+                                                             std::size_t first_sample, std::uint64_t step_seed)
+    -> step_result {
+    constexpr std::size_t sample = Net::input_shape.size();
+    const std::size_t part = settings_.thread_part;
+    const std::size_t threads = pool_.size();
+    const auto arena = net_.gradients();
+    // One part: forward, loss, backward into `gradients` (zeroed first), in workspace `ws`,
+    // the layers on `layer_pool`.
+    auto run_part = [&](std::size_t p, typename Net::workspace& ws, std::span<float> gradients, thread_pool& layer_pool) {
+        const std::size_t first = p * part, count = std::min(part, batch - first);
+        if (gradients.data() != arena.data()) std::memset(gradients.data(), 0, gradients.size_bytes());
+        const batch_targets t{targets.dense + first * classes, targets.labels + first};
+        const float* x = images + first * sample;
+        layer_context ctx{.batch = count, .training = true, .pool = &layer_pool, .step_seed = step_seed,
+                          .first_sample = first_sample + first};
+        const float* out = net_.forward(x, ctx, ws);
+        part_results_[p] = {Loss::value(out, t, count, classes), count_correct(out, t.labels, count, classes)};
+        float* dout = net_.output_gradient(count, ws);
+        Loss::gradient(out, t, count, classes, 1.0f / static_cast<float>(global_batch), fused_softmax, dout);
+        ctx.gradient_is_pre_activation = fused_softmax;
+        net_.backward(x, ctx, ws, gradients);
+    };
+    // Part 0 goes straight into the (zeroed) arena, every other part into a thread's block,
+    // added to the arena in part order: the same operations for any number of threads.
+    auto add_parts = [&](std::size_t from, std::size_t to, std::size_t block_of_first) {
+        pool_.parallel_for(Net::arena_size, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t p = std::max<std::size_t>(from, 1); p < to; ++p) {
+                const float* g = thread_gradients_[p - from + block_of_first].data();
+                float* a = arena.data() + begin;
+                kernels::map(end - begin, [](auto x, auto y) { return x + y; }, a, a, g + begin);
+            }
+        }, 4096);
+    };
+    if (parts * 2 > threads) {
+        // Rounds of up to `threads` parts, one per thread.
+        for (std::size_t from = 0; from < parts; from += threads) {
+            const std::size_t in_round = std::min(threads, parts - from);
+            pool_.run([&](std::size_t w, std::size_t) {
+                const std::size_t p = from + w;
+                run_part(p, thread_workspaces_[w],
+                         p == 0 ? arena : std::span<float>(thread_gradients_[w].data(), Net::arena_size), one_thread_);
+            }, in_round);
+            add_parts(from, from + in_round, 0);
+        }
+    } else {
+        // Few parts for many threads: one part after another, all threads on each layer.
+        for (std::size_t p = 0; p < parts; ++p) {
+            run_part(p, thread_workspaces_[0], p == 0 ? arena : std::span<float>(thread_gradients_[0].data(), Net::arena_size),
+                     pool_);
+            if (p != 0) add_parts(p, p + 1, 0);
+        }
+    }
+    step_result result;
+    for (std::size_t p = 0; p < parts; ++p) {
+        result.loss += part_results_[p].loss;
+        result.correct += part_results_[p].correct;
+    }
+    return result;
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+const float* model<Net, Optimizer, Loss, Communicator>::infer(const float* images, std::size_t count) {
+    constexpr std::size_t sample = Net::input_shape.size();
+    pool_.run([&](std::size_t w, std::size_t workers) {
+        const std::size_t begin = count * w / workers, end = count * (w + 1) / workers;
+        if (begin == end) return;
+        const float* out = net_.forward(images + begin * sample,
+                                        {.batch = end - begin, .training = false, .pool = &one_thread_},
+                                        thread_workspaces_[w]);
+        std::memcpy(infer_outputs_.data() + begin * classes, out, (end - begin) * classes * sizeof(float));
+    }, count);
+    return infer_outputs_.data();
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
@@ -549,13 +677,16 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
         throw data_error("fit: rank " + std::to_string(rank) + " holds no training data but has a share of every batch");
     prepare_buffers(std::max(local_max, eval_batch()));
 
-    // Batches are assembled ahead on the loader thread, from the samples this rank takes in
-    // the epoch (its parts of every batch, in order). Soft targets are gathered on this thread.
+    // Batches are assembled by the loader, from the samples this rank takes in the epoch (its
+    // parts of every batch, in order), on this rank's threads between steps: a loader thread
+    // would take its time from a core that already runs a compute thread. Soft targets are
+    // gathered here.
     const bool soft_targets = train.targets.size() != 0;
     std::optional<data::batch_loader> loader;
     if (!soft_targets && local_full > 0)
         loader.emplace(train, local_full,
-                       data::loader_options{.flip = options.flip, .crop_padding = options.crop_padding, .seed = options.seed});
+                       data::loader_options{.flip = options.flip, .crop_padding = options.crop_padding,
+                                            .seed = options.seed, .pool = &pool_});
     std::vector<std::size_t> order(n), local_order;
     local_order.reserve(steps * local_full);
 
@@ -658,6 +789,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const data::dataset& data) {
     check_dataset(data, "evaluate");
+    const flush_denormals no_subnormals;
     prepare_buffers(eval_batch());
     const std::size_t n = data.size();
     const auto ranks = static_cast<std::size_t>(comm_->size());
@@ -669,7 +801,7 @@ evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const data::datas
     for (std::size_t begin = 0; begin < order.size(); begin += eval_batch()) {
         const std::size_t count = std::min(eval_batch(), order.size() - begin);
         const batch_targets t = gather(data, order.data() + begin, count);
-        const float* out = net_.forward(batch_images_.data(), {.batch = count, .training = false, .pool = &pool_});
+        const float* out = infer(batch_images_.data(), count);
         loss_sum += Loss::value(out, t, count, classes);
         correct += static_cast<double>(count_correct(out, t.labels, count, classes));
     }
@@ -683,11 +815,12 @@ xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::predict(const x
     check_images(images, "predict");
     const std::size_t n = images.shape()[0];
     xt::xtensor<float, 2> result = xt::zeros<float>({n, classes});
-    net_.prepare(eval_batch());
+    const flush_denormals no_subnormals;
+    prepare_buffers(eval_batch());
     constexpr std::size_t sample = Net::input_shape.size();
     for (std::size_t begin = 0; begin < n; begin += eval_batch()) {
         const std::size_t count = std::min(eval_batch(), n - begin);
-        const float* out = net_.forward(images.data() + begin * sample, {.batch = count, .training = false, .pool = &pool_});
+        const float* out = infer(images.data() + begin * sample, count);
         std::memcpy(result.data() + begin * classes, out, count * classes * sizeof(float));
     }
     return result;
