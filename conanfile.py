@@ -83,6 +83,15 @@ class StaticnetConan(ConanFile):
         if self.settings.os in ("Linux", "FreeBSD"):
             core.system_libs = ["pthread", "m"]
 
+        # Opt-in -march=native, as CMakeLists.txt's staticnet::native (see there for why).
+        native = self.cpp_info.components["native"]
+        native.set_property("cmake_target_name", "staticnet::native")
+        native.set_property("pkg_config_name", "staticnet-native")
+        native.requires = ["core"]
+        native.cxxflags = ["-march=native"]
+        native.bindirs = []
+        native.libdirs = []
+
         if self.options.with_mpi:
             mpi = self.cpp_info.components["mpi"]
             mpi.set_property("cmake_target_name", "staticnet::mpi")

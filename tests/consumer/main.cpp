@@ -33,6 +33,14 @@ sn::data::dataset make_data(std::size_t n) {
 }
 
 int main() {
+#if STATICNET_CONSUMER_EXPECT_FULL_WIDTH
+    std::printf("consumer: SIMD %s, CPU %s\n", sn::simd::arch_name(), sn::simd::cpu_arch_name());
+    if (sn::simd::narrower_than_cpu()) {
+        std::printf("consumer: FAILED, staticnet::native built for %s on a CPU with %s\n", sn::simd::arch_name(),
+                    sn::simd::cpu_arch_name());
+        return 1;
+    }
+#endif
     try {
         const sn::data::dataset data = make_data(32);
         sn::model<net, sn::adam, sn::sparse_categorical_crossentropy> m{{.learning_rate = 0.02f}, {.threads = 1, .seed = 7}};

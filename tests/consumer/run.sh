@@ -6,7 +6,8 @@
 #
 #   (a) install: configure staticnet (tests, examples, benchmarks off), install it, move the
 #       installation elsewhere (it must be relocatable, as vcpkg and Conan move it), then build
-#       tests/consumer against it with find_package and run it
+#       tests/consumer against it with find_package and run it: staticnet::native at the
+#       CPU's SIMD width, and the default-flags build warning that it is narrower
 #   (b) add_subdirectory: build tests/consumer with staticnet as a subdirectory and run it
 #   (c) pkg-config: the installed staticnet.pc gives flags that build a one-file program
 #   (d) the CMake package's corners, configure only: a consumer without MPI, COMPONENTS mpi,
@@ -84,7 +85,17 @@ quiet "$work/consumer-package-configure.log" cmake -S "$src/tests/consumer" -B "
 found=$(cache_value "$work/consumer-package" staticnet_DIR)
 [[ $found == "$prefix/share/cmake/staticnet" ]] || fail "the consumer found staticnet in '$found', not in $prefix"
 quiet "$work/consumer-package-build.log" cmake --build "$work/consumer-package" -j "$jobs"
-"$work/consumer-package/consumer" || fail "the consumer built with find_package failed (above)"
+"$work/consumer-package/consumer" 2>"$work/consumer-stderr.txt" || fail "the consumer built with find_package failed (above)"
+# staticnet::native runs at the CPU's full SIMD width; the plain build (CMake's default
+# flags: SSE2 on x86-64) says on stderr that it does not, when the CPU has more.
+native_line=$("$work/consumer-package/consumer_native") || fail "consumer_native (find_package, staticnet::native) failed: $native_line"
+echo "$native_line"
+cpu_arch=$(sed -n 's/^consumer: SIMD .*, CPU //p' <<<"$native_line")
+plain_arch=$(sed -n 's/^staticnet: compiled for \([^,]*\), but this CPU has.*/\1/p' "$work/consumer-stderr.txt")
+if [[ -n $cpu_arch && $cpu_arch != sse2 && $(uname -m) == x86_64 ]]; then
+    [[ -n $plain_arch ]] || fail "the consumer built with CMake's default flags runs narrower than this CPU ($cpu_arch) and did not say so on stderr"
+    echo "the default-flags build warned: compiled for $plain_arch, CPU has $cpu_arch"
+fi
 if [[ $has_mpi == 1 ]]; then
     [[ -x $work/consumer-package/consumer_mpi ]] || fail "staticnet::mpi is installed but consumer_mpi was not built"
     "$work/consumer-package/consumer_mpi" || fail "consumer_mpi (find_package) failed"

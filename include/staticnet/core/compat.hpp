@@ -22,6 +22,9 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace staticnet::simd {
 
 /// The SIMD register of floats for the architecture chosen by the compiler flags.
@@ -39,5 +42,43 @@ inline float reduce_add(const float_batch& b) noexcept {
 
 /// Name of the instruction set xsimd compiled for, e.g. "fma3+avx2".
 inline const char* arch_name() noexcept { return xsimd::default_arch::name(); }
+
+/// Name of the widest instruction set this CPU runs, in xsimd's names (read once, CPUID).
+inline const char* cpu_arch_name() noexcept {
+    const auto cpu = xsimd::available_architectures();
+#if defined(__x86_64__) || defined(__i386__)
+    if (cpu.avx512bw && cpu.avx512dq && cpu.avx512cd && cpu.avx512f) return "avx512bw";
+    if (cpu.avx512f) return "avx512f";
+    if (cpu.fma3_avx2) return "fma3+avx2";
+    if (cpu.avx2) return "avx2";
+    if (cpu.avx) return "avx";
+    if (cpu.sse4_2) return "sse4.2";
+    return "sse2";
+#else
+    return cpu.best == xsimd::default_arch::version() ? xsimd::default_arch::name() : "a wider one";
+#endif
+}
+
+/// Whether this CPU has a better instruction set than the one the code was compiled for (a
+/// portable build, e.g. CMake's default flags, gives SSE2: 4 floats per register where
+/// AVX-512 has 16). Build with -march=native, or link `staticnet::native`, to use it.
+inline bool narrower_than_cpu() noexcept { return xsimd::available_architectures().best > xsimd::default_arch::version(); }
+
+/// What to do about it, for messages.
+inline constexpr const char* wider_simd_advice =
+    "build with -march=native (CMake: link staticnet::native) to use it";
+
+/// Says once per process on stderr when `narrower_than_cpu()` (the models call it on rank
+/// 0): a portable build trains several times slower than it could, and nothing else would
+/// tell. STATICNET_NO_SIMD_WARNING=1 in the environment silences it.
+inline void warn_once_if_narrower_than_cpu() {
+    static const bool warned = [] {
+        if (!narrower_than_cpu() || std::getenv("STATICNET_NO_SIMD_WARNING") != nullptr) return false;
+        std::fprintf(stderr, "staticnet: compiled for %s, but this CPU has %s: %s (STATICNET_NO_SIMD_WARNING=1 silences this)\n",
+                     arch_name(), cpu_arch_name(), wider_simd_advice);
+        return true;
+    }();
+    (void)warned;
+}
 
 }  // namespace staticnet::simd

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "../core/compat.hpp"
 #include "../core/shape.hpp"
 
 namespace staticnet {
@@ -64,7 +65,9 @@ void print_summary(std::ostream& os) {
     os << "Non-trainable params: " << detail::thousands(Net::state_count) << '\n';
     os << "Forward FLOPs per sample: " << detail::thousands(Net::flops_per_sample) << '\n';
     os << "Activation memory per sample: " << detail::thousands(Net::activation_bytes_per_sample) << " bytes\n";
-    os << rule << '\n';
+    os << "SIMD: " << simd::arch_name() << " (" << simd::float_lanes << " floats per register)";
+    if (simd::narrower_than_cpu()) os << "; this CPU has " << simd::cpu_arch_name() << ": " << simd::wider_simd_advice;
+    os << '\n' << rule << '\n';
 }
 
 }  // namespace staticnet

@@ -177,6 +177,7 @@ public:
           pool_(detail::model_threads(settings.threads, comm.placement(), comm.rank() == 0)) {
         net_.initialize(settings.seed);
         optimizer_.reset(Net::arena_size);
+        if (comm.rank() == 0) simd::warn_once_if_narrower_than_cpu();
     }
 
     /// The Keras-like table of layers, shapes and parameter counts (rank 0 only).
