@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <staticnet/core/random.hpp>
+#include <staticnet/kernels/direct_conv.hpp>
 #include <staticnet/kernels/elementwise.hpp>
 #include <staticnet/kernels/gemm.hpp>
 #include <staticnet/kernels/im2col.hpp>
@@ -373,4 +374,60 @@ TEST_CASE("im2col + gemm is the direct convolution, and col2im is its adjoint", 
         for (std::size_t i = 0; i < in.size(); ++i) rhs += double(in[i]) * back[i];
         REQUIRE(std::abs(lhs - rhs) <= 1e-6 * terms);
     }
+}
+
+namespace {
+// conv(in) + bias and the parameter gradients of one-channel images in double precision:
+// the reference of the direct kernel.
+template <k::window_geometry G, std::size_t F>
+void check_direct_conv(std::uint64_t seed) {
+    using direct = k::direct_conv_single_channel<G, F>;
+    STATIC_REQUIRE(direct::fits);
+    sn::rng g(seed);
+    const std::size_t images = 3;
+    const auto in = random_vector(images * G.image_size(), g);
+    const auto kernel = random_vector(G.kernel * G.kernel * F, g);
+    const auto bias = random_vector(F, g);
+    const auto dout = random_vector(images * G.rows_per_image() * F, g);
+    auto pixel = [&](std::size_t n, std::size_t oy, std::size_t ox, std::size_t ky, std::size_t kx) -> double {
+        const auto iy = static_cast<std::ptrdiff_t>(oy * G.stride + ky) - static_cast<std::ptrdiff_t>(G.pad_top);
+        const auto ix = static_cast<std::ptrdiff_t>(ox * G.stride + kx) - static_cast<std::ptrdiff_t>(G.pad_left);
+        if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(G.height) || ix >= static_cast<std::ptrdiff_t>(G.width))
+            return 0.0;
+        return in[n * G.image_size() + static_cast<std::size_t>(iy) * G.width + static_cast<std::size_t>(ix)];
+    };
+    std::vector<float> out(images * G.rows_per_image() * F, -7.0f);
+    direct::forward(in.data(), images, kernel.data(), bias.data(), out.data());
+    std::vector<double> dkernel_ref(kernel.size(), 0.0), dbias_ref(F, 0.0);
+    for (std::size_t n = 0; n < images; ++n)
+        for (std::size_t oy = 0; oy < G.out_height; ++oy)
+            for (std::size_t ox = 0; ox < G.out_width; ++ox)
+                for (std::size_t f = 0; f < F; ++f) {
+                    const std::size_t at = ((n * G.out_height + oy) * G.out_width + ox) * F + f;
+                    double s = bias[f];
+                    for (std::size_t ky = 0; ky < G.kernel; ++ky)
+                        for (std::size_t kx = 0; kx < G.kernel; ++kx) {
+                            s += pixel(n, oy, ox, ky, kx) * kernel[(ky * G.kernel + kx) * F + f];
+                            dkernel_ref[(ky * G.kernel + kx) * F + f] += pixel(n, oy, ox, ky, kx) * dout[at];
+                        }
+                    dbias_ref[f] += dout[at];
+                    INFO("forward at image " << n << ", pixel (" << oy << ", " << ox << "), filter " << f);
+                    REQUIRE(out[at] == Approx(s).margin(1e-5));
+                }
+    // The gradients are added to what is there.
+    std::vector<float> dkernel(kernel.size(), 0.5f), dbias(F, -0.25f);
+    direct::backward_parameters(in.data(), dout.data(), images, dkernel.data(), dbias.data());
+    for (std::size_t i = 0; i < dkernel.size(); ++i) REQUIRE(dkernel[i] == Approx(dkernel_ref[i] + 0.5).margin(1e-4));
+    for (std::size_t f = 0; f < F; ++f) REQUIRE(dbias[f] == Approx(dbias_ref[f] - 0.25).margin(1e-4));
+}
+}  // namespace
+
+TEST_CASE("direct single-channel convolution matches the scalar reference", "[kernels][direct_conv]") {
+    constexpr std::size_t lanes = sn::simd::float_lanes;
+    // 28x28, 3x3 valid: the reference network's first layer (32 filters on AVX-512).
+    check_direct_conv<k::window_geometry{28, 28, 1, 3, 1, 0, 0, 26, 26}, 2 * lanes>(1);
+    // 'same' padding, stride 2, an odd width, one register of filters.
+    check_direct_conv<k::window_geometry{9, 7, 1, 3, 2, 1, 1, 5, 4}, lanes>(2);
+    // 5x5 'same' (pads of 2), several registers of filters, widths not a multiple of the pixel block.
+    check_direct_conv<k::window_geometry{6, 13, 1, 5, 1, 2, 2, 6, 13}, 4 * lanes>(3);
 }

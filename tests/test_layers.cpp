@@ -127,6 +127,14 @@ TEST_CASE("conv2d backward matches finite differences", "[layers][conv2d][gradie
     require_gradients<bound<sn::conv2d<2, 3, sn::identity, 1, sn::padding::same>, sn::shape{1, 1, 1}>>(1, 4);
 }
 
+TEST_CASE("conv2d on one channel (the direct kernel) matches finite differences", "[layers][conv2d][gradient]") {
+    constexpr std::size_t lanes = sn::simd::float_lanes;
+    using direct = bound<sn::conv2d<2 * lanes, 3, sn::tanh>, sn::shape{7, 6, 1}>;
+    using strided = bound<sn::conv2d<lanes, 3, sn::identity, 2, sn::padding::same>, sn::shape{7, 5, 1}>;
+    require_gradients<direct>(2, 7);
+    require_gradients<strided>(3, 8);
+}
+
 TEST_CASE("dense backward matches finite differences", "[layers][dense][gradient]") {
     require_gradients<bound<sn::dense<7>, sn::shape{13}>>(5, 5);
     require_gradients<bound<sn::dense<1, sn::sigmoid>, sn::shape{1}>>(1, 6);

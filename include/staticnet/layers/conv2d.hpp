@@ -5,6 +5,9 @@
 /// Parameters are laid out as Keras stores them: the kernel [Kernel, Kernel, C, Filters]
 /// then the bias [Filters]. The convolution is computed as one matrix product per chunk of
 /// images (im2col, then GEMM); chunks keep the column matrix at about 4 MiB whatever the batch.
+/// A single-channel input (the first layer of a grayscale network) is convolved directly
+/// instead (kernels/direct_conv.hpp): its im2col GEMM would have k = K*K, too little
+/// arithmetic for the memory it moves.
 /// The chunking depends on the batch size only, never on the thread count, so results are
 /// the same with any number of threads.
 
@@ -12,7 +15,9 @@
 #include <cstddef>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
+#include "../kernels/direct_conv.hpp"
 #include "../kernels/elementwise.hpp"
 #include "../kernels/gemm.hpp"
 #include "../kernels/im2col.hpp"
@@ -102,6 +107,17 @@ public:
         float* out = b.output;
         const float* kernel = b.parameters;
         const float* bias = kernel + kernel_count;
+        if constexpr (direct_path) {
+            // Image by image, the activation while the image's output is still in cache.
+            ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t n = begin; n < end; ++n) {
+                    float* image_out = out + n * output_shape.size();
+                    direct_kernel::forward(in + n * In.size(), 1, kernel, bias, image_out);
+                    Activation::forward(image_out, geometry.rows_per_image(), Filters);
+                }
+            });
+            return;
+        }
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const float* columns = im2col(ctx, in + first * In.size(), images);
             kernels::gemm(images * geometry.rows_per_image(), Filters, geometry.column_width(), columns,
@@ -127,13 +143,21 @@ public:
             ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
                 Activation::backward(out + begin * Filters, dout + begin * Filters, end - begin, Filters);
             }, 64);
-        kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
+        if constexpr (direct_path) {
+            // One thread, images in order: the sums do not depend on the thread count.
+            direct_kernel::backward_parameters(in, dout, ctx.batch, dparams, dparams + kernel_count);
+            if (din == nullptr) return;
+        } else {
+            kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
+        }
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const std::size_t chunk_rows = images * geometry.rows_per_image();
             const float* dz = dout + first * output_shape.size();
-            const float* columns = im2col(ctx, in + first * In.size(), images);
-            kernels::gemm(geometry.column_width(), Filters, chunk_rows, columns, geometry.column_width(),
-                          kernels::op::transpose, dz, Filters, kernels::op::none, dparams, Filters, true, ctx.pool);
+            if constexpr (!direct_path) {
+                const float* columns = im2col(ctx, in + first * In.size(), images);
+                kernels::gemm(geometry.column_width(), Filters, chunk_rows, columns, geometry.column_width(),
+                              kernels::op::transpose, dz, Filters, kernels::op::none, dparams, Filters, true, ctx.pool);
+            }
             if (din == nullptr) return;
             float* din_chunk = din + first * In.size();
             // 1x1 stride-1 convolutions read the input in place: the column gradient is the input gradient.
@@ -150,6 +174,12 @@ public:
 
 private:
     static constexpr bool reads_input_in_place = Kernel == 1 && Stride == 1;
+    static constexpr bool direct_path = [] {
+        if constexpr (In.channels() == 1 && !reads_input_in_place)
+            return kernels::direct_conv_single_channel<geometry, Filters>::fits;
+        else return false;
+    }();
+    using direct_kernel = std::conditional_t<direct_path, kernels::direct_conv_single_channel<geometry, Filters>, void>;
 
     template <typename F>
     static void for_each_chunk(const layer_context& ctx, F&& f) {
