@@ -243,14 +243,17 @@ void bench_conv_layer(const context& ctx, const std::string& name, std::size_t b
     sn::layer_context lc{.batch = batch, .training = true, .pool = &ctx.pool, .scratch = scratch.data()};
     const sn::forward_buffers forward{.input = sn::buffer<sn::role::input, const float>(in.data()),
                                       .output = sn::buffer<sn::role::output, float>(out.data()),
-                                      .parameters = sn::buffer<sn::role::parameters, const float>(params.data())};
+                                      .parameters = sn::buffer<sn::role::parameters, const float>(params.data()),
+                                      .state = {},
+                                      .cache = {}};
     const sn::backward_buffers backward{
         .input = forward.input,
         .output = forward.output,
         .output_gradient = sn::buffer<sn::role::output_gradient, float>(dout.data()),
         .input_gradient = sn::buffer<sn::role::input_gradient, float>(input_gradient ? din.data() : nullptr),
         .parameters = forward.parameters,
-        .parameter_gradients = sn::buffer<sn::role::parameter_gradients, float>(dparams.data())};
+        .parameter_gradients = sn::buffer<sn::role::parameter_gradients, float>(dparams.data()),
+        .cache = {}};
     const timing fwd = time_call([&] { layer.forward(lc, forward); }, ctx.opt);
     const timing bwd = time_call([&] {
         std::copy(out.begin(), out.end(), dout.begin());  // backward may overwrite the output gradient

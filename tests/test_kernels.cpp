@@ -416,7 +416,16 @@ void check_direct_conv(std::uint64_t seed) {
                 }
     // The gradients are added to what is there.
     std::vector<float> dkernel(kernel.size(), 0.5f), dbias(F, -0.25f);
-    direct::backward_parameters(in.data(), dout.data(), images, dkernel.data(), dbias.data());
+    // The row callback sees every output row once, in order, before the row is used.
+    auto dz = dout;
+    for (auto& v : dz) v *= 0.5f;
+    std::size_t next_row = 0;
+    direct::backward_parameters(in.data(), dz.data(), images, dkernel.data(), dbias.data(),
+                                [&](std::size_t row, float* values) {
+                                    REQUIRE(row == next_row++);
+                                    for (std::size_t i = 0; i < G.out_width * F; ++i) values[i] *= 2.0f;
+                                });
+    REQUIRE(next_row == images * G.out_height);
     for (std::size_t i = 0; i < dkernel.size(); ++i) REQUIRE(dkernel[i] == Approx(dkernel_ref[i] + 0.5).margin(1e-4));
     for (std::size_t f = 0; f < F; ++f) REQUIRE(dbias[f] == Approx(dbias_ref[f] - 0.25).margin(1e-4));
 }

@@ -43,9 +43,13 @@ struct direct_conv_single_channel {
     static void forward(const float* in, std::size_t images, const float* kernel, const float* bias, float* out) noexcept;
 
     /// dkernel += sum over pixels of the input window x output gradient, dbias += sum of the
-    /// output gradient, for `images` images of `dout` [N, OH, OW, F].
-    static void backward_parameters(const float* in, const float* dout, std::size_t images, float* dkernel,
-                                    float* dbias) noexcept;
+    /// output gradient, for `images` images of `dout` [N, OH, OW, F]. `to_pre_activation(oy_row,
+    /// dout_row)` is called first on each output row (OW x F floats, `oy_row` counting rows over
+    /// all images): it turns the row of `dout` into the gradient before the activation, in place,
+    /// while the row is in L1 (a separate pass over `dout` would stream it through memory twice).
+    template <typename RowFunction>
+    static void backward_parameters(const float* in, float* dout, std::size_t images, float* dkernel, float* dbias,
+                                    RowFunction&& to_pre_activation) noexcept;
 
 private:
     static constexpr std::size_t Kernel = G.kernel;
@@ -120,8 +124,10 @@ void direct_conv_single_channel<G, Filters>::forward(const float* in, std::size_
 }
 
 template <window_geometry G, std::size_t Filters>
-void direct_conv_single_channel<G, Filters>::backward_parameters(const float* in, const float* dout, std::size_t images,
-                                                                 float* dkernel, float* dbias) noexcept {
+template <typename RowFunction>
+void direct_conv_single_channel<G, Filters>::backward_parameters(const float* in, float* dout, std::size_t images,
+                                                                 float* dkernel, float* dbias,
+                                                                 RowFunction&& to_pre_activation) noexcept {
     static_assert(fits);
     alignas(64) float rows[Kernel * width];
     // The whole gradient in registers where it fits (K*K*F/lanes + F/lanes vectors: 20 for
@@ -135,7 +141,8 @@ void direct_conv_single_channel<G, Filters>::backward_parameters(const float* in
         const float* image = in + n * G.image_size();
         for (std::size_t oy = 0; oy < G.out_height; ++oy) {
             padded_rows(image, oy, rows);
-            const float* dz_row = dout + ((n * G.out_height + oy) * G.out_width) * Filters;
+            float* dz_row = dout + ((n * G.out_height + oy) * G.out_width) * Filters;
+            to_pre_activation(n * G.out_height + oy, dz_row);
             for (std::size_t ox = 0; ox < G.out_width; ++ox) {
                 batch dz[vectors];
 #pragma GCC unroll 8
