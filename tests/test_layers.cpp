@@ -151,6 +151,48 @@ TEST_CASE("max_pool2d backward matches finite differences", "[layers][max_pool2d
     };
     require_gradients<bound<sn::max_pool2d<2>, sn::shape{5, 4, 3}>>(2, 8, {.prepare = distinct});
     require_gradients<bound<sn::max_pool2d<3, 1>, sn::shape{5, 5, 2}>>(2, 9, {.prepare = distinct});
+    // Registers of channels plus a tail (the SIMD path and the scalar one).
+    require_gradients<bound<sn::max_pool2d<2>, sn::shape{4, 5, sn::simd::float_lanes + 3}>>(2, 10, {.prepare = distinct});
+}
+
+TEST_CASE("max_pool2d: SIMD channels and the scalar tail agree with a scalar reference, ties to the first",
+          "[layers][max_pool2d]") {
+    constexpr std::size_t C = 2 * sn::simd::float_lanes + 1;
+    using L = bound<sn::max_pool2d<2, 1>, sn::shape{3, 3, C}>;
+    // Few distinct values, so windows often hold equal maxima.
+    std::vector<float> in(L::input_shape.size()), out(L::output_shape.size()), where(L::cache_floats(1));
+    sn::rng g(5);
+    for (auto& v : in) v = static_cast<float>(g.below(3));
+    const L layer{};
+    sn::thread_pool pool(1);
+    layer.forward({.batch = 1, .pool = &pool},
+                  {.input = sn::buffer<sn::role::input, const float>(in.data()),
+                   .output = sn::buffer<sn::role::output, float>(out.data()),
+                   .parameters = {}, .state = {}, .cache = sn::buffer<sn::role::cache, float>(where.data())});
+    std::vector<float> din(in.size(), 0.0f), dout(out.size());
+    for (std::size_t i = 0; i < dout.size(); ++i) dout[i] = static_cast<float>(i + 1);
+    layer.backward({.batch = 1, .pool = &pool},
+                   {.input = sn::buffer<sn::role::input, const float>(in.data()),
+                    .output = sn::buffer<sn::role::output, const float>(out.data()),
+                    .output_gradient = sn::buffer<sn::role::output_gradient, float>(dout.data()),
+                    .input_gradient = sn::buffer<sn::role::input_gradient, float>(din.data()),
+                    .parameters = {}, .parameter_gradients = {}, .cache = sn::buffer<sn::role::cache, float>(where.data())});
+    std::vector<float> din_ref(in.size(), 0.0f);
+    for (std::size_t oy = 0; oy < 2; ++oy)
+        for (std::size_t ox = 0; ox < 2; ++ox)
+            for (std::size_t c = 0; c < C; ++c) {
+                std::size_t best = (oy * 3 + ox) * C + c;  // the window's first position
+                for (std::size_t ky = 0; ky < 2; ++ky)
+                    for (std::size_t kx = 0; kx < 2; ++kx) {
+                        const std::size_t at = ((oy + ky) * 3 + ox + kx) * C + c;
+                        if (in[at] > in[best]) best = at;
+                    }
+                const std::size_t o = (oy * 2 + ox) * C + c;
+                INFO("window (" << oy << ", " << ox << "), channel " << c);
+                CHECK(out[o] == in[best]);
+                din_ref[best] += dout[o];
+            }
+    CHECK(din == din_ref);
 }
 
 TEST_CASE("activation layers backward match finite differences", "[layers][activations][gradient]") {

@@ -128,8 +128,10 @@ public:
         });
         const std::size_t rows = ctx.batch * geometry.rows_per_image();
         ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
-            kernels::add_bias(out + begin * Filters, bias, end - begin, Filters);
-            Activation::forward(out + begin * Filters, end - begin, Filters);
+            for_row_blocks(begin, end, [&](std::size_t first, std::size_t count) {
+                kernels::add_bias(out + first * Filters, bias, count, Filters);
+                Activation::forward(out + first * Filters, count, Filters);
+            });
         }, 64);
     }
 
@@ -152,6 +154,14 @@ public:
                                                                             output_shape.width(), Filters);
                                                });
             if (din == nullptr) return;
+        } else if (ctx.pool->size() == 1) {
+            // One pass: each block's derivative, then its bias sums, while it is in L1 (the
+            // sums run in row order either way, so the result is the same).
+            for_row_blocks(0, rows, [&](std::size_t first, std::size_t count) {
+                if (!ctx.gradient_is_pre_activation)
+                    Activation::backward(out + first * Filters, dout + first * Filters, count, Filters);
+                kernels::accumulate_column_sums(dout + first * Filters, count, Filters, dparams + kernel_count);
+            });
         } else {
             if (!ctx.gradient_is_pre_activation)
                 ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
@@ -189,6 +199,14 @@ private:
         else return false;
     }();
     using direct_kernel = std::conditional_t<direct_path, kernels::direct_conv_single_channel<geometry, Filters>, void>;
+
+    /// Calls f(first, count) on blocks of rows [begin, end) small enough for L1 (about 16 KiB),
+    /// so that passes over the output meet it in cache.
+    template <typename F>
+    static void for_row_blocks(std::size_t begin, std::size_t end, F&& f) {
+        constexpr std::size_t block = std::max<std::size_t>(1, 4096 / Filters);
+        for (std::size_t first = begin; first < end; first += block) f(first, std::min(block, end - first));
+    }
 
     template <typename F>
     static void for_each_chunk(const layer_context& ctx, F&& f) {

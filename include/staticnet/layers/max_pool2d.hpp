@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "../core/compat.hpp"
 #include "layer.hpp"
 
 namespace staticnet {
@@ -56,7 +57,7 @@ public:
     void forward(const layer_context& ctx, const forward_buffers& b) const {
         const float* in = b.input;
         float* out = b.output;
-        auto* where = reinterpret_cast<std::uint32_t*>(b.cache.data());
+        float* where = b.cache;
         ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
             for (std::size_t n = begin; n < end; ++n)
                 pool_image(in + n * In.size(), out + n * output_shape.size(), where + n * output_shape.size());
@@ -67,42 +68,68 @@ public:
         if (!b.input_gradient) return;
         float* din = b.input_gradient;
         const float* dout = b.output_gradient;
-        const auto* where = reinterpret_cast<const std::uint32_t*>(b.cache.data());
+        const float* where = b.cache;
         ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
             std::memset(din + begin * In.size(), 0, (end - begin) * In.size() * sizeof(float));
             for (std::size_t n = begin; n < end; ++n) {
                 float* image = din + n * In.size();
                 const float* g = dout + n * output_shape.size();
-                const std::uint32_t* w = where + n * output_shape.size();
-                for (std::size_t i = 0; i < output_shape.size(); ++i) image[w[i]] += g[i];
+                const float* w = where + n * output_shape.size();
+                for (std::size_t i = 0; i < output_shape.size(); ++i) image[static_cast<std::size_t>(w[i])] += g[i];
             }
         });
     }
 
 private:
-    static_assert(In.size() <= UINT32_MAX, "max_pool2d: images of more than 2^32 values are not supported");
+    // The position of a maximum inside its image is kept as a float, exact up to 2^24: the
+    // comparison that picks the maximum then picks its position with the same SIMD mask.
+    static_assert(In.size() <= (std::size_t{1} << 24),
+                  "max_pool2d: images of more than 2^24 values are not supported");
+    using batch = simd::float_batch;
+    static constexpr std::size_t lanes = simd::float_lanes;
 
-    static void pool_image(const float* image, float* out, std::uint32_t* where) noexcept {
+    static void pool_image(const float* image, float* out, float* where) noexcept {
         for (std::size_t oy = 0; oy < OH; ++oy)
             for (std::size_t ox = 0; ox < OW; ++ox) {
                 float* best = out + (oy * OW + ox) * C;
-                std::uint32_t* best_at = where + (oy * OW + ox) * C;
+                float* best_at = where + (oy * OW + ox) * C;
                 const std::size_t first = (oy * Stride * W + ox * Stride) * C;
-                for (std::size_t c = 0; c < C; ++c) {
-                    best[c] = image[first + c];
-                    best_at[c] = static_cast<std::uint32_t>(first + c);
-                }
-                for (std::size_t ky = 0; ky < Pool; ++ky)
-                    for (std::size_t kx = (ky == 0 ? 1 : 0); kx < Pool; ++kx) {
-                        const std::size_t at = ((oy * Stride + ky) * W + ox * Stride + kx) * C;
-                        for (std::size_t c = 0; c < C; ++c) {
-                            const float v = image[at + c];
-                            const bool larger = v > best[c];
-                            best[c] = larger ? v : best[c];
-                            best_at[c] = larger ? static_cast<std::uint32_t>(at + c) : best_at[c];
+                std::size_t c = 0;
+                // A register of channels at a time; strict '>' keeps the first of equal values.
+                for (; c + lanes <= C; c += lanes) {
+                    batch value = batch::load_unaligned(image + first + c);
+                    batch at = channel_offsets() + batch(static_cast<float>(first + c));
+                    for (std::size_t ky = 0; ky < Pool; ++ky)
+                        for (std::size_t kx = (ky == 0 ? 1 : 0); kx < Pool; ++kx) {
+                            const std::size_t here = ((oy * Stride + ky) * W + ox * Stride + kx) * C + c;
+                            const batch v = batch::load_unaligned(image + here);
+                            const auto larger = v > value;
+                            value = xsimd::select(larger, v, value);
+                            at = xsimd::select(larger, channel_offsets() + batch(static_cast<float>(here)), at);
                         }
-                    }
+                    value.store_unaligned(best + c);
+                    at.store_unaligned(best_at + c);
+                }
+                for (; c < C; ++c) {
+                    best[c] = image[first + c];
+                    best_at[c] = static_cast<float>(first + c);
+                    for (std::size_t ky = 0; ky < Pool; ++ky)
+                        for (std::size_t kx = (ky == 0 ? 1 : 0); kx < Pool; ++kx) {
+                            const std::size_t at = ((oy * Stride + ky) * W + ox * Stride + kx) * C + c;
+                            if (image[at] > best[c]) {
+                                best[c] = image[at];
+                                best_at[c] = static_cast<float>(at);
+                            }
+                        }
+                }
             }
+    }
+
+    /// {0, 1, ..., lanes - 1}.
+    static batch channel_offsets() noexcept {
+        alignas(64) float lane[lanes];
+        for (std::size_t l = 0; l < lanes; ++l) lane[l] = static_cast<float>(l);
+        return batch::load_aligned(lane);
     }
 };
 
