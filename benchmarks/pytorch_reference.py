@@ -3,7 +3,8 @@
 
 Same network (Conv 32/64/128 3x3 + ReLU + MaxPool 2, Dense 128 ReLU, Dense 10), Adam 1e-3,
 cross-entropy on logits, batch B, T threads, random images (throughput does not depend on
-pixel values). Prints one JSON line: images/s (median of --reps blocks of --steps steps
+pixel values), in --format contiguous (NCHW) or channels_last (oneDNN's NHWC kernels, usually
+PyTorch's fastest CPU path; compare_pytorch.sh runs both and takes the faster). Prints one JSON line: images/s (median of --reps blocks of --steps steps
 after a warm-up), the thread count, and which BLAS/oneDNN libraries the process loaded.
 Run it with Debian's interpreter: /usr/bin/python3 (python3-torch).
 """
@@ -40,13 +41,15 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--format", default="contiguous", choices=["contiguous", "channels_last"])
     args = ap.parse_args()
+    memory_format = torch.channels_last if args.format == "channels_last" else torch.contiguous_format
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    model = reference_cnn()
+    model = reference_cnn().to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    images = torch.rand(args.batch * 8, 1, 28, 28)
+    images = torch.rand(args.batch * 8, 1, 28, 28).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (args.batch * 8,))
     batches = [(images[i * args.batch:(i + 1) * args.batch], labels[i * args.batch:(i + 1) * args.batch])
                for i in range(8)]
@@ -65,7 +68,7 @@ def main():
         steps(args.steps)
         rates.append(args.batch * args.steps / (time.perf_counter() - start))
     print(json.dumps({"bench": "train", "framework": "pytorch", "torch": torch.__version__,
-                      "threads": torch.get_num_threads(), "batch": args.batch,
+                      "threads": torch.get_num_threads(), "batch": args.batch, "format": args.format,
                       "images_per_s": round(statistics.median(rates), 1),
                       "images_per_s_reps": [round(r) for r in rates], "libraries": loaded_libraries()}))
 
