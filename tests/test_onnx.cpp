@@ -2,12 +2,14 @@
 // PyTorch's layouts, and the committed PyTorch fixture), and every kind of bad file.
 #include <catch2/catch.hpp>
 
+#include "reference_cnn.hpp"
 #include "temp_dir.hpp"
 
 #include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -375,4 +377,38 @@ TEST_CASE("save_onnx writes atomically and names the file it cannot write", "[on
     sn::save_onnx(net, dir / "x.onnx");
     CHECK(fs::file_size(dir / "x.onnx") > 4 * small_cnn::parameter_count);
     CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator{}) == 1);  // no temporary left
+}
+
+TEST_CASE("weights trained in PyTorch: evaluate gives PyTorch's test accuracy and fit continues", "[onnx][pytorch]") {
+    // tests/onnx/make_torch_fixture.py trained the reference CNN for one epoch in PyTorch and
+    // exported it with torch.onnx.export; its test accuracy is in the .json beside it.
+    if (!fs::exists(sn::data::default_fashion_mnist_dir)) {
+        WARN("Fashion-MNIST is not installed; PyTorch fixture check skipped");
+        return;
+    }
+    const fs::path fixtures = STATICNET_ONNX_FIXTURES;
+    std::ifstream json(fixtures / "reference_cnn_torch.json");
+    const std::string text{std::istreambuf_iterator<char>(json), {}};
+    const auto at = text.find("\"test_accuracy\":");
+    REQUIRE(at != std::string::npos);
+    const double torch_accuracy = std::stod(text.substr(at + 16));
+
+    const auto data = sn::data::load_fashion_mnist();
+    sn::model<reference_cnn, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.seed = 1});
+    sn::load_onnx_weights(m.network(), fixtures / "reference_cnn_torch.onnx");
+    const auto imported = m.evaluate(data.test);
+    INFO("PyTorch's test accuracy " << torch_accuracy << ", staticnet's with the imported weights " << imported.accuracy);
+    CHECK(std::abs(imported.accuracy - torch_accuracy) <= 0.001);
+
+    // Training continues from the imported weights: the first epoch's loss is that of a
+    // trained network (a fresh one starts at ln 10 = 2.3), and accuracy stays.
+    sn::data::dataset part;
+    part.images = xt::view(data.train.images, xt::range(0, 3200));
+    part.labels = xt::view(data.train.labels, xt::range(0, 3200));
+    part.num_classes = data.train.num_classes;
+    const auto h = m.fit(part, {.epochs = 1, .batch_size = 32, .seed = 2, .verbose = false});
+    const auto after = m.evaluate(data.test);
+    INFO("100 more steps: training loss " << h.epochs[0].loss << ", test accuracy " << after.accuracy);
+    CHECK(h.epochs[0].loss < 0.6);
+    CHECK(after.accuracy > torch_accuracy - 0.03);
 }
