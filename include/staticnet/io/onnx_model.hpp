@@ -177,6 +177,10 @@ inline void encode_tensor(protobuf_writer& w, const tensor& t) {
     w.packed_varints(field::tensor_dims, t.dims);
     w.varint_field(field::tensor_data_type, t.data_type);
     w.string_field(field::tensor_name, t.name);
+    if (t.external) {
+        w.varint_field(field::tensor_data_location, 1);
+        return;
+    }
     // raw_data, little-endian, as PyTorch writes it.
     staticnet::detail::byte_writer raw;
     if (t.data_type == float_type) raw.put_floats(t.floats);
