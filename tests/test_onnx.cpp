@@ -96,6 +96,26 @@ sn::onnx::tensor* initializer(sn::onnx::model& m, const std::string& name) {
     return nullptr;
 }
 
+std::string file_text(const fs::path& file) {
+    std::ifstream in(file);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+/// The numbers of the JSON array after "key": in `text` (the fixtures' simple JSON).
+std::vector<float> json_numbers(const std::string& text, const std::string& key) {
+    std::vector<float> values;
+    const auto at = text.find("\"" + key + "\":");
+    if (at == std::string::npos) return values;
+    const char* p = text.c_str() + text.find('[', at) + 1;
+    while (*p != ']' && *p != '\0') {
+        char* end = nullptr;
+        values.push_back(std::strtof(p, &end));
+        p = end;
+        while (*p == ',' || *p == ' ') ++p;
+    }
+    return values;
+}
+
 }  // namespace
 
 TEST_CASE("the protobuf wire format round-trips and refuses malformed messages", "[onnx][protobuf]") {
@@ -387,8 +407,7 @@ TEST_CASE("weights trained in PyTorch: evaluate gives PyTorch's test accuracy an
         return;
     }
     const fs::path fixtures = STATICNET_ONNX_FIXTURES;
-    std::ifstream json(fixtures / "reference_cnn_torch.json");
-    const std::string text{std::istreambuf_iterator<char>(json), {}};
+    const std::string text = file_text(fixtures / "reference_cnn_torch.json");
     const auto at = text.find("\"test_accuracy\":");
     REQUIRE(at != std::string::npos);
     const double torch_accuracy = std::stod(text.substr(at + 16));
@@ -411,4 +430,29 @@ TEST_CASE("weights trained in PyTorch: evaluate gives PyTorch's test accuracy an
     INFO("100 more steps: training loss " << h.epochs[0].loss << ", test accuracy " << after.accuracy);
     CHECK(h.epochs[0].loss < 0.6);
     CHECK(after.accuracy > torch_accuracy - 0.03);
+}
+
+TEST_CASE("a PyTorch network with batch norm, stride 2 and a channels-first flatten computes what PyTorch did",
+          "[onnx][pytorch]") {
+    // tests/onnx/make_torch_fixture.py: the PyTorch twin of this network, with random batch
+    // norm statistics, its inputs and its outputs.
+    using small = sn::sequential<sn::input<5, 5, 1>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>,
+                                 sn::batch_norm<0.9f, 1e-5f>, sn::relu, sn::conv2d<6, 3, sn::tanh, 2, sn::padding::same>,
+                                 sn::flatten, sn::dense<3, sn::softmax>>;
+    const fs::path fixtures = STATICNET_ONNX_FIXTURES;
+    const std::string text = file_text(fixtures / "small_torch.json");
+    const auto inputs = json_numbers(text, "inputs_nhwc");
+    const auto expected = json_numbers(text, "outputs");
+    REQUIRE(inputs.size() == 4 * 25);
+    REQUIRE(expected.size() == 4 * 3);
+    small net;
+    net.initialize(1);
+    sn::load_onnx_weights(net, fixtures / "small_torch.onnx");
+    xt::xtensor<float, 4> images = xt::zeros<float>({std::size_t{4}, std::size_t{5}, std::size_t{5}, std::size_t{1}});
+    std::copy(inputs.begin(), inputs.end(), images.begin());
+    const auto got = forward(net, images);
+    float difference = 0.0f;
+    for (std::size_t i = 0; i < expected.size(); ++i) difference = std::max(difference, std::abs(got.data()[i] - expected[i]));
+    INFO("max abs difference to PyTorch " << difference);
+    CHECK(difference < 1e-6f);
 }

@@ -1,4 +1,6 @@
-"""Makes tests/onnx/fixtures/reference_cnn_torch.onnx: the reference CNN trained in PyTorch.
+"""Makes the PyTorch fixtures of tests/onnx/fixtures/ (test_onnx.cpp loads them).
+
+reference_cnn_torch.onnx: the reference CNN trained in PyTorch.
 
 The PyTorch module below is the reference CNN of docs/architecture.md layer for layer (the
 one in docs/onnx.md). It is trained for one epoch on Fashion-MNIST (batch 32, Adam 1e-3,
@@ -6,6 +8,11 @@ seed 0, one thread), exported with torch.onnx.export (opset 13, symbolic batch) 
 softmax at the end so its output is staticnet's, and its test accuracy (all 10,000 test
 images) is written next to it, in reference_cnn_torch.json. test_onnx imports the file with
 load_onnx_weights and checks that `evaluate` gives that accuracy within 0.001.
+
+small_torch.onnx: a small network with batch norm (random statistics), a stride-2
+convolution and a flatten of a 3x3x6 image (where PyTorch's channels-first order differs
+from staticnet's), exported keeping its BatchNormalization; small_torch.json holds inputs
+(NHWC) and PyTorch's outputs for them.
 
     /usr/bin/python3 tests/onnx/make_torch_fixture.py   (Debian: python3-torch, about a minute)
 """
@@ -33,6 +40,37 @@ def reference_cnn():
         nn.Linear(128, 10))  # logits: CrossEntropyLoss holds the softmax
 
 
+def small():
+    """sequential<input<5, 5, 1>, conv2d<4, 3, identity, 1, padding::same>, batch_norm<0.9f, 1e-5f>, relu,
+    conv2d<6, 3, tanh, 2, padding::same>, flatten, dense<3, softmax>> in PyTorch."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.Tanh(),
+        nn.Flatten(), nn.Linear(54, 3), nn.Softmax(dim=1))
+
+
+def make_small():
+    torch.manual_seed(1)
+    model = small()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.5, 0.5)
+    model.eval()
+    inputs = torch.rand(4, 1, 5, 5)
+    with torch.no_grad():
+        outputs = model(inputs)
+    # PyTorch folds a batch norm into the convolution before it unless told to keep the graph.
+    torch.onnx.export(model, inputs, os.path.join(HERE, "fixtures", "small_torch.onnx"), opset_version=13,
+                      training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    with open(os.path.join(HERE, "fixtures", "small_torch.json"), "w") as f:
+        json.dump({"inputs_nhwc": inputs.permute(0, 2, 3, 1).flatten().tolist(),
+                   "outputs": outputs.flatten().tolist()}, f)
+        f.write("\n")
+
+
 def idx(name):
     with gzip.open(os.path.join(DATA, name)) as f:
         data = f.read()
@@ -42,6 +80,9 @@ def idx(name):
 
 
 def main():
+    make_small()
+    if "--small-only" in sys.argv:
+        return 0
     torch.manual_seed(0)
     torch.set_num_threads(1)
     train_x = torch.from_numpy(idx("train-images-idx3-ubyte.gz").astype(np.float32) / 255.0).unsqueeze(1)

@@ -232,6 +232,10 @@ inline graph_reader::graph_reader(model m, std::filesystem::path file) : model_(
         for (const auto& out : n.outputs) producers_.emplace(out, i);
         if (n.op_type == "Constant" && !n.outputs.empty())
             if (const attribute* value = n.find("value"); value != nullptr && value->t) constants_[n.outputs[0]] = &*value->t;
+        // PyTorch stores equal tensors once and names the copies with Identity nodes (a fresh
+        // batch norm's running variance is its weight).
+        if (n.op_type == "Identity" && n.inputs.size() == 1 && n.outputs.size() == 1)
+            if (const auto it = constants_.find(n.inputs[0]); it != constants_.end()) constants_[n.outputs[0]] = it->second;
     }
     taken_.assign(model_.nodes.size(), false);
 }
@@ -252,7 +256,7 @@ inline std::string graph_reader::describe(const node& n) const {
 }
 
 inline bool graph_reader::carries_parameters(const node& n) const {
-    if (n.op_type == "Constant") return false;
+    if (n.op_type == "Constant" || n.op_type == "Identity") return false;
     return std::any_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) {
         const auto it = constants_.find(in);
         return it != constants_.end() && it->second->data_type == float_type;
