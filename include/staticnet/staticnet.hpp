@@ -40,3 +40,4 @@
 #include "train/optimizers.hpp"
 #include "train/progress.hpp"
 #include "io/checkpoint.hpp"
+#include "io/onnx.hpp"
