@@ -311,6 +311,43 @@ TEST_CASE("load_onnx_weights reads PyTorch's layouts: NCHW flatten, Gemm either 
     CHECK(bitwise_equal(contents(a), contents(b)));
 }
 
+TEST_CASE("parameters may come as Constant nodes and Identity copies", "[onnx][import]") {
+    small_cnn a, b;
+    randomize(a, 31);
+    auto m = sn::to_onnx_model(a);
+    std::vector<sn::onnx::node> constants;
+    for (auto& t : m.initializers) {
+        // Every kernel becomes a Constant, every bias an Identity of an initializer.
+        sn::onnx::node n;
+        n.name = t.name + "_node";
+        if (t.name.ends_with("kernel")) {
+            n.op_type = "Constant";
+            n.outputs = {t.name};
+            sn::onnx::attribute value;
+            value.name = "value";
+            value.type = sn::onnx::attribute::tensor_kind;
+            value.t = t;
+            n.attributes.push_back(value);
+        } else {
+            n.op_type = "Identity";
+            n.inputs = {t.name + "_stored"};
+            n.outputs = {t.name};
+        }
+        constants.push_back(n);
+    }
+    std::erase_if(m.initializers, [](const auto& t) { return t.name.ends_with("kernel"); });
+    for (auto& t : m.initializers) t.name += "_stored";
+    m.nodes.insert(m.nodes.begin(), constants.begin(), constants.end());
+    temp_dir dir;
+    write_bytes(dir / "constants.onnx", sn::onnx::encode(m));
+    const auto decoded = sn::onnx::decode(read_bytes(dir / "constants.onnx"));
+    REQUIRE(decoded.nodes[0].find("value") != nullptr);
+    CHECK(decoded.nodes[0].find("value")->t->dims == std::vector<std::int64_t>{4, 1, 3, 3});
+    b.initialize(32);
+    sn::load_onnx_weights(b, dir / "constants.onnx");
+    CHECK(bitwise_equal(contents(a), contents(b)));
+}
+
 TEST_CASE("mismatched files are refused with messages that name both sides, the network untouched",
           "[onnx][import][errors]") {
     temp_dir dir;

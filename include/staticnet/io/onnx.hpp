@@ -116,6 +116,8 @@ public:
     void begin_layer(std::size_t position, std::string_view name);
     /// The next node that carries parameters; its operator must be one of `op_types`.
     const node& next_parameter_node(std::initializer_list<std::string_view> op_types);
+    /// Whether `tensor_name` is a float initializer or `Constant` (a parameter, not data).
+    [[nodiscard]] bool is_parameter(const std::string& tensor_name) const;
     /// Whether input `index` of `n` is given.
     [[nodiscard]] static bool has_input(const node& n, std::size_t index) noexcept {
         return index < n.inputs.size() && !n.inputs[index].empty();
@@ -257,10 +259,12 @@ inline std::string graph_reader::describe(const node& n) const {
 
 inline bool graph_reader::carries_parameters(const node& n) const {
     if (n.op_type == "Constant" || n.op_type == "Identity") return false;
-    return std::any_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) {
-        const auto it = constants_.find(in);
-        return it != constants_.end() && it->second->data_type == float_type;
-    });
+    return std::any_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) { return is_parameter(in); });
+}
+
+inline bool graph_reader::is_parameter(const std::string& tensor_name) const {
+    const auto it = constants_.find(tensor_name);
+    return it != constants_.end() && it->second->data_type == float_type;
 }
 
 inline const node& graph_reader::next_parameter_node(std::initializer_list<std::string_view> op_types) {
@@ -629,12 +633,14 @@ struct layer_mapping<staticnet::detail::dense_layer<Units, Activation, In, Posit
             }
         } else {
             weight = r.parameter(n, 1, "weight", {in, out}).floats;
-            // The bias, if any, is the Add that alone reads the product.
+            // The bias, if any, is the Add of a parameter that alone reads the product.
             if (const node* add = r.sole_consumer(n.outputs.empty() ? std::string{} : n.outputs[0]);
                 add != nullptr && add->op_type == "Add" && add->inputs.size() == 2) {
                 const std::size_t at = add->inputs[0] == n.outputs[0] ? 1 : 0;
-                bias = std::span<const float>(r.parameter(*add, at, "bias", {out}).floats);
-                r.take(*add);
+                if (r.is_parameter(add->inputs[at])) {
+                    bias = std::span<const float>(r.parameter(*add, at, "bias", {out}).floats);
+                    r.take(*add);
+                }
             }
         }
         // PyTorch flattens NCHW: feature (c, y, x) of the file is staticnet's (y, x, c).
@@ -715,7 +721,7 @@ struct layer_mapping<staticnet::detail::batch_norm_layer<Momentum, Epsilon, In, 
     static void import_layer(graph_reader& r, std::span<float> parameters, std::span<float> state) {
         const node& n = r.next_parameter_node({"BatchNormalization"});
         const float epsilon = r.float_attribute(n, "epsilon", 1e-5f);
-        if (std::abs(epsilon - layer_type::epsilon) > 1e-6f * layer_type::epsilon)
+        if (!(std::abs(epsilon - layer_type::epsilon) <= 1e-6f * layer_type::epsilon))
             r.fail(r.describe(n) + " has epsilon " + staticnet::detail::float_text(epsilon) + ", this layer " +
                    staticnet::detail::float_text(layer_type::epsilon) + " (batch_norm<Momentum, Epsilon>)");
         if (n.outputs.size() > 1 && !n.outputs[1].empty())

@@ -195,12 +195,13 @@ inline void encode_attribute(protobuf_writer& w, const attribute& a) {
     case attribute::float_kind: w.float_field(field::attribute_f, a.f); break;
     case attribute::int_kind: w.varint_field(field::attribute_i, a.i); break;
     case attribute::string_kind: w.string_field(field::attribute_s, a.s); break;
-    case attribute::tensor_kind: {
-        protobuf_writer t;
-        if (a.t) encode_tensor(t, *a.t);
-        w.message_field(field::attribute_t, t);
+    case attribute::tensor_kind:
+        if (a.t) {
+            protobuf_writer t;
+            encode_tensor(t, *a.t);
+            w.message_field(field::attribute_t, t);
+        }
         break;
-    }
     case attribute::floats_kind:
         for (const float v : a.floats) w.float_field(field::attribute_floats, v);
         break;
@@ -245,6 +246,7 @@ inline void check_dims(const tensor& t, std::size_t offset) {
 
 inline tensor decode_tensor(protobuf_reader r, std::size_t offset) {
     tensor t;
+    t.data_type = 0;  // UNDEFINED unless the message says
     std::span<const std::uint8_t> raw;
     bool has_raw = false;
     protobuf_field f;
