@@ -111,6 +111,9 @@ private:
 class graph_reader {
 public:
     graph_reader(model m, std::filesystem::path file);
+    // It points into its own model: not copied, not moved.
+    graph_reader(const graph_reader&) = delete;
+    graph_reader& operator=(const graph_reader&) = delete;
 
     /// Starts layer `position` (1-based) called `name`: errors from here on name it.
     void begin_layer(std::size_t position, std::string_view name);
