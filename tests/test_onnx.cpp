@@ -311,6 +311,36 @@ TEST_CASE("load_onnx_weights reads PyTorch's layouts: NCHW flatten, Gemm either 
     CHECK(bitwise_equal(contents(a), contents(b)));
 }
 
+TEST_CASE("Conv's auto_pad is read when it pads as the layer does; a missing bias reads as zeros", "[onnx][import]") {
+    using strided_same = sn::sequential<sn::input<8, 8, 1>, sn::conv2d<2, 3, sn::relu, 2, sn::padding::same>, sn::flatten,
+                                        sn::dense<2>>;
+    strided_same a, b;
+    randomize(a, 41);
+    auto m = sn::to_onnx_model(a);
+    auto& conv = m.nodes[1];
+    REQUIRE(conv.op_type == "Conv");
+    std::erase_if(conv.attributes, [](const auto& attr) { return attr.name == "pads"; });
+    sn::onnx::attribute auto_pad;
+    auto_pad.name = "auto_pad";
+    auto_pad.type = sn::onnx::attribute::string_kind;
+    auto_pad.s = "SAME_UPPER";
+    conv.attributes.push_back(auto_pad);
+    temp_dir dir;
+    write_bytes(dir / "upper.onnx", sn::onnx::encode(m));
+    sn::load_onnx_weights(b, dir / "upper.onnx");
+    CHECK(bitwise_equal(contents(a), contents(b)));
+
+    conv.attributes.back().s = "SAME_LOWER";
+    write_bytes(dir / "lower.onnx", sn::onnx::encode(m));
+    CHECK_THAT(load_error(b, dir / "lower.onnx"), Contains("auto_pad 'SAME_LOWER'") && Contains("pads 0x0x1x1"));
+
+    conv.attributes.back().s = "SAME_UPPER";
+    conv.inputs.pop_back();  // no bias
+    write_bytes(dir / "no_bias.onnx", sn::onnx::encode(m));
+    sn::load_onnx_weights(b, dir / "no_bias.onnx");
+    CHECK(b.layer_parameters<0>()[strided_same::layer_type<0>::kernel_count] == 0.0f);
+}
+
 TEST_CASE("parameters may come as Constant nodes and Identity copies", "[onnx][import]") {
     small_cnn a, b;
     randomize(a, 31);

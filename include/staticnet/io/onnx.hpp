@@ -528,24 +528,30 @@ void load_onnx_weights(Net& net, const std::filesystem::path& file) {
 
 // ------------------------------------------------------------------ the built-in layers
 //
-// One mapping per bound layer type. A new layer (residual blocks, average pooling, a
-// convolution without bias) adds a specialization here, or in its own header.
+// One mapping per bound layer type. A new layer adds a specialization here, or in its own
+// header: average pooling one like max_pool2d's (`AveragePool`, `GlobalAveragePool`), a
+// convolution without bias one line deriving from `conv2d_mapping`, a residual block one
+// that calls its inner layers' mappings and adds an `Add`.
 
 namespace onnx {
 
-/// conv2d: `Conv` with an OIHW kernel and a bias, then the activation.
-template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
-          std::size_t Position>
-struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>> {
-    using layer_type = staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>;
-    static constexpr auto geometry = layer_type::geometry;
-    static constexpr auto k = static_cast<std::int64_t>(Kernel), s = static_cast<std::int64_t>(Stride);
-    static constexpr auto c = static_cast<std::int64_t>(In.channels()), f = static_cast<std::int64_t>(Filters);
+/// A convolution layer `L` (`conv2d`, or one like it) as `Conv` with an OIHW kernel, a bias
+/// if `L` has one (parameters beyond the kernel), then `L`'s activation. It reads only `L`'s
+/// public members (`geometry`, `kernel_count`, `activation_type`...), so a convolution with
+/// other template parameters maps with one line: `struct layer_mapping<my_conv<...>> :
+/// conv2d_mapping<my_conv<...>> {};`.
+template <typename L>
+struct conv2d_mapping {
+    static constexpr auto geometry = L::geometry;
+    static constexpr std::size_t filters = L::output_shape.channels();
+    static constexpr bool has_bias = L::parameter_count > L::kernel_count;
+    static constexpr auto k = static_cast<std::int64_t>(geometry.kernel), s = static_cast<std::int64_t>(geometry.stride);
+    static constexpr auto c = static_cast<std::int64_t>(geometry.channels), f = static_cast<std::int64_t>(filters);
 
     /// ONNX's pads: top, left, bottom, right. "Same" puts the odd pixel at the end, as TensorFlow.
     static std::vector<std::int64_t> pads() {
         auto end = [](std::size_t in, std::size_t out, std::size_t before) -> std::int64_t {
-            const std::size_t covered = (out - 1) * Stride + Kernel;
+            const std::size_t covered = (out - 1) * geometry.stride + geometry.kernel;
             return covered > in + before ? static_cast<std::int64_t>(covered - in - before) : 0;
         };
         return {static_cast<std::int64_t>(geometry.pad_top), static_cast<std::int64_t>(geometry.pad_left),
@@ -553,17 +559,42 @@ struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation
                 end(geometry.width, geometry.out_width, geometry.pad_left)};
     }
 
+    /// The explicit pads that ONNX's `auto_pad` stands for on this input, or nothing when its
+    /// output size differs from this layer's.
+    static std::optional<std::vector<std::int64_t>> auto_pads(std::string_view mode) {
+        std::vector<std::int64_t> before, after;
+        const std::array<std::pair<std::size_t, std::size_t>, 2> sizes{
+            {{geometry.height, geometry.out_height}, {geometry.width, geometry.out_width}}};
+        for (const auto& [in, out] : sizes) {
+            const std::size_t stride = geometry.stride, kernel = geometry.kernel;
+            if (mode == "VALID") {
+                if (in < kernel || (in - kernel) / stride + 1 != out) return std::nullopt;
+                before.push_back(0);
+                after.push_back(0);
+                continue;
+            }
+            if ((in + stride - 1) / stride != out) return std::nullopt;  // SAME_UPPER, SAME_LOWER
+            const std::size_t covered = (out - 1) * stride + kernel, total = covered > in ? covered - in : 0;
+            const std::size_t small = total / 2, large = total - small;
+            before.push_back(static_cast<std::int64_t>(mode == "SAME_LOWER" ? large : small));
+            after.push_back(static_cast<std::int64_t>(mode == "SAME_LOWER" ? small : large));
+        }
+        return std::vector<std::int64_t>{before[0], before[1], after[0], after[1]};
+    }
+
     static std::string export_layer(graph_writer& g, const std::string& x, std::span<const float> parameters,
                                     std::span<const float>) {
-        const auto kernel = g.add_initializer(
-            "kernel", {f, c, k, k}, staticnet::detail::kernel_to_oihw(parameters.first(layer_type::kernel_count), Kernel,
-                                                                      In.channels(), Filters));
-        const auto bias = g.add_initializer("bias", {f}, {parameters.begin() + layer_type::kernel_count, parameters.end()});
-        const auto y = g.add_node("Conv", {x, kernel, bias},
+        std::vector<std::string> inputs{x, g.add_initializer("kernel", {f, c, k, k},
+                                                             staticnet::detail::kernel_to_oihw(
+                                                                 parameters.first(L::kernel_count), geometry.kernel,
+                                                                 geometry.channels, filters))};
+        if constexpr (has_bias)
+            inputs.push_back(g.add_initializer("bias", {f}, {parameters.begin() + L::kernel_count, parameters.end()}));
+        const auto y = g.add_node("Conv", std::move(inputs),
                                   {attribute::integers("kernel_shape", {k, k}), attribute::integers("strides", {s, s}),
                                    attribute::integers("pads", pads()), attribute::integers("dilations", {1, 1}),
                                    attribute::integer("group", 1)});
-        return activation_mapping<Activation>::export_activation(g, y);
+        return activation_mapping<typename L::activation_type>::export_activation(g, y);
     }
 
     static void import_layer(graph_reader& r, std::span<float> parameters, std::span<float>) {
@@ -571,18 +602,26 @@ struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation
         const tensor& kernel = r.parameter(n, 1, "kernel", {f, c, k, k});
         check_ints(r, n, "strides", r.ints_attribute(n, "strides", {1, 1}), {s, s});
         check_ints(r, n, "dilations", r.ints_attribute(n, "dilations", {1, 1}), {1, 1});
-        if (r.int_attribute(n, "group", 1) != 1) r.fail(r.describe(n) + " is a grouped convolution; conv2d is not");
+        if (r.int_attribute(n, "group", 1) != 1) r.fail(r.describe(n) + " is a grouped convolution; " + std::string(L::name) + " is not");
         if (const attribute* shape = n.find("kernel_shape")) check_ints(r, n, "kernel_shape", shape->ints, {k, k});
         const std::string auto_pad = r.string_attribute(n, "auto_pad", "NOTSET");
-        if (auto_pad == "NOTSET") check_ints(r, n, "pads", r.ints_attribute(n, "pads", {0, 0, 0, 0}), pads());
-        else if (auto_pad != (Padding == padding::same ? "SAME_UPPER" : "VALID"))
-            r.fail(r.describe(n) + " has auto_pad '" + auto_pad + "', this layer has " +
-                   (Padding == padding::same ? "padding::same (SAME_UPPER)" : "padding::valid (VALID)"));
-        staticnet::detail::kernel_from_oihw(kernel.floats, Kernel, In.channels(), Filters,
-                                            parameters.first(layer_type::kernel_count));
-        auto bias = parameters.subspan(layer_type::kernel_count);
-        if (graph_reader::has_input(n, 2)) std::ranges::copy(r.parameter(n, 2, "bias", {f}).floats, bias.begin());
-        else std::ranges::fill(bias, 0.0f);
+        if (auto_pad == "NOTSET") {
+            check_ints(r, n, "pads", r.ints_attribute(n, "pads", {0, 0, 0, 0}), pads());
+        } else {
+            const auto same = auto_pads(auto_pad);
+            if (!same || *same != pads())
+                r.fail(r.describe(n) + " has auto_pad '" + auto_pad + "', which does not pad as this layer does (pads " +
+                       staticnet::detail::shape_text(pads()) + ")");
+        }
+        staticnet::detail::kernel_from_oihw(kernel.floats, geometry.kernel, geometry.channels, filters,
+                                            parameters.first(L::kernel_count));
+        if constexpr (has_bias) {
+            auto bias = parameters.subspan(L::kernel_count);
+            if (graph_reader::has_input(n, 2)) std::ranges::copy(r.parameter(n, 2, "bias", {f}).floats, bias.begin());
+            else std::ranges::fill(bias, 0.0f);
+        } else if (graph_reader::has_input(n, 2)) {
+            r.fail(r.describe(n) + " adds a bias, this layer has none");
+        }
         r.flattened(std::nullopt);
     }
 
@@ -590,10 +629,17 @@ struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation
                            const std::vector<std::int64_t>& expected) {
         if (found != expected)
             r.fail(r.describe(n) + " has " + std::string(what) + " " + staticnet::detail::shape_text(found) +
-                   ", this layer needs " + staticnet::detail::shape_text(expected) + " (kernel " + std::to_string(Kernel) +
-                   ", stride " + std::to_string(Stride) + ", input " + to_string(In) + ")");
+                   ", this layer needs " + staticnet::detail::shape_text(expected) + " (kernel " +
+                   std::to_string(geometry.kernel) + ", stride " + std::to_string(geometry.stride) + ", input " +
+                   to_string(L::input_shape) + ")");
     }
 };
+
+/// conv2d.
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
+          std::size_t Position>
+struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>>
+    : conv2d_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>> {};
 
 /// dense: `Gemm` with transB = 1 ([out, in] weight, as PyTorch and OpenCV take it); reads
 /// `Gemm` either way and `MatMul` + `Add`.
