@@ -6,6 +6,8 @@
 // --history FILE.csv and --plot FILE.svg write the per-epoch history and a chart of loss and
 // accuracy (train and validation) when training ends.
 //
+// --export-onnx FILE writes the trained network as an ONNX model (docs/onnx.md) when training ends.
+//
 // --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
 // set: each rank reads only its own shards (validation still uses the IDX test set).
 //
@@ -45,7 +47,7 @@ struct arguments {
     float learning_rate = 1e-3f;
     std::uint64_t seed = 1;
     bool json = false, resume = false;
-    std::string checkpoint, shards, history_csv, plot_svg;
+    std::string checkpoint, shards, history_csv, plot_svg, export_onnx;
 };
 
 /// Reads the command line, or ends the program: status 0 after --help, 2 and one line on
@@ -81,6 +83,8 @@ arguments parse(int argc, char** argv) {
         ->type_name("FILE.csv");
     app.add_option("--plot", a.plot_svg, "write a chart of loss and accuracy (SVG) when training ends")
         ->type_name("FILE.svg");
+    app.add_option("--export-onnx", a.export_onnx, "write the trained network as an ONNX model when training ends")
+        ->type_name("FILE.onnx");
     cli::parse_or_exit(app, argc, argv);
     if (a.resume && a.checkpoint.empty()) std::exit(cli::usage_error(app.get_name(), "--resume needs --checkpoint DIR"));
     return a;
@@ -141,6 +145,7 @@ int train(const arguments& args, Communicator& comm) {
     if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
     if (root && !args.plot_svg.empty())
         sn::write_history_svg(history, args.plot_svg, "staticnet: reference CNN on Fashion-MNIST");
+    if (!args.export_onnx.empty()) model.save_onnx(args.export_onnx);  // rank 0 writes
 
     const auto [loss, accuracy] = model.evaluate(data.test);
     if (root && args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, comm.size());

@@ -2,10 +2,11 @@
 # Installs the Debian 12 packages staticnet needs, if any is missing (needs root or sudo).
 set -euo pipefail
 # libcli11-dev (command lines of the tools and examples) and nlohmann-json3-dev (a test) are
-# for our own programs only: the library needs neither.
+# for our own programs only: the library needs neither. python3-onnx and python3-opencv check
+# exported ONNX files in a test (tests/onnx/check_interop.py).
 packages=(cmake g++ make pkg-config libxtensor-dev libxsimd-dev libboost-mpi-dev libboost-serialization-dev
           catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2
-          clang libclang-rt-14-dev clang-19 libcli11-dev nlohmann-json3-dev)
+          clang libclang-rt-14-dev clang-19 libcli11-dev nlohmann-json3-dev python3-onnx python3-opencv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

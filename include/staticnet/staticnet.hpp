@@ -41,3 +41,4 @@
 #include "train/optimizers.hpp"
 #include "train/progress.hpp"
 #include "io/checkpoint.hpp"
+#include "io/onnx.hpp"

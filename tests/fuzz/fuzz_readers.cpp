@@ -1,12 +1,14 @@
 // libFuzzer target for the readers of untrusted files: the shard reader (whole file, record
-// ranges, verify), the IDX reader (images, labels, any type) and the checkpoint and weights
-// readers.
+// ranges, verify), the IDX reader (images, labels, any type), the checkpoint and weights
+// readers, and the ONNX reader (the protobuf decoding and load_onnx_weights).
 //
 // Each input is written to a temporary file and handed to every reader. A reader may refuse
 // it with a staticnet::error; anything else (another exception, a crash, a sanitizer report,
 // a hang, a huge allocation) is a finding. Beyond "does not crash", the readers must agree
 // with each other: read_shard succeeds exactly when verify_shard says ok, a record range
-// equals the same rows of the whole file, and a valid shard re-encodes to identical bytes.
+// equals the same rows of the whole file, and a valid shard re-encodes to identical bytes; an
+// ONNX file that load_onnx_weights refuses leaves the network as it was, one it accepts
+// exports and loads back to the same parameters, and a decoded model survives encode+decode.
 //
 // Build and run with tests/fuzz/run.sh SECONDS (clang, -fsanitize=fuzzer,address,undefined).
 // With STATICNET_FUZZ_SEED_DIR set, the program writes its seed corpus there and exits.
@@ -18,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -25,6 +28,7 @@
 #include <staticnet/core/error.hpp>
 #include <staticnet/data/idx.hpp>
 #include <staticnet/data/shard_format.hpp>
+#include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
 #include <string>
 #include <utility>
@@ -80,7 +84,6 @@ bytes with_repaired_trailing_crc(const std::uint8_t* data, std::size_t size) {
     return b;
 }
 
-
 void write_file(const fs::path& p, const std::uint8_t* data, std::size_t size) {
     std::FILE* f = std::fopen(p.c_str(), "wb");
     if (f == nullptr) finding("cannot create the temporary input file");
@@ -120,6 +123,67 @@ const fs::path& work_dir() {
         return d;
     }();
     return dir;
+}
+
+std::vector<float> arenas(const tiny_net& net) {
+    std::vector<float> v(net.parameters().begin(), net.parameters().end());
+    v.insert(v.end(), net.state().begin(), net.state().end());
+    return v;
+}
+
+bool bitwise_same(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+// What staticnet reads of a model: the nodes' wiring and attributes' names and types, and
+// the float initializers.
+bool same_graph(const sn::onnx::model& a, const sn::onnx::model& b) {
+    if (a.nodes.size() != b.nodes.size() || a.initializers.size() != b.initializers.size()) return false;
+    for (std::size_t i = 0; i < a.nodes.size(); ++i) {
+        const auto &x = a.nodes[i], &y = b.nodes[i];
+        if (x.op_type != y.op_type || x.name != y.name || x.inputs != y.inputs || x.outputs != y.outputs ||
+            x.attributes.size() != y.attributes.size())
+            return false;
+        for (std::size_t j = 0; j < x.attributes.size(); ++j)
+            if (x.attributes[j].name != y.attributes[j].name || x.attributes[j].type != y.attributes[j].type) return false;
+    }
+    for (std::size_t i = 0; i < a.initializers.size(); ++i) {
+        const auto &x = a.initializers[i], &y = b.initializers[i];
+        if (x.name != y.name || x.dims != y.dims || x.external != y.external ||
+            (x.data_type == sn::onnx::float_type && !bitwise_same(x.floats, y.floats)))
+            return false;
+    }
+    return true;
+}
+
+void check_onnx(const fs::path& file) {
+    std::optional<sn::onnx::model> decoded;
+    try {
+        decoded = sn::onnx::decode(read_file(file));
+    } catch (const sn::error&) {
+    }
+    if (decoded && !same_graph(sn::onnx::decode(sn::onnx::encode(*decoded)), *decoded))
+        finding("an ONNX model changes through encode and decode");
+
+    tiny_net net;
+    net.initialize(1);
+    const auto before = arenas(net);
+    bool loaded = false;
+    try {
+        sn::load_onnx_weights(net, file);
+        loaded = true;
+    } catch (const sn::error&) {
+    }
+    if (!loaded) {
+        if (!bitwise_same(arenas(net), before)) finding("a refused ONNX file changed the network");
+        return;
+    }
+    if (!decoded) finding("load_onnx_weights accepted a file that decode refuses");
+    const fs::path again = work_dir() / "again.onnx";
+    sn::save_onnx(net, again);
+    tiny_net copy;
+    sn::load_onnx_weights(copy, again);
+    if (!bitwise_same(arenas(copy), arenas(net))) finding("an imported network does not export and load back bitwise");
 }
 
 bool same(const sd::dataset& a, const sd::dataset& b) {
@@ -276,6 +340,7 @@ void write_seeds(const fs::path& dir) {
     auto& m = checkpoint_target();
     sn::save_checkpoint(m, dir / "tiny.snckpt", m.position());
     sn::save_weights(m.network(), dir / "tiny.snw");
+    sn::save_onnx(m.network(), dir / "tiny.onnx");
 }
 
 }  // namespace
@@ -294,6 +359,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_shard(file);
     check_idx(file);
     check_checkpoint(file);
+    check_onnx(file);
     const bytes repaired = with_repaired_checksums(data, size);
     if (!std::equal(repaired.begin(), repaired.end(), data)) {
         write_file(file, repaired.data(), repaired.size());

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target for the shard and IDX readers with clang (fuzzer, address and
-# undefined-behaviour sanitizers) and runs it for SECONDS on a seed corpus it generates
-# (valid shards, raw and gzip IDX files) plus whatever earlier runs added to the corpus.
+# Builds the libFuzzer target for the readers (shards, IDX, checkpoints, ONNX) with clang
+# (fuzzer, address and undefined-behaviour sanitizers) and runs it for SECONDS on a seed
+# corpus it generates (valid shards, raw and gzip IDX files, a checkpoint, weights, an ONNX
+# file) plus whatever earlier runs added to the corpus.
 #
 #   tests/fuzz/run.sh SECONDS
 #

@@ -1,0 +1,80 @@
+// Trains two networks briefly on Fashion-MNIST and writes, into OUT_DIR, for each: the ONNX
+// file (save_onnx), the first 1,000 test images and staticnet's `predict` probabilities for
+// them (raw little-endian float32, NHWC and [1000, 10]). check_interop.py runs them through
+// onnx.checker and OpenCV's dnn module and compares.
+//
+//   export_models OUT_DIR        (exit status 77 when the data set is not installed)
+#include <staticnet/io/onnx.hpp>
+#include <staticnet/staticnet.hpp>
+
+#include "reference_cnn.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+
+namespace sn = staticnet;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Every layer kind besides the reference CNN's: stride-2 same-padding convolution,
+// batch_norm (on images and on features), standalone tanh, sigmoid and relu, dropout.
+using every_layer = sn::sequential<sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::identity, 2, sn::padding::same>,
+                                   sn::batch_norm<0.9f, 1e-3f>, sn::tanh, sn::max_pool2d<2>,
+                                   sn::conv2d<16, 3, sn::sigmoid, 1, sn::padding::same>, sn::dropout<0.25f>, sn::flatten,
+                                   sn::dense<32>, sn::batch_norm<0.9f, 1e-5f>, sn::relu, sn::dense<10, sn::softmax>>;
+
+void write_floats(const fs::path& file, const float* data, std::size_t n) {
+    std::ofstream out(file, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
+    if (!out) throw sn::error("cannot write '" + file.string() + "'");
+}
+
+template <typename Net>
+void train_and_export(const sn::data::train_test& data, std::size_t steps, const fs::path& out, const char* name) {
+    sn::model<Net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.seed = 3});
+    sn::data::dataset part;
+    part.images = xt::view(data.train.images, xt::range(0, steps * 32));
+    part.labels = xt::view(data.train.labels, xt::range(0, steps * 32));
+    part.num_classes = data.train.num_classes;
+    m.fit(part, {.epochs = 1, .batch_size = 32, .seed = 3, .verbose = false});
+    const xt::xtensor<float, 4> images = xt::view(data.test.images, xt::range(0, 1000));
+    const xt::xtensor<float, 2> probabilities = m.predict(images);
+    m.save_onnx(out / (std::string(name) + ".onnx"));
+    write_floats(out / (std::string(name) + ".images.f32"), images.data(), images.size());
+    write_floats(out / (std::string(name) + ".probabilities.f32"), probabilities.data(), probabilities.size());
+    std::size_t correct = 0;
+    for (std::size_t i = 0; i < 1000; ++i) {
+        const auto row = xt::row(probabilities, static_cast<std::ptrdiff_t>(i));
+        correct += static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin()) == data.test.labels(i);
+    }
+    std::printf("%s: trained %zu steps, accuracy on the first 1000 test images %.3f\n", name, steps,
+                static_cast<double>(correct) / 1000.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: export_models OUT_DIR\n");
+        return 2;
+    }
+    if (!fs::exists(sn::data::default_fashion_mnist_dir)) {
+        std::printf("SKIP: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)\n");
+        return 77;
+    }
+    try {
+        const fs::path out = argv[1];
+        fs::create_directories(out);
+        const auto data = sn::data::load_fashion_mnist();
+        train_and_export<reference_cnn>(data, 300, out, "reference_cnn");
+        train_and_export<every_layer>(data, 100, out, "every_layer");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "export_models: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
