@@ -214,6 +214,9 @@ TEST_CASE("a ResNet-style network matches PyTorch on identical weights", "[resid
             };
             (check_layer.template operator()<I>(), ...);
         }(std::make_index_sequence<pytorch_net::layer_count>{});
+        // Inference with the moving statistics that training pass left.
+        const float* inference = net.forward(input.data(), {.batch = batch, .training = false, .pool = &pool});
+        CHECK(relative_error(std::span<const float>(inference, batch * 5), fixture.at("output_inference")) < 1e-4);
     }
 }
 
