@@ -32,7 +32,23 @@ using network = sn::sequential<sn::input<28, 28, 1>,                            
                                basic_block<2 * Width>, sn::relu,                                  //
                                sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
 
+/// `network` with every residual block doubled (8 blocks instead of 4): only for
+/// benchmarks/compile_time.sh, which checks that compile time grows linearly with depth.
+template <std::size_t Width>
+using network_twice_the_blocks =
+    sn::sequential<sn::input<28, 28, 1>,                                                       //
+                   conv3x3<Width>, sn::batch_norm<>, sn::relu, sn::max_pool2d<2>,              //
+                   basic_block<Width>, sn::relu, basic_block<Width>, sn::relu,                 //
+                   down_block<2 * Width>, sn::relu, basic_block<2 * Width>, sn::relu,          //
+                   basic_block<2 * Width>, sn::relu, basic_block<2 * Width>, sn::relu,         //
+                   basic_block<2 * Width>, sn::relu, basic_block<2 * Width>, sn::relu,         //
+                   sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+
 }  // namespace resnet_example
 
+#if STATICNET_RESNET_TWICE_THE_BLOCKS
+using resnet_cnn = resnet_example::network_twice_the_blocks<32>;
+#else
 using resnet_cnn = resnet_example::network<32>;
+#endif
 static_assert(resnet_cnn::output_shape == staticnet::shape{10});
