@@ -50,7 +50,7 @@ namespace {
 
 struct arguments {
     std::string data = sn::data::default_fashion_mnist_dir.string();
-    std::size_t epochs = 15, batch_size = 64, threads = 0, limit = 0;
+    std::size_t epochs = 24, batch_size = 64, threads = 0, limit = 0;
     float learning_rate = 2e-3f;
     std::uint64_t seed = 1;
     bool json = false, resume = false;
