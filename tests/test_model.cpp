@@ -348,6 +348,27 @@ TEST_CASE("flush_denormals flushes subnormals inside and restores the caller's m
         CHECK(tiny * half == 0.0f);
     }
     CHECK(tiny * half != 0.0f);
+
+TEST_CASE("a ResNet-style network trains bitwise the same with 1, 2 and 3 threads", "[model][threads][residual]") {
+    using conv = sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>;
+    using net = sn::sequential<
+        sn::input<6, 6, 2>, conv, sn::batch_norm<>, sn::relu,
+        sn::residual<conv, sn::batch_norm<>, sn::relu, conv, sn::batch_norm<>>, sn::relu,
+        sn::residual<sn::projection<sn::conv2d<8, 1, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+                     sn::conv2d<8, 3, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu,
+                     sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+        sn::relu, sn::average_pool2d<2, 1>, sn::global_average_pool2d, sn::dense<3, sn::softmax>>;
+    const auto d = synthetic(80, 9);
+    auto train = [&](std::size_t threads) {
+        sn::model<net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = threads, .seed = 1});
+        m.fit(d, {.epochs = 2, .batch_size = 16, .verbose = false, .flip = true, .crop_padding = 1});
+        std::vector<float> all(m.network().parameters().begin(), m.network().parameters().end());
+        all.insert(all.end(), m.network().state().begin(), m.network().state().end());
+        return all;
+    };
+    const auto one = train(1);
+    CHECK(train(2) == one);
+    CHECK(train(3) == one);
 }
 
 TEST_CASE("bad input at run time gives a clear error", "[model][errors]") {

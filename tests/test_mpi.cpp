@@ -34,6 +34,17 @@ using conv_net = sn::sequential<sn::input<8, 8, 2>,                             
 using norm_net = sn::sequential<sn::input<8, 8, 2>, sn::conv2d<4, 3>, sn::batch_norm<0.9f>, sn::relu,  //
                                 sn::max_pool2d<2>, sn::flatten, sn::dense<4, sn::softmax>>;
 
+// A small ResNet: a stem, a basic block (identity shortcut) and a block with a projection.
+using resnet_net = sn::sequential<
+    sn::input<8, 8, 2>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu,
+    sn::residual<sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu,
+                 sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+    sn::relu,
+    sn::residual<sn::projection<sn::conv2d<8, 1, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+                 sn::conv2d<8, 3, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu,
+                 sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+    sn::relu, sn::average_pool2d<2>, sn::global_average_pool2d, sn::dense<4, sn::softmax>>;
+
 sn::data::dataset noisy_classes(std::size_t n, std::uint64_t seed) {
     sn::data::dataset d;
     d.images = xt::zeros<float>({n, std::size_t{8}, std::size_t{8}, std::size_t{2}});
@@ -116,6 +127,14 @@ TEST_CASE("deterministic mode is bitwise identical for any number of ranks and t
     const auto ours = train<sn::adam>(*world, distributed, 12, 2);
     const auto reference = train<sn::adam>(alone, single, 12, 2);
     CHECK(ours == reference);
+    // Residual blocks, batch_norm (statistics of each micro-batch), average pooling: the
+    // trained parameters are bitwise the same. (batch_norm's moving averages are not compared:
+    // each rank updates its own from the micro-batches it ran, and rank 0's are the ones saved.)
+    auto resnet_ours = train<sn::adam, sn::mpi_communicator, resnet_net>(*world, distributed, 12, 1);
+    auto resnet_reference = train<sn::adam, sn::local_communicator, resnet_net>(alone, single, 12, 1);
+    resnet_ours.resize(resnet_net::arena_size);
+    resnet_reference.resize(resnet_net::arena_size);
+    CHECK(resnet_ours == resnet_reference);
 }
 
 TEST_CASE("deterministic mode: a checkpoint of P ranks resumes bitwise in one process", "[mpi][deterministic][checkpoint]") {

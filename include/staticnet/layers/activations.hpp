@@ -7,6 +7,7 @@
 /// activation's *output*, so a layer keeps only its output for backward. `softmax` acts on
 /// the innermost dimension (the channels of an image, the features of a vector).
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string_view>
@@ -104,16 +105,30 @@ public:
     static constexpr std::string_view name = Activation::name;
     static constexpr std::size_t flops_per_sample = In.size();
 
+    // Threads split the rows; each chunk is copied and activated while it is in cache.
     void forward(const layer_context& ctx, const forward_buffers& b) const {
-        const std::size_t rows = ctx.batch * (In.size() / In.channels());
-        std::memcpy(b.output, b.input, ctx.batch * In.size() * sizeof(float));
-        Activation::forward(b.output, rows, In.channels());
+        for_rows(ctx, [&](std::size_t begin, std::size_t end) {
+            const std::size_t at = begin * In.channels();
+            std::memcpy(b.output + at, b.input + at, (end - begin) * In.channels() * sizeof(float));
+            Activation::forward(b.output + at, end - begin, In.channels());
+        });
     }
     void backward(const layer_context& ctx, const backward_buffers& b) const {
         if (!b.input_gradient) return;
+        for_rows(ctx, [&](std::size_t begin, std::size_t end) {
+            const std::size_t at = begin * In.channels();
+            std::memcpy(b.input_gradient + at, b.output_gradient + at, (end - begin) * In.channels() * sizeof(float));
+            if (!ctx.gradient_is_pre_activation)
+                Activation::backward(b.output + at, b.input_gradient + at, end - begin, In.channels());
+        });
+    }
+
+private:
+    template <typename F>
+    static void for_rows(const layer_context& ctx, F&& f) {
         const std::size_t rows = ctx.batch * (In.size() / In.channels());
-        std::memcpy(b.input_gradient, b.output_gradient, ctx.batch * In.size() * sizeof(float));
-        if (!ctx.gradient_is_pre_activation) Activation::backward(b.output, b.input_gradient, rows, In.channels());
+        if (ctx.pool == nullptr) return f(std::size_t{0}, rows);
+        ctx.pool->parallel_for(rows, f, std::max<std::size_t>(1, 8192 / In.channels()));
     }
 };
 

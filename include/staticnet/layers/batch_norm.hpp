@@ -11,8 +11,10 @@
 /// Under MPI the batch statistics are those of each rank's part of the batch, unless the
 /// model enables synchronised statistics (`model_settings::sync_batch_norm`): then the mean
 /// and variance are those of the whole global batch (two small allreduces in forward, one in
-/// backward).
+/// backward). Threads split the work without changing any sum's order, so results are the
+/// same for any thread count.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -78,43 +80,53 @@ public:
         float* moving_var = moving_mean + C;
         const std::size_t rows = ctx.batch * per_sample_rows;
         if (!ctx.training) {
-            for (std::size_t r = 0; r < rows; ++r)
-                for (std::size_t c = 0; c < C; ++c) {
-                    const float inv = 1.0f / std::sqrt(moving_var[c] + epsilon);
-                    out[r * C + c] = gamma[c] * (in[r * C + c] - moving_mean[c]) * inv + beta[c];
-                }
+            std::array<float, C> scale{}, shift{};
+            for (std::size_t c = 0; c < C; ++c) {
+                scale[c] = gamma[c] / std::sqrt(moving_var[c] + epsilon);
+                shift[c] = beta[c] - moving_mean[c] * scale[c];
+            }
+            for_rows(ctx, rows, [&](std::size_t r) {
+                for (std::size_t c = 0; c < C; ++c) out[r * C + c] = in[r * C + c] * scale[c] + shift[c];
+            });
             return;
         }
         // Two passes in double: the variance of values far from zero needs them. The last
         // entry counts the rows, so synchronised statistics know the global count.
         std::array<double, C + 1> mean{}, var{};
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < C; ++c) mean[c] += in[r * C + c];
+        for_channels(ctx, [&](std::size_t first, std::size_t last) {
+            for (std::size_t r = 0; r < rows; ++r)
+                for (std::size_t c = first; c < last; ++c) mean[c] += in[r * C + c];
+        });
         mean[C] = static_cast<double>(rows);
         if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(mean);
         const double count = mean[C];
         for (std::size_t c = 0; c < C; ++c) mean[c] /= count;
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < C; ++c) {
-                const double d = in[r * C + c] - mean[c];
-                var[c] += d * d;
-            }
+        for_channels(ctx, [&](std::size_t first, std::size_t last) {
+            for (std::size_t r = 0; r < rows; ++r)
+                for (std::size_t c = first; c < last; ++c) {
+                    const double d = in[r * C + c] - mean[c];
+                    var[c] += d * d;
+                }
+        });
         if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(std::span<double>(var.data(), C));
         float* x_hat = b.cache;
         float* inv_std = x_hat + ctx.batch * In.size();
+        std::array<float, C> mean_f{};
         for (std::size_t c = 0; c < C; ++c) {
             const double biased = var[c] / count;
             inv_std[c] = static_cast<float>(1.0 / std::sqrt(biased + epsilon));
+            mean_f[c] = static_cast<float>(mean[c]);
             const double unbiased = count > 1 ? var[c] / (count - 1) : biased;
-            moving_mean[c] = momentum * moving_mean[c] + (1.0f - momentum) * static_cast<float>(mean[c]);
+            moving_mean[c] = momentum * moving_mean[c] + (1.0f - momentum) * mean_f[c];
             moving_var[c] = momentum * moving_var[c] + (1.0f - momentum) * static_cast<float>(unbiased);
         }
-        for (std::size_t r = 0; r < rows; ++r)
+        for_rows(ctx, rows, [&](std::size_t r) {
             for (std::size_t c = 0; c < C; ++c) {
-                const float xh = (in[r * C + c] - static_cast<float>(mean[c])) * inv_std[c];
+                const float xh = (in[r * C + c] - mean_f[c]) * inv_std[c];
                 x_hat[r * C + c] = xh;
                 out[r * C + c] = gamma[c] * xh + beta[c];
             }
+        });
     }
 
     void backward(const layer_context& ctx, const backward_buffers& b) const {
@@ -127,11 +139,13 @@ public:
         const std::size_t rows = ctx.batch * per_sample_rows;
         // sums[0, C): sum of dy; [C, 2C): sum of dy * x_hat; [2C]: rows.
         std::array<double, 2 * C + 1> sums{};
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < C; ++c) {
-                sums[c] += dout[r * C + c];
-                sums[C + c] += static_cast<double>(dout[r * C + c]) * x_hat[r * C + c];
-            }
+        for_channels(ctx, [&](std::size_t first, std::size_t last) {
+            for (std::size_t r = 0; r < rows; ++r)
+                for (std::size_t c = first; c < last; ++c) {
+                    sums[c] += dout[r * C + c];
+                    sums[C + c] += static_cast<double>(dout[r * C + c]) * x_hat[r * C + c];
+                }
+        });
         sums[2 * C] = static_cast<double>(rows);
         // This rank's share of d(gamma), d(beta): the gradient allreduce adds the others'.
         for (std::size_t c = 0; c < C; ++c) {
@@ -140,16 +154,37 @@ public:
         }
         if (din == nullptr) return;
         if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(sums);
-        const double* sum_dy = sums.data();
-        const double* sum_dy_xhat = sums.data() + C;
         const auto n = static_cast<float>(sums[2 * C]);
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < C; ++c) {
-                const float mean_dy = static_cast<float>(sum_dy[c]) / n;
-                const float mean_dy_xhat = static_cast<float>(sum_dy_xhat[c]) / n;
-                din[r * C + c] =
-                    gamma[c] * inv_std[c] * (dout[r * C + c] - mean_dy - x_hat[r * C + c] * mean_dy_xhat);
-            }
+        std::array<float, C> scale{}, mean_dy{}, mean_dy_xhat{};
+        for (std::size_t c = 0; c < C; ++c) {
+            scale[c] = gamma[c] * inv_std[c];
+            mean_dy[c] = static_cast<float>(sums[c]) / n;
+            mean_dy_xhat[c] = static_cast<float>(sums[C + c]) / n;
+        }
+        for_rows(ctx, rows, [&](std::size_t r) {
+            for (std::size_t c = 0; c < C; ++c)
+                din[r * C + c] = scale[c] * (dout[r * C + c] - mean_dy[c] - x_hat[r * C + c] * mean_dy_xhat[c]);
+        });
+    }
+
+private:
+    // Threads never split a sum: each thread takes whole channels (groups of 8, a register of
+    // doubles) and adds their rows in order, so the statistics are the same for any thread
+    // count. The element-wise passes split the rows.
+    static constexpr std::size_t channel_group = 8;
+    static constexpr std::size_t channel_groups = (C + channel_group - 1) / channel_group;
+
+    template <typename F>
+    static void for_channels(const layer_context& ctx, F&& f) {
+        ctx.pool->parallel_for(channel_groups, [&](std::size_t begin, std::size_t end) {
+            f(begin * channel_group, std::min(C, end * channel_group));
+        });
+    }
+    template <typename F>
+    static void for_rows(const layer_context& ctx, std::size_t rows, F&& f) {
+        ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t r = begin; r < end; ++r) f(r);
+        }, std::max<std::size_t>(1, 4096 / C));
     }
 };
 

@@ -1,12 +1,14 @@
 #pragma once
 /// @file
-/// `conv2d<Filters, Kernel, Activation, Stride, Padding>`: 2-D convolution, channels-last.
+/// `conv2d<Filters, Kernel, Activation, Stride, Padding, Bias>`: 2-D convolution, channels-last.
 ///
 /// Parameters are laid out as Keras stores them: the kernel [Kernel, Kernel, C, Filters]
-/// then the bias [Filters]. The convolution is computed as one matrix product per chunk of
-/// images (im2col, then GEMM); chunks keep the column matrix at about 1 MiB whatever the batch,
-/// so that it stays in L2 between im2col writing it and the GEMM reading it (2 MiB per core
-/// here: 1 MiB chunks measured 10-15% faster per conv2 layer than 4 MiB, at batch 32 and 256).
+/// then the bias [Filters] (none with `bias::none`, Keras's `use_bias=False`: a batch_norm
+/// right after the convolution subtracts any bias again, so it would only cost time). The
+/// convolution is computed as one matrix product per chunk of images (im2col, then GEMM);
+/// chunks keep the column matrix at about 1 MiB whatever the batch, so that it stays in L2
+/// between im2col writing it and the GEMM reading it (2 MiB per core here: 1 MiB chunks
+/// measured 10-15% faster per conv2 layer than 4 MiB, at batch 32 and 256).
 /// A single-channel input (the first layer of a grayscale network) is convolved directly
 /// instead (kernels/direct_conv.hpp): its im2col GEMM would have k = K*K, too little
 /// arithmetic for the memory it moves.
@@ -33,9 +35,12 @@ namespace staticnet {
 /// so that the output has ceil(input / stride) pixels (TensorFlow's split of the padding).
 enum class padding { valid, same };
 
+/// Whether a convolution adds a trainable bias per filter.
+enum class bias { use, none };
+
 namespace detail {
-template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
-          std::size_t Position>
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding,
+          bias Bias, shape In, std::size_t Position>
 class conv2d_layer;
 
 template <std::size_t layer_position, std::size_t input_rank, std::size_t input_height, std::size_t input_width,
@@ -52,17 +57,17 @@ constexpr bool check_conv2d_wiring() {
 
 /// 2-D convolution with `Filters` output channels and a `Kernel` x `Kernel` window.
 template <std::size_t Filters, std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1,
-          padding Padding = padding::valid>
+          padding Padding = padding::valid, bias Bias = bias::use>
 struct conv2d {
     static_assert(activation<Activation>, "conv2d: the third argument must be an activation (relu, softmax, ...)");
     template <shape In, std::size_t Position>
-    using bind = detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>;
+    using bind = detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>;
 };
 
 namespace detail {
 
-template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
-          std::size_t Position>
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding,
+          bias Bias, shape In, std::size_t Position>
 class conv2d_layer : public layer_defaults {
     static_assert(check_conv2d_wiring<Position, In.rank, In.height(), In.width(), Kernel, Stride, Padding == padding::same>());
 
@@ -84,7 +89,8 @@ public:
                                                        pad_before(In.height()), pad_before(In.width()),
                                                        output_shape.height(), output_shape.width()};
     static constexpr std::size_t kernel_count = Kernel * Kernel * In.channels() * Filters;
-    static constexpr std::size_t parameter_count = kernel_count + Filters;
+    static constexpr bool has_bias = Bias == bias::use;
+    static constexpr std::size_t parameter_count = kernel_count + (has_bias ? Filters : 0);
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
 
     /// Images per im2col chunk: the whole batch, or equal parts of about 1 MiB of columns.
@@ -129,7 +135,7 @@ public:
         const std::size_t rows = ctx.batch * geometry.rows_per_image();
         ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
             for_row_blocks(begin, end, [&](std::size_t first, std::size_t count) {
-                kernels::add_bias(out + first * Filters, bias, count, Filters);
+                if constexpr (has_bias) kernels::add_bias(out + first * Filters, bias, count, Filters);
                 Activation::forward(out + first * Filters, count, Filters);
             });
         }, 64);
@@ -160,14 +166,15 @@ public:
             for_row_blocks(0, rows, [&](std::size_t first, std::size_t count) {
                 if (!ctx.gradient_is_pre_activation)
                     Activation::backward(out + first * Filters, dout + first * Filters, count, Filters);
-                kernels::accumulate_column_sums(dout + first * Filters, count, Filters, dparams + kernel_count);
+                if constexpr (has_bias)
+                    kernels::accumulate_column_sums(dout + first * Filters, count, Filters, dparams + kernel_count);
             });
         } else {
             if (!ctx.gradient_is_pre_activation)
                 ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
                     Activation::backward(out + begin * Filters, dout + begin * Filters, end - begin, Filters);
                 }, 64);
-            kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
+            if constexpr (has_bias) kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
         }
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const std::size_t chunk_rows = images * geometry.rows_per_image();
@@ -194,7 +201,7 @@ public:
 private:
     static constexpr bool reads_input_in_place = Kernel == 1 && Stride == 1;
     static constexpr bool direct_path = [] {
-        if constexpr (In.channels() == 1 && !reads_input_in_place)
+        if constexpr (In.channels() == 1 && !reads_input_in_place && has_bias)
             return kernels::direct_conv_single_channel<geometry, Filters>::fits;
         else return false;
     }();

@@ -103,6 +103,15 @@ struct layer_defaults {
 
 namespace detail {
 
+/// Whether a layer computes across the samples of a batch in training (batch statistics):
+/// then a batch cannot be cut into independent parts. Layers say so with
+/// `static constexpr bool uses_batch_statistics = true;` (false if absent).
+template <typename L>
+constexpr bool uses_batch_statistics() {
+    if constexpr (requires { L::uses_batch_statistics; }) return L::uses_batch_statistics;
+    else return false;
+}
+
 /// Fails to compile, with `message`, when `ok` is false. Called with the layer position
 /// and the sizes involved as template arguments, so the compiler's "in instantiation of"
 /// note prints them by name next to the message.

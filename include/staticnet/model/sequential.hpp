@@ -35,43 +35,9 @@
 #include "../core/shape.hpp"
 #include "../layers/input.hpp"
 #include "../layers/layer.hpp"
+#include "../layers/layer_list.hpp"
 
 namespace staticnet {
-
-namespace detail {
-
-/// Binds specs to shapes, left to right; linear in the number of layers.
-template <std::size_t Position, shape In, typename... Specs>
-struct bind_layers {
-    using type = std::tuple<>;
-    static constexpr shape output = In;
-};
-template <std::size_t Position, shape In, typename Spec, typename... Rest>
-struct bind_layers<Position, In, Spec, Rest...> {
-    static_assert(layer_spec<Spec>, "staticnet wiring error: an argument of sequential is not a layer spec");
-    using bound = typename Spec::template bind<In, Position>;
-    static_assert(layer<bound>, "staticnet: a bound layer does not satisfy the layer concept");
-    using next = bind_layers<Position + 1, bound::output_shape, Rest...>;
-    using type = decltype(std::tuple_cat(std::declval<std::tuple<bound>>(), std::declval<typename next::type>()));
-    static constexpr shape output = next::output;
-};
-
-/// Whether a layer computes across the samples of a batch in training (batch statistics):
-/// then a batch cannot be cut into independent parts. Layers say so with
-/// `static constexpr bool uses_batch_statistics = true;` (false if absent).
-template <typename L>
-constexpr bool uses_batch_statistics() {
-    if constexpr (requires { L::uses_batch_statistics; }) return L::uses_batch_statistics;
-    else return false;
-}
-
-template <typename L>
-constexpr std::string_view activation_name() {
-    if constexpr (requires { typename L::activation_type; }) return L::activation_type::name;
-    else return {};
-}
-
-}  // namespace detail
 
 template <typename Input, typename... Specs>
 class sequential {
@@ -138,9 +104,7 @@ public:
             for (auto d : s.dims) h = detail::fnv1a(h, d);
         };
         shape_hash(input_shape);
-        ((h = detail::fnv1a(h, L::name), h = detail::fnv1a(h, detail::activation_name<L>()), shape_hash(L::output_shape),
-          h = detail::fnv1a(h, L::parameter_count), h = detail::fnv1a(h, L::state_count)),
-         ...);
+        ((h = detail::hash_layer<L>(h)), ...);
         return h;
     });
 

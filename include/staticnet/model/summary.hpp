@@ -2,16 +2,19 @@
 /// @file
 /// `print_summary<Net>(os)`: the Keras-like table of a network: each layer with its output
 /// shape, parameter count, forward FLOPs per sample and the activation memory it keeps per
-/// sample for backward (its output and cache), then the totals.
+/// sample for backward (its output and cache), then the totals. The layers inside a residual
+/// block are listed under it, indented.
 
 #include <cstddef>
 #include <iomanip>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "../core/compat.hpp"
 #include "../core/shape.hpp"
+#include "../layers/layer_list.hpp"
 
 namespace staticnet {
 
@@ -25,6 +28,26 @@ inline std::string thousands(std::size_t n) {
     }
     return out;
 }
+
+/// The row of bound layer `L`, labelled `label`, and below it, for a composite layer (a
+/// residual block), a row per inner layer, indented: the body, then the shortcut's layers
+/// marked "shortcut:". An inner row's bytes are part of its block's.
+template <typename L, typename Row>
+void summary_rows(Row& row, const std::string& label, const std::string& indent) {
+    std::string text = indent + label;
+    if constexpr (requires { typename L::activation_type; }) text += " (" + std::string(L::activation_type::name) + ')';
+    row(text, to_string(L::output_shape), thousands(L::parameter_count + L::state_count), thousands(L::flops_per_sample),
+        thousands((L::output_shape.size() + L::cache_floats(1)) * sizeof(float)));
+    if constexpr (composite_layer<L>) {
+        const std::string inner_indent = indent + "  ";
+        auto rows = [&]<typename... Inner>(std::tuple<Inner...>*, const std::string& prefix) {
+            (summary_rows<Inner>(row, prefix + std::string(Inner::name), inner_indent), ...);
+        };
+        rows(static_cast<typename L::body_layers*>(nullptr), "");
+        rows(static_cast<typename L::shortcut_layers*>(nullptr), "shortcut: ");
+    }
+}
+
 }  // namespace detail
 
 template <typename Net>
@@ -43,19 +66,8 @@ void print_summary(std::ostream& os) {
     row("input", to_string(Net::input_shape), "0", "0", "0");
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         ((os << rule << '\n',
-          row(std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1) +
-                  [] {
-                      using L = typename Net::template layer_type<I>;
-                      if constexpr (requires { typename L::activation_type; })
-                          return " (" + std::string(L::activation_type::name) + ')';
-                      else return std::string{};
-                  }(),
-              to_string(Net::template layer_type<I>::output_shape),
-              detail::thousands(Net::template layer_type<I>::parameter_count + Net::template layer_type<I>::state_count),
-              detail::thousands(Net::template layer_type<I>::flops_per_sample),
-              detail::thousands((Net::template layer_type<I>::output_shape.size() +
-                                 Net::template layer_type<I>::cache_floats(1)) *
-                                sizeof(float)))),
+          detail::summary_rows<typename Net::template layer_type<I>>(
+              row, std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1), "")),
          ...);
     }(std::make_index_sequence<Net::layer_count>{});
     os << double_rule << '\n';

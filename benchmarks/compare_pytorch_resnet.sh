@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Training throughput of the ResNet example's network (examples/resnet_cnn.hpp), staticnet vs
+# PyTorch, on this machine, now.
+#
+#   benchmarks/compare_pytorch_resnet.sh [--threads "1 2"] [--batch 64] [--rounds 5] [--build DIR]
+#
+# For each thread count it runs bench_resnet and benchmarks/pytorch_resnet.py alternately,
+# --rounds times each, so both see the same machine state, and prints one JSON line with both
+# medians and the ratio staticnet / PyTorch; the last line summarises. Needs python3-torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads_list="1 2" batch=64 rounds=5 build=build
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads_list="$2"; shift 2;;
+    --batch) batch="$2"; shift 2;;
+    --rounds) rounds="$2"; shift 2;;
+    --build) build="$2"; shift 2;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build "$build" --target bench_resnet -j "$(nproc)" >/dev/null
+
+field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" | head -1; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+summary=""
+for threads in $threads_list; do
+  ours=() theirs=()
+  for _ in $(seq "$rounds"); do
+    ours+=("$("$build/benchmarks/bench_resnet" --threads "$threads" --batch "$batch" --steps 30 --reps 3 | field images_per_s)")
+    theirs+=("$(OMP_NUM_THREADS="$threads" /usr/bin/python3 benchmarks/pytorch_resnet.py --threads "$threads" \
+                --batch "$batch" --steps 30 --reps 3 | field images_per_s)")
+  done
+  s=$(printf '%s\n' "${ours[@]}" | median)
+  p=$(printf '%s\n' "${theirs[@]}" | median)
+  ratio=$(awk -v a="$s" -v b="$p" 'BEGIN {printf "%.2f", a / b}')
+  echo "{\"model\":\"resnet_cnn\",\"threads\":$threads,\"batch\":$batch,\"staticnet_ips\":$s,\"pytorch_ips\":$p,\"ratio\":$ratio,\"rounds\":$rounds,\"staticnet_all\":[$(IFS=,; echo "${ours[*]}")],\"pytorch_all\":[$(IFS=,; echo "${theirs[*]}")]}"
+  summary="${summary:+$summary,}{\"threads\":$threads,\"staticnet_ips\":$s,\"pytorch_ips\":$p,\"ratio\":$ratio}"
+done
+echo "{\"machine\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) cores)\",\"results\":[$summary]}"

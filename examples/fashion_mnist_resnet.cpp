@@ -1,0 +1,183 @@
+// Trains a ResNet-style network (examples/resnet_cnn.hpp) on Fashion-MNIST: residual blocks,
+// batch_norm, random flips and crops, and a cosine learning-rate schedule.
+//
+//   fashion_mnist_resnet [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]
+//                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]] [--shards DIR]
+//
+// --history FILE.csv and --plot FILE.svg write the per-epoch history and a chart of loss and
+// accuracy (train and validation) when training ends.
+//
+// --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
+// set: each rank reads only its own shards (validation still uses the IDX test set).
+//
+// --checkpoint DIR writes a checkpoint there after every epoch (the newest 3 are kept);
+// --resume continues from the newest valid one up to --epochs in total (an error if there
+// is none: it never silently starts over).
+//
+// The options are those of `fashion_mnist` (only the defaults differ: see --help), and
+// --learning-rate is the schedule's starting rate: Adam's rate follows a cosine from it down
+// to 1% of it over --epochs epochs.
+//
+// It compiles alone:
+//   g++ -std=c++20 -O3 -march=native -Iinclude -Iexamples examples/fashion_mnist_resnet.cpp -lz -pthread
+// and with -DSTATICNET_EXAMPLE_MPI=1 (and Boost.MPI: -lboost_mpi -lboost_serialization, via
+// mpic++) it also trains under mpirun.
+//
+// Under `mpirun -np N` (when built with MPI) the same program trains data-parallel: every
+// rank loads the data set, takes its part of each global batch (--batch-size is the global
+// batch), and the ranks average gradients; only rank 0 prints.
+//
+// Without --json it prints the model summary and Keras-like progress; with --json it prints
+// one JSON object per epoch (epoch, loss, accuracy, val_loss, val_accuracy, seconds) and a
+// final one with the test loss and accuracy, and nothing else on stdout.
+#include <staticnet/staticnet.hpp>
+#include <staticnet/train/history_chart.hpp>
+
+#include "../tools/command_line.hpp"
+#include "resnet_cnn.hpp"
+#if STATICNET_EXAMPLE_MPI
+#include <staticnet/comm/mpi.hpp>
+#endif
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+namespace sn = staticnet;
+
+namespace {
+
+struct arguments {
+    std::string data = sn::data::default_fashion_mnist_dir.string();
+    std::size_t epochs = 24, batch_size = 64, threads = 0, limit = 0;
+    float learning_rate = 2e-3f;
+    std::uint64_t seed = 1;
+    bool json = false, resume = false;
+    std::string checkpoint, shards, history_csv, plot_svg;
+};
+
+/// Reads the command line, or ends the program: status 0 after --help, 2 and one line on
+/// stderr for a bad one (tools/command_line.hpp). Given twice, an option's last value wins.
+arguments parse(int argc, char** argv) {
+    namespace cli = sn::tools;
+    arguments a;
+    CLI::App app{"Trains a ResNet-style network (residual blocks, batch_norm, flips and crops, cosine learning\n"
+                 "rate) on Fashion-MNIST; under mpirun, the ranks train it data-parallel (only rank 0 prints).",
+                 "fashion_mnist_resnet"};
+    app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    app.add_option("--data", a.data, "directory of the Fashion-MNIST IDX files (raw or .gz)")->type_name("DIR");
+    app.add_option("--epochs", a.epochs, "epochs in total (counting those resumed from)")
+        ->type_name("N")->check(cli::whole_number(1));
+    app.add_option("--batch-size", a.batch_size, "global batch, split over the ranks")
+        ->type_name("N")->check(cli::whole_number(1));
+    app.add_option("--learning-rate", a.learning_rate, "Adam's learning rate in the first epoch (cosine decay to 1% of it)")
+        ->type_name("X")->check(cli::positive_real());
+    app.add_option("--seed", a.seed, "seed of the weights and the shuffling")->type_name("N")->check(cli::whole_number(0));
+    app.add_option("--threads", a.threads, "threads per process; 0 = one per core")
+        ->type_name("N")->check(cli::whole_number(0, sn::thread_pool::max_threads));
+    app.add_option("--limit", a.limit, "train on the first N images only; 0 = all")
+        ->type_name("N")->check(cli::whole_number(0));
+    app.add_flag("--json", a.json, "one JSON object per epoch and one with the test result on stdout, nothing else");
+    auto* checkpoint = app.add_option("--checkpoint", a.checkpoint,
+                                      "write a checkpoint there after every epoch (the newest 3 are kept)")
+                           ->type_name("DIR");
+    app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --checkpoint DIR (an error if none)")
+        ->needs(checkpoint);
+    app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
+        ->type_name("DIR");
+    app.add_option("--history", a.history_csv, "write the per-epoch history as CSV when training ends")
+        ->type_name("FILE.csv");
+    app.add_option("--plot", a.plot_svg, "write a chart of loss and accuracy (SVG) when training ends")
+        ->type_name("FILE.svg");
+    cli::parse_or_exit(app, argc, argv);
+    if (a.resume && a.checkpoint.empty()) std::exit(cli::usage_error(app.get_name(), "--resume needs --checkpoint DIR"));
+    return a;
+}
+
+/// One JSON object per epoch on stdout (rank 0).
+struct json_lines {
+    template <typename Model>
+    void on_epoch_end(Model& m, const sn::epoch_log& e) const {
+        if (m.comm().rank() != 0) return;
+        std::printf("{\"epoch\":%zu,\"loss\":%.6f,\"accuracy\":%.6f,\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"seconds\":%.3f}\n",
+                    e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy, e.seconds);
+        std::fflush(stdout);
+    }
+};
+
+sn::data::dataset first(const sn::data::dataset& d, std::size_t n) {
+    if (n == 0 || n >= d.size()) return d;
+    sn::data::dataset part;
+    part.images = xt::view(d.images, xt::range(0, n));
+    part.labels = xt::view(d.labels, xt::range(0, n));
+    part.num_classes = d.num_classes;
+    return part;
+}
+
+template <typename Communicator>
+int train(const arguments& args, Communicator& comm) {
+    const bool root = comm.rank() == 0;
+    auto data = sn::data::load_fashion_mnist(args.data);
+    const bool sharded = !args.shards.empty();
+    if (sharded)  // this rank's shards only; the epoch is the sum of all ranks' parts
+        data.train = sn::data::load_shards(args.shards, static_cast<std::size_t>(comm.rank()),
+                                           static_cast<std::size_t>(comm.size()), resnet_cnn::input_shape);
+    data.train = first(data.train, args.limit);
+
+    sn::model<resnet_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(
+        comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed});
+    if (!args.json && root) {
+        model.summary(std::cout);
+        std::cout << "Training on " << data.train.size() << (sharded ? " images (rank 0's shards)" : " images")
+                  << ", validating on " << data.test.size() << " ("
+                  << comm.size() << (comm.size() == 1 ? " process, " : " processes, ") << model.thread_count()
+                  << " threads each, SIMD " << sn::simd::arch_name() << ")\n";
+    }
+    sn::fit_options options{.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed,
+                            .validation = &data.test, .verbose = !args.json, .partitioned = sharded,
+                            .flip = true, .crop_padding = 2};
+    if (args.resume) {
+        const auto file = sn::resume_latest(model, args.checkpoint);
+        if (!file) throw sn::checkpoint_error("--resume: no checkpoint in '" + args.checkpoint + "' to resume from");
+        options.resume = true;
+        if (root && !args.json)
+            std::cout << "Resuming after epoch " << model.position().epoch << " (step " << model.steps_done() << ") from "
+                      << file->string() << "\n";
+    }
+    const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
+    const sn::cosine_decay schedule{.initial = args.learning_rate, .minimum = args.learning_rate / 100};
+    const sn::history history = args.json ? model.fit(data.train, options, schedule, json_lines{}, checkpoints)
+                                          : model.fit(data.train, options, schedule, checkpoints);
+    if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
+    if (root && !args.plot_svg.empty())
+        sn::write_history_svg(history, args.plot_svg, "staticnet: ResNet-style CNN on Fashion-MNIST");
+
+    const auto [loss, accuracy] = model.evaluate(data.test);
+    if (root && args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, comm.size());
+    else if (root) std::printf("Test loss %.4f, test accuracy %.4f\n", loss, accuracy);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const arguments args = parse(argc, argv);
+#if STATICNET_EXAMPLE_MPI
+    if (sn::launched_by_mpirun()) {
+        sn::mpi_communicator comm(argc, argv);
+        try {
+            return train(args, comm);
+        } catch (const std::exception& e) {
+            comm.abort(e.what());  // ends every rank, not just this one
+        }
+    }
+#endif
+    sn::local_communicator comm;
+    try {
+        return train(args, comm);
+    } catch (const std::exception& e) {
+        std::cerr << "fashion_mnist_resnet: " << e.what() << '\n';
+        return 1;
+    }
+}

@@ -1,0 +1,5 @@
+// expect: residual needs at least one layer besides its projection
+#include <staticnet/staticnet.hpp>
+namespace sn = staticnet;
+using net = sn::sequential<sn::input<8, 8, 4>, sn::residual<>, sn::global_average_pool2d, sn::dense<10>>;
+int main() { return static_cast<int>(net::parameter_count); }

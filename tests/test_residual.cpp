@@ -1,0 +1,257 @@
+// Residual blocks and the layers of modern small CNNs (average_pool2d, global_average_pool2d,
+// convolutions without bias): compile-time facts, finite differences, PyTorch on identical
+// weights (tests/fixtures/resnet_pytorch.txt), thread independence, the summary.
+#include <staticnet/staticnet.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace sn = staticnet;
+
+namespace {
+
+template <typename Spec, sn::shape In>
+using bound = typename Spec::template bind<In, 1>;
+
+template <typename Spec, sn::shape In>
+void require_gradients(std::size_t batch, std::uint64_t seed, sn::gradient_check_options options = {}) {
+    options.batch = batch;
+    options.seed = seed;
+    const auto result = sn::check_gradients<Spec, In>(options);
+    INFO(result.message);
+    REQUIRE(result.passed);
+    REQUIRE(result.compared > 0);
+}
+
+template <std::size_t Filters, std::size_t Stride = 1>
+using conv3 = sn::conv2d<Filters, 3, sn::identity, Stride, sn::padding::same, sn::bias::none>;
+template <std::size_t Filters, std::size_t Stride>
+using conv1 = sn::conv2d<Filters, 1, sn::identity, Stride, sn::padding::same, sn::bias::none>;
+
+// ResNet v1 basic blocks, identity and projection shortcut, and a pre-activation (v2) block.
+using basic_block = sn::residual<conv3<8>, sn::batch_norm<>, sn::relu, conv3<8>, sn::batch_norm<>>;
+using down_block = sn::residual<sn::projection<conv1<16, 2>, sn::batch_norm<>>, conv3<16, 2>, sn::batch_norm<>, sn::relu,
+                                conv3<16>, sn::batch_norm<>>;
+using preact_block = sn::residual<sn::batch_norm<>, sn::relu, conv3<8>, sn::batch_norm<>, sn::relu, conv3<8>>;
+
+// Finite differences lie across relu's kink, and in a block every input reaches many
+// pre-activations: the gradient checks use tanh where the networks use relu.
+using smooth_block = sn::residual<conv3<8>, sn::batch_norm<>, sn::tanh, conv3<8>, sn::batch_norm<>>;
+using smooth_down_block = sn::residual<sn::projection<conv1<6, 2>, sn::batch_norm<>>, conv3<6, 2>, sn::batch_norm<>,
+                                       sn::tanh, conv3<6>, sn::batch_norm<>>;
+using smooth_preact_block = sn::residual<sn::batch_norm<>, sn::tanh, conv3<4>, sn::batch_norm<>, sn::tanh, conv3<4>>;
+
+using small_resnet = sn::sequential<sn::input<9, 9, 3>, conv3<8>, sn::batch_norm<>, sn::relu,  //
+                                    basic_block, sn::relu,                                   //
+                                    down_block, sn::relu,                                    //
+                                    sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+
+}  // namespace
+
+TEST_CASE("a residual block's facts are compile-time constants", "[residual]") {
+    using block = bound<basic_block, sn::shape{9, 9, 8}>;
+    STATIC_REQUIRE(block::output_shape == sn::shape{9, 9, 8});
+    // Two 3x3x8x8 kernels without bias, two batch_norms (gamma, beta trainable; mean, variance not).
+    STATIC_REQUIRE(block::parameter_count == 2 * (3 * 3 * 8 * 8) + 2 * (2 * 8));
+    STATIC_REQUIRE(block::state_count == 2 * (2 * 8));
+    STATIC_REQUIRE(block::flops_per_sample == 2 * (2 * 81 * 72 * 8) + 2 * (4 * 648) + 648 + 648);
+
+    using down = bound<down_block, sn::shape{9, 9, 8}>;
+    STATIC_REQUIRE(down::output_shape == sn::shape{5, 5, 16});
+    STATIC_REQUIRE(down::parameter_count == 3 * 3 * 8 * 16 + 32 + 3 * 3 * 16 * 16 + 32 + 8 * 16 + 32);
+    STATIC_REQUIRE(down::parameter_offsets[5] == 3 * 3 * 8 * 16 + 32 + 3 * 3 * 16 * 16 + 32);  // the projection's conv
+
+    STATIC_REQUIRE(small_resnet::output_shape == sn::shape{10});
+    STATIC_REQUIRE(small_resnet::trainable_parameter_count ==
+                   3 * 3 * 3 * 8 + 16 + block::parameter_count + down::parameter_count + 16 * 10 + 10);
+    STATIC_REQUIRE(small_resnet::memory_bytes(4) > 0);
+    // The fingerprint sees inside blocks: the same counts and shapes in another order differ.
+    using swapped = sn::sequential<sn::input<9, 9, 3>, conv3<8>, sn::batch_norm<>, sn::relu,
+                                   sn::residual<sn::batch_norm<>, conv3<8>, sn::relu, conv3<8>, sn::batch_norm<>>,
+                                   sn::relu, down_block, sn::relu, sn::global_average_pool2d,
+                                   sn::dense<10, sn::softmax>>;
+    STATIC_REQUIRE(swapped::parameter_count == small_resnet::parameter_count);
+    STATIC_REQUIRE(swapped::fingerprint != small_resnet::fingerprint);
+}
+
+TEST_CASE("new layers: shapes and counts", "[layers][pooling]") {
+    STATIC_REQUIRE(bound<sn::average_pool2d<2>, sn::shape{7, 6, 3}>::output_shape == sn::shape{3, 3, 3});
+    STATIC_REQUIRE(bound<sn::average_pool2d<3, 1>, sn::shape{5, 5, 2}>::output_shape == sn::shape{3, 3, 2});
+    STATIC_REQUIRE(bound<sn::global_average_pool2d, sn::shape{7, 7, 64}>::output_shape == sn::shape{64});
+    STATIC_REQUIRE(bound<conv3<16>, sn::shape{8, 8, 4}>::parameter_count == 3 * 3 * 4 * 16);
+    STATIC_REQUIRE(bound<sn::conv2d<16, 3>, sn::shape{8, 8, 4}>::parameter_count == 3 * 3 * 4 * 16 + 16);
+}
+
+TEST_CASE("average pooling forward on hand-computed cases", "[layers][pooling]") {
+    sn::detail::layer_runner<bound<sn::average_pool2d<2>, sn::shape{2, 4, 2}>> pool(1, 1);
+    for (int i = 0; i < 16; ++i) pool.input[i] = static_cast<float>(i);  // pixel p, channel c: 2p + c
+    pool.forward(false);
+    // Windows {0, 1, 4, 5} and {2, 3, 6, 7} of pixels.
+    CHECK(pool.output[0] == 5.0f);
+    CHECK(pool.output[1] == 6.0f);
+    CHECK(pool.output[2] == 9.0f);
+    CHECK(pool.output[3] == 10.0f);
+
+    sn::detail::layer_runner<bound<sn::global_average_pool2d, sn::shape{2, 2, 3}>> global(2, 1);
+    for (int i = 0; i < 24; ++i) global.input[i] = static_cast<float>(i);
+    global.forward(false);
+    const float expected[6] = {4.5f, 5.5f, 6.5f, 16.5f, 17.5f, 18.5f};
+    for (int i = 0; i < 6; ++i) CHECK(global.output[i] == expected[i]);
+}
+
+TEST_CASE("new layers backward match finite differences", "[layers][pooling][gradient]") {
+    require_gradients<sn::average_pool2d<2>, sn::shape{6, 5, 3}>(2, 1);
+    require_gradients<sn::average_pool2d<3, 2>, sn::shape{7, 7, 19}>(2, 2);  // overlapping windows, a SIMD tail
+    require_gradients<sn::average_pool2d<3, 1>, sn::shape{4, 4, 2}>(3, 3);
+    require_gradients<sn::global_average_pool2d, sn::shape{3, 4, 19}>(2, 4);
+    require_gradients<conv3<5, 2>, sn::shape{6, 6, 3}>(2, 5);
+}
+
+TEST_CASE("residual blocks backward match finite differences", "[residual][gradient]") {
+    SECTION("identity shortcut") { require_gradients<smooth_block, sn::shape{5, 5, 8}>(2, 1); }
+    SECTION("projection shortcut") { require_gradients<smooth_down_block, sn::shape{5, 5, 3}>(3, 2); }
+    SECTION("pre-activation") { require_gradients<smooth_preact_block, sn::shape{4, 4, 4}>(2, 3); }
+    SECTION("a single layer, and a block inside a block") {
+        require_gradients<sn::residual<sn::dense<6, sn::tanh>>, sn::shape{6}>(3, 4);
+        require_gradients<sn::residual<sn::residual<conv3<3>, sn::tanh>, sn::batch_norm<>, conv3<3>>, sn::shape{4, 4, 3}>(2, 5);
+    }
+}
+
+namespace {
+
+// tests/fixtures/resnet_pytorch.txt: "name count" lines, each followed by its values.
+std::map<std::string, std::vector<double>> read_fixture(const std::string& path) {
+    std::ifstream in(path);
+    REQUIRE(in.good());
+    std::map<std::string, std::vector<double>> arrays;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        std::istringstream header(line);
+        std::string name;
+        std::size_t count = 0;
+        header >> name >> count;
+        std::vector<double> values(count);
+        for (auto& v : values) in >> v;
+        std::getline(in, line);  // the end of the values' line
+        arrays[name] = std::move(values);
+    }
+    return arrays;
+}
+
+// max |a - b| / max |b|: the error relative to the array's scale.
+template <typename Range>
+double relative_error(const Range& ours, const std::vector<double>& theirs) {
+    double diff = 0, scale = 0;
+    std::size_t i = 0;
+    for (float v : ours) {
+        diff = std::max(diff, std::abs(static_cast<double>(v) - theirs[i]));
+        scale = std::max(scale, std::abs(theirs[i]));
+        ++i;
+    }
+    REQUIRE(i == theirs.size());
+    return scale == 0 ? diff : diff / scale;
+}
+
+// The network of tests/fixtures/make_pytorch_fixtures.py.
+using pytorch_net =
+    sn::sequential<sn::input<7, 7, 3>, conv3<4>, sn::batch_norm<>, sn::relu,                                      // 1-3
+                   sn::residual<conv3<4>, sn::batch_norm<>, sn::relu, conv3<4>, sn::batch_norm<>>, sn::relu,     // 4-5
+                   sn::residual<sn::projection<conv1<8, 2>, sn::batch_norm<>>, conv3<8, 2>, sn::batch_norm<>, sn::relu,
+                                conv3<8>, sn::batch_norm<>>,
+                   sn::relu,                                                                                     // 6-7
+                   sn::residual<sn::batch_norm<>, sn::relu, sn::conv2d<8, 3, sn::identity, 1, sn::padding::same>,
+                                sn::batch_norm<>, sn::relu, sn::conv2d<8, 3, sn::identity, 1, sn::padding::same>>,  // 8
+                   sn::average_pool2d<3, 1>, sn::global_average_pool2d, sn::dense<5>>;                          // 9-11
+
+}  // namespace
+
+TEST_CASE("a ResNet-style network matches PyTorch on identical weights", "[residual][pytorch]") {
+    auto fixture = read_fixture(STATICNET_FIXTURES_DIR "/resnet_pytorch.txt");
+    constexpr std::size_t batch = 3;
+    pytorch_net net;
+    // Each layer's parameters, in staticnet's layout (the script wrote them so).
+    auto load_parameters = [&]<std::size_t... I>(std::index_sequence<I...>) {
+        auto load = [&]<std::size_t K>() {
+            const auto& values = fixture.at("parameters_" + std::to_string(K + 1));
+            REQUIRE(values.size() == pytorch_net::layer_type<K>::parameter_count);
+            std::copy(values.begin(), values.end(), net.template layer_parameters<K>().begin());
+        };
+        (load.template operator()<I>(), ...);
+    };
+    for (std::size_t threads : {1, 2, 3}) {
+        INFO("threads: " << threads);
+        net.initialize(1);  // the moving statistics
+        load_parameters(std::make_index_sequence<pytorch_net::layer_count>{});
+        std::vector<float> input(fixture.at("input").begin(), fixture.at("input").end());
+        sn::thread_pool pool(threads);
+        net.prepare(batch);
+        std::fill(net.gradients().begin(), net.gradients().end(), 0.0f);
+        const sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool};
+        const float* out = net.forward(input.data(), ctx);
+        CHECK(relative_error(std::span<const float>(out, batch * 5), fixture.at("output")) < 1e-4);
+        const auto& weights = fixture.at("weights");
+        std::copy(weights.begin(), weights.end(), net.output_gradient(batch));
+        std::vector<float> input_gradient(input.size());
+        net.backward(input.data(), ctx, input_gradient.data());
+        CHECK(relative_error(input_gradient, fixture.at("input_gradient")) < 1e-4);
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            auto check_layer = [&]<std::size_t K>() {
+                INFO("layer " << K + 1);
+                if constexpr (pytorch_net::layer_type<K>::parameter_count > 0)
+                    CHECK(relative_error(net.template layer_gradients<K>(),
+                                         fixture.at("parameter_gradients_" + std::to_string(K + 1))) < 1e-4);
+                if constexpr (pytorch_net::layer_type<K>::state_count > 0)
+                    CHECK(relative_error(net.template layer_state<K>(), fixture.at("state_after_" + std::to_string(K + 1))) <
+                          1e-4);
+            };
+            (check_layer.template operator()<I>(), ...);
+        }(std::make_index_sequence<pytorch_net::layer_count>{});
+        // Inference with the moving statistics that training pass left.
+        const float* inference = net.forward(input.data(), {.batch = batch, .training = false, .pool = &pool});
+        CHECK(relative_error(std::span<const float>(inference, batch * 5), fixture.at("output_inference")) < 1e-4);
+    }
+}
+
+TEST_CASE("a residual block's results do not depend on the thread count", "[residual][threads]") {
+    using L = bound<down_block, sn::shape{9, 9, 8}>;
+    auto run = [](std::size_t threads) {
+        sn::detail::layer_runner<L> r(5, threads);
+        sn::rng g(7);
+        for (auto& x : r.input) x = g.uniform(-1.0f, 1.0f);
+        sn::rng init(8);
+        r.layer.initialize(r.parameter_span(), r.state_span(), init);
+        r.forward(true);
+        for (auto& x : r.output_gradient) x = g.uniform(-1.0f, 1.0f);
+        r.parameter_gradients.fill_zero();
+        r.backward(true);
+        std::vector<float> all(r.output.begin(), r.output.end());
+        all.insert(all.end(), r.input_gradient.begin(), r.input_gradient.end());
+        all.insert(all.end(), r.parameter_gradient_span().begin(), r.parameter_gradient_span().end());
+        all.insert(all.end(), r.state_span().begin(), r.state_span().end());
+        return all;
+    };
+    const auto one = run(1);
+    CHECK(run(2) == one);
+    CHECK(run(3) == one);
+}
+
+TEST_CASE("the summary lists a block's layers indented under it", "[residual][summary]") {
+    std::ostringstream os;
+    sn::print_summary<small_resnet>(os);
+    const auto text = os.str();
+    INFO(text);
+    CHECK_THAT(text, Catch::Contains(" residual_4 "));
+    CHECK_THAT(text, Catch::Contains("   conv2d (linear)"));
+    CHECK_THAT(text, Catch::Contains("   shortcut: conv2d (linear)"));
+    CHECK_THAT(text, Catch::Contains("   shortcut: batch_norm"));
+    CHECK_THAT(text, Catch::Contains("global_average_pool2d_8"));
+    CHECK_THAT(text, Catch::Contains("Total params: " + sn::detail::thousands(small_resnet::parameter_count)));
+}
