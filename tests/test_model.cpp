@@ -348,6 +348,7 @@ TEST_CASE("flush_denormals flushes subnormals inside and restores the caller's m
         CHECK(tiny * half == 0.0f);
     }
     CHECK(tiny * half != 0.0f);
+}
 
 TEST_CASE("a ResNet-style network trains bitwise the same with 1, 2 and 3 threads", "[model][threads][residual]") {
     using conv = sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>;

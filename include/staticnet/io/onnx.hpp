@@ -637,10 +637,10 @@ struct conv2d_mapping {
 };
 
 /// conv2d.
-template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding, shape In,
-          std::size_t Position>
-struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>>
-    : conv2d_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, In, Position>> {};
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding,
+          bias Bias, shape In, std::size_t Position>
+struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>>
+    : conv2d_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>> {};
 
 /// dense: `Gemm` with transB = 1 ([out, in] weight, as PyTorch and OpenCV take it); reads
 /// `Gemm` either way and `MatMul` + `Add`.
