@@ -311,7 +311,7 @@ TEST_CASE("load_onnx_weights reads PyTorch's layouts: NCHW flatten, Gemm either 
     CHECK(bitwise_equal(contents(a), contents(b)));
 }
 
-TEST_CASE("Conv's auto_pad is read when it pads as the layer does; a missing bias reads as zeros", "[onnx][import]") {
+TEST_CASE("Conv's auto_pad is read when it pads as the layer does, and a missing bias reads as zeros", "[onnx][import]") {
     using strided_same = sn::sequential<sn::input<8, 8, 1>, sn::conv2d<2, 3, sn::relu, 2, sn::padding::same>, sn::flatten,
                                         sn::dense<2>>;
     strided_same a, b;
