@@ -2,10 +2,12 @@
 # Installs the Debian 12 packages staticnet needs, if any is missing (needs root or sudo).
 set -euo pipefail
 # libcli11-dev (command lines of the tools and examples) and nlohmann-json3-dev (a test) are
-# for our own programs only: the library needs neither.
+# for our own programs only: the library needs neither. libstb-dev (stb_image) lets the
+# example and staticnet-shard read image folders; python3-numpy and python3-pil run
+# scripts/make_image_folders.py, which the image-folder tests use.
 packages=(cmake g++ make pkg-config libxtensor-dev libxsimd-dev libboost-mpi-dev libboost-serialization-dev
           catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2
-          clang libclang-rt-14-dev clang-19 libcli11-dev nlohmann-json3-dev)
+          clang libclang-rt-14-dev clang-19 libcli11-dev nlohmann-json3-dev libstb-dev python3-numpy python3-pil)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
