@@ -10,8 +10,8 @@
 // set: each rank reads only its own shards (validation still uses the IDX test set).
 //
 // --train-dir DIR --test-dir DIR train and test on image folders instead (DIR/<class>/*.png,
-// 28x28 grayscale; scripts/make_image_folders.py writes Fashion-MNIST that way), when built
-// with stb_image (libstb-dev).
+// 28x28 grayscale, or any size with --resize; scripts/make_image_folders.py writes
+// Fashion-MNIST that way), when built with stb_image (libstb-dev).
 //
 // --checkpoint DIR writes a checkpoint there after every epoch (the newest 3 are kept);
 // --resume continues from the newest valid one up to --epochs in total (an error if there
@@ -52,7 +52,7 @@ struct arguments {
     std::size_t epochs = 10, batch_size = 32, threads = 0, limit = 0;
     float learning_rate = 1e-3f;
     std::uint64_t seed = 1;
-    bool json = false, resume = false;
+    bool json = false, resume = false, resize = false;
     std::string checkpoint, shards, history_csv, plot_svg, train_dir, test_dir;
 };
 
@@ -89,6 +89,8 @@ arguments parse(int argc, char** argv) {
                           ->type_name("DIR");
     auto* test_dir = app.add_option("--test-dir", a.test_dir, "validate and test on an image folder (with --train-dir)")
                          ->type_name("DIR");
+    app.add_flag("--resize", a.resize, "resize images of another size to 28x28 (bilinear) instead of refusing them")
+        ->needs(train_dir);
     train_dir->needs(test_dir);
     test_dir->needs(train_dir);
     app.add_option("--history", a.history_csv, "write the per-epoch history as CSV when training ends")
@@ -137,9 +139,11 @@ int train(const arguments& args, Communicator& comm) {
     } else {
 #if STATICNET_EXAMPLE_IMAGES
         // The test folder must hold the training folder's classes, so that labels agree.
-        data.train = sn::data::load_image_folder(args.train_dir, {.sample_shape = reference_cnn::input_shape});
-        data.test = sn::data::load_image_folder(
-            args.test_dir, {.sample_shape = reference_cnn::input_shape, .classes = data.train.class_names});
+        data.train = sn::data::load_image_folder(args.train_dir,
+                                                 {.sample_shape = reference_cnn::input_shape, .resize = args.resize});
+        data.test = sn::data::load_image_folder(args.test_dir, {.sample_shape = reference_cnn::input_shape,
+                                                                .resize = args.resize,
+                                                                .classes = data.train.class_names});
         if (data.train.num_classes > 10)
             throw sn::data_error("--train-dir '" + args.train_dir + "' has " + std::to_string(data.train.num_classes) +
                                  " classes, but the network has 10 outputs");

@@ -274,6 +274,7 @@ TEST_CASE("image folders: classes sorted, files sorted, pixels as the PNGs hold 
     write_png(dir / "b_dog" / "1.png", 3, 2, 1, pattern(6, 1));
     write_png(dir / "a_cat" / "x.png", 3, 2, 1, pattern(6, 0));
     write_text(dir / "a_cat" / "notes.txt", "ignored");
+    fs::create_directories(dir / ".ipynb_checkpoints");  // hidden: not a class
     const auto d = sd::load_image_folder(dir.path);
     CHECK(d.class_names == std::vector<std::string>{"a_cat", "b_dog"});
     CHECK(d.num_classes == 2);

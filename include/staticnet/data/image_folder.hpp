@@ -5,7 +5,7 @@
 ///
 /// Class names are the sub-folders' names sorted (byte order); a label is the index of its
 /// class; samples come class by class, files sorted by name, so a folder always gives the
-/// same data set. Files with other extensions are ignored. Images are decoded by stb_image
+/// same data set. Files with other extensions, and hidden folders, are ignored. Images are decoded by stb_image
 /// and converted to the sample's channels (grayscale <-> RGB, alpha dropped); an image of
 /// another size is an error naming the file and both sizes, unless `resize` asks for a
 /// bilinear resize. Pixels are v / 255 like the IDX reader's. An unreadable or corrupt
@@ -200,8 +200,9 @@ inline dataset load_image_folder(const std::filesystem::path& dir, const image_f
     };
 
     std::vector<std::string> classes;
+    // Hidden folders (".ipynb_checkpoints", ".git") are not classes.
     for (const auto& e : sorted_entries(dir))
-        if (fs::is_directory(e, ec)) classes.push_back(e.filename().string());
+        if (fs::is_directory(e, ec) && !e.filename().string().starts_with('.')) classes.push_back(e.filename().string());
     if (classes.empty())
         fail("it holds no class folders (expected one sub-folder of images per class, e.g. '" +
              (dir / "<class name>" / "image.png").string() + "')");
