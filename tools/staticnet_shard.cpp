@@ -111,6 +111,7 @@ arguments parse(int argc, char** argv) {
     labels->excludes(npy, csv, image_dir);
     npy->excludes(csv, image_dir);
     csv->excludes(image_dir);
+    image_dir->excludes(classes);  // the folder's classes are the classes
     cli::parse_or_exit(app, argc, argv);
 
     if (argc == 1) std::exit(cli::usage_error(program, "no arguments"));
@@ -151,6 +152,8 @@ int verify(const fs::path& dir) {
     const auto files = sd::list_shards(dir);  // a missing shard throws, naming it
     std::vector<std::string> damaged;
     std::uint64_t records = 0;
+    std::optional<std::size_t> shard_classes;  // of the first good header
+    std::string set_problem;                   // classes.txt
     for (const auto& f : files) {
         const auto info = sd::verify_shard(f);
         std::cout << f.filename().string() << ": ";
@@ -159,6 +162,7 @@ int verify(const fs::path& dir) {
                       << info.sample_shape.width() << "x" << info.sample_shape.channels() << ", " << info.num_classes
                       << " classes, " << info.blocks << " blocks, ";
             records += info.records;
+            if (!shard_classes) shard_classes = info.num_classes;
         }
         if (info.ok) {
             std::cout << "checksums OK\n";
@@ -175,21 +179,17 @@ int verify(const fs::path& dir) {
         const auto names = sd::read_class_names(dir);
         if (!names.empty()) {
             std::cout << sd::class_names_file_name << ": " << names.size() << " class names\n";
-            for (const auto& f : files) {
-                const auto info = sd::verify_shard(f);
-                if (info.header_ok && info.num_classes != names.size()) {
-                    damaged.push_back("'" + (dir / sd::class_names_file_name).string() + "' names " +
-                                      std::to_string(names.size()) + " classes but '" + f.string() + "' has " +
-                                      std::to_string(info.num_classes));
-                    break;
-                }
-            }
+            if (shard_classes && *shard_classes != names.size())
+                set_problem = "'" + (dir / sd::class_names_file_name).string() + "' names " +
+                              std::to_string(names.size()) + " classes but the shards have " +
+                              std::to_string(*shard_classes);
         }
     } catch (const staticnet::data_error& e) {
-        damaged.push_back(e.what());
+        set_problem = e.what();
     }
     std::cout << files.size() << " shard files, " << records << " records in good headers\n";
-    if (damaged.empty()) return EXIT_SUCCESS;
+    if (!set_problem.empty()) std::cerr << "staticnet-shard: " << set_problem << "\n";
+    if (damaged.empty()) return set_problem.empty() ? EXIT_SUCCESS : EXIT_FAILURE;
     std::cerr << "staticnet-shard: " << damaged.size() << " of " << files.size() << " shard files in '" << dir.string()
               << "' are damaged:\n";
     for (const auto& d : damaged) std::cerr << "  " << d << "\n";
