@@ -3,10 +3,13 @@
 set -euo pipefail
 # libcli11-dev (command lines of the tools and examples) and nlohmann-json3-dev (a test) are
 # for our own programs only: the library needs neither. python3-onnx and python3-opencv check
-# exported ONNX files in a test (tests/onnx/check_interop.py).
+# exported ONNX files in a test (tests/onnx/check_interop.py). libstb-dev (stb_image) lets the
+# example and staticnet-shard read image folders; python3-numpy and python3-pil run
+# scripts/make_image_folders.py, which the image-folder tests use.
 packages=(cmake g++ make pkg-config libxtensor-dev libxsimd-dev libboost-mpi-dev libboost-serialization-dev
           catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2
-          clang libclang-rt-14-dev clang-19 libcli11-dev nlohmann-json3-dev python3-onnx python3-opencv)
+          clang libclang-rt-14-dev clang-19 libcli11-dev nlohmann-json3-dev python3-onnx python3-opencv
+          libstb-dev python3-numpy python3-pil)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

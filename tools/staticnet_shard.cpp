@@ -1,12 +1,18 @@
-// staticnet-shard: cuts an IDX data set (raw or .gz) into a set of checksummed shard files,
-// and verifies such a set.
+// staticnet-shard: cuts a data set (IDX files raw or .gz, NumPy files, a CSV file or an
+// image folder) into a set of checksummed shard files, and verifies such a set.
 //
-//   staticnet-shard --images FILE --labels FILE --shards K --out DIR [--seed S] [--classes N]
+//   staticnet-shard SOURCE --shards K --out DIR [--seed S] [--classes N]
 //                   [--records-per-block B] [--force]
+//     SOURCE: --images FILE --labels FILE (IDX) | --npy IMAGES LABELS | --csv FILE [--shape HxWxC]
+//             | --image-dir DIR [--shape HxWxC [--resize]]   (the last when built with stb_image)
 //   staticnet-shard --verify DIR
+//
+// Class names (an image folder's sub-folders) are written next to the shards, one per line
+// in DIR/classes.txt (docs/shard_format.md); --verify checks them against the shards.
 //
 // Exit status: 0 success, 1 a data problem (unreadable input, damaged shard), 2 a usage error.
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -20,14 +26,20 @@
 #include <optional>
 #include <span>
 #include <staticnet/core/random.hpp>
+#include <staticnet/data/csv.hpp>
 #include <staticnet/data/idx.hpp>
+#include <staticnet/data/npy.hpp>
 #include <staticnet/data/shard_format.hpp>
 #include <staticnet/data/shard_set.hpp>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "tools/command_line.hpp"
+#if STATICNET_SHARD_IMAGES
+#include <staticnet/data/image_folder.hpp>
+#endif
 
 namespace fs = std::filesystem;
 namespace sd = staticnet::data;
@@ -43,8 +55,12 @@ struct usage_error {
 
 struct arguments {
     bool verify = false;  ///< --verify DIR: check a set; otherwise split
-    std::string images, labels, out, verify_dir;
+    std::string images, labels, out, verify_dir, image_dir, csv, shape_text;
+    std::vector<std::string> npy;  ///< images, labels
+    std::optional<staticnet::shape> shape;
+    bool resize = false;
     std::size_t shards = 0, classes = 10;
+    bool classes_given = false;
     std::uint32_t records_per_block = sd::shard_write_options{}.records_per_block;
     std::optional<std::uint64_t> seed;
     bool force = false;
@@ -55,10 +71,12 @@ struct arguments {
 arguments parse(int argc, char** argv) {
     namespace cli = staticnet::tools;
     arguments a;
-    CLI::App app{"Cuts an IDX data set (raw or gzip) into checksummed shard files, or verifies such a set.\n"
-                 "  staticnet-shard --images FILE --labels FILE --shards K --out DIR [--seed S] [--classes N]\n"
+    CLI::App app{"Cuts a data set into checksummed shard files, or verifies such a set.\n"
+                 "  staticnet-shard SOURCE --shards K --out DIR [--seed S] [--classes N]\n"
                  "                  [--records-per-block B] [--force]\n"
-                 "      writes DIR/shard-00000-of-0000K.snshard ...\n"
+                 "      writes DIR/shard-00000-of-0000K.snshard ... (and DIR/classes.txt for an image folder)\n"
+                 "  SOURCE: --images FILE --labels FILE (IDX, raw or gzip) | --npy IMAGES LABELS\n"
+                 "          | --csv FILE [--shape HxWxC] | --image-dir DIR [--shape HxWxC [--resize]]\n"
                  "  staticnet-shard --verify DIR",
                  program};
     app.footer("Exit status: 0 success, 1 a data problem (unreadable input, damaged or missing shard file),\n"
@@ -66,6 +84,12 @@ arguments parse(int argc, char** argv) {
     // An option given twice is an error (CLI11's default), as it always was here.
     auto* images = app.add_option("--images", a.images, "IDX image file")->type_name("FILE");
     auto* labels = app.add_option("--labels", a.labels, "IDX label file")->type_name("FILE");
+    auto* npy = app.add_option("--npy", a.npy, "NumPy image and label files (.npy)")->type_name("IMAGES LABELS")->expected(2);
+    auto* csv = app.add_option("--csv", a.csv, "CSV file: a label column, then the pixels (0..255)")->type_name("FILE");
+    auto* image_dir = app.add_option("--image-dir", a.image_dir, "image folder: DIR/<class>/*.png|jpg|bmp")->type_name("DIR");
+    auto* shape = app.add_option("--shape", a.shape_text, "sample shape for --csv and --image-dir, e.g. 28x28x1")
+                      ->type_name("HxWxC");
+    auto* resize = app.add_flag("--resize", a.resize, "resize images of another size to --shape (bilinear)")->needs(shape);
     auto* shards = app.add_option("--shards", a.shards, "number of shard files")
                        ->type_name("K")->check(cli::whole_number(1, 99999));
     auto* out = app.add_option("--out", a.out, "directory of the shard files (made if missing)")->type_name("DIR");
@@ -81,16 +105,46 @@ arguments parse(int argc, char** argv) {
     auto* force = app.add_flag("--force", a.force, "replace the shard files already in DIR");
     auto* verify = app.add_option("--verify", a.verify_dir, "check every shard file of the set in DIR")
                        ->type_name("DIR")
-                       ->excludes(images, labels, shards, out, seeded, classes, block, force);
+                       ->excludes(images, labels, shards, out, seeded, classes, block, force)
+                       ->excludes(npy, csv, image_dir, shape, resize);
+    images->excludes(npy, csv, image_dir);
+    labels->excludes(npy, csv, image_dir);
+    npy->excludes(csv, image_dir);
+    csv->excludes(image_dir);
+    image_dir->excludes(classes);  // the folder's classes are the classes
     cli::parse_or_exit(app, argc, argv);
 
     if (argc == 1) std::exit(cli::usage_error(program, "no arguments"));
     a.verify = verify->count() != 0;
     if (seeded->count() != 0) a.seed = seed;
+    a.classes_given = classes->count() != 0;
+    const bool other_source = npy->count() + csv->count() + image_dir->count() != 0;
     std::string missing;
     for (const auto* option : {images, labels, shards, out})
-        if (!a.verify && option->count() == 0) missing += (missing.empty() ? "" : ", ") + option->get_name();
-    if (!missing.empty()) std::exit(cli::usage_error(program, "missing " + missing + " (or --verify DIR)"));
+        if (!a.verify && option->count() == 0 && !(other_source && (option == images || option == labels)))
+            missing += (missing.empty() ? "" : ", ") + option->get_name();
+    if (!missing.empty())
+        std::exit(cli::usage_error(program, "missing " + missing + " (or --npy, --csv, --image-dir; or --verify DIR)"));
+    if (shape->count() != 0 && csv->count() + image_dir->count() == 0)
+        std::exit(cli::usage_error(program, "--shape goes with --csv or --image-dir"));
+    if (shape->count() != 0) {
+        std::array<std::size_t, 3> d{};
+        std::size_t at = 0, k = 0;
+        const std::string& t = a.shape_text;
+        for (; k < 3; ++k) {
+            const std::size_t cut = k < 2 ? t.find('x', at) : t.size();
+            const std::string part = cut == std::string::npos ? "" : t.substr(at, cut - at);
+            const auto [p, ec] = std::from_chars(part.data(), part.data() + part.size(), d[k]);
+            if (part.empty() || ec != std::errc{} || p != part.data() + part.size() || d[k] == 0 || d[k] > 65535) break;
+            at = cut + 1;
+        }
+        if (k != 3) std::exit(cli::usage_error(program, "--shape: needs HxWxC, e.g. 28x28x1, not '" + t + "'"));
+        a.shape = staticnet::shape{d[0], d[1], d[2]};
+    }
+#if !STATICNET_SHARD_IMAGES
+    if (image_dir->count() != 0)
+        std::exit(cli::usage_error(program, "--image-dir: this staticnet-shard was built without stb_image (libstb-dev)"));
+#endif
     return a;
 }
 
@@ -98,6 +152,8 @@ int verify(const fs::path& dir) {
     const auto files = sd::list_shards(dir);  // a missing shard throws, naming it
     std::vector<std::string> damaged;
     std::uint64_t records = 0;
+    std::optional<std::size_t> shard_classes;  // of the first good header
+    std::string set_problem;                   // classes.txt
     for (const auto& f : files) {
         const auto info = sd::verify_shard(f);
         std::cout << f.filename().string() << ": ";
@@ -106,6 +162,7 @@ int verify(const fs::path& dir) {
                       << info.sample_shape.width() << "x" << info.sample_shape.channels() << ", " << info.num_classes
                       << " classes, " << info.blocks << " blocks, ";
             records += info.records;
+            if (!shard_classes) shard_classes = info.num_classes;
         }
         if (info.ok) {
             std::cout << "checksums OK\n";
@@ -117,17 +174,44 @@ int verify(const fs::path& dir) {
             damaged.push_back(info.problem);
         }
     }
+    // classes.txt, when there, must name as many classes as the shards have.
+    try {
+        const auto names = sd::read_class_names(dir);
+        if (!names.empty()) {
+            std::cout << sd::class_names_file_name << ": " << names.size() << " class names\n";
+            if (shard_classes && *shard_classes != names.size())
+                set_problem = "'" + (dir / sd::class_names_file_name).string() + "' names " +
+                              std::to_string(names.size()) + " classes but the shards have " +
+                              std::to_string(*shard_classes);
+        }
+    } catch (const staticnet::data_error& e) {
+        set_problem = e.what();
+    }
     std::cout << files.size() << " shard files, " << records << " records in good headers\n";
-    if (damaged.empty()) return EXIT_SUCCESS;
+    if (!set_problem.empty()) std::cerr << "staticnet-shard: " << set_problem << "\n";
+    if (damaged.empty()) return set_problem.empty() ? EXIT_SUCCESS : EXIT_FAILURE;
     std::cerr << "staticnet-shard: " << damaged.size() << " of " << files.size() << " shard files in '" << dir.string()
               << "' are damaged:\n";
     for (const auto& d : damaged) std::cerr << "  " << d << "\n";
     return EXIT_FAILURE;
 }
 
+/// The data set from whichever source the command line names.
+sd::dataset load(const arguments& a) {
+    // --classes applies to IDX (default 10), NumPy and CSV (default: the largest label + 1).
+    const std::size_t classes = a.classes_given ? a.classes : 0;
+    if (!a.npy.empty()) return sd::load_npy(a.npy[0], a.npy[1], classes);
+    if (!a.csv.empty()) return sd::load_csv(a.csv, {.sample_shape = a.shape, .num_classes = classes});
+#if STATICNET_SHARD_IMAGES
+    if (!a.image_dir.empty())
+        return sd::load_image_folder(a.image_dir, {.sample_shape = a.shape, .resize = a.resize});
+#endif
+    return sd::load_idx(a.images, a.labels, a.classes);
+}
+
 int split(const arguments& a) {
-    const fs::path images = a.images, labels = a.labels, out = a.out;
-    const std::size_t shards = a.shards, classes = a.classes;
+    const fs::path out = a.out;
+    const std::size_t shards = a.shards;
     const auto& seed = a.seed;
     const sd::shard_write_options options{.records_per_block = a.records_per_block};
 
@@ -144,9 +228,11 @@ int split(const arguments& a) {
     }
     if (a.force)
         for (const auto& e : fs::directory_iterator(out))
-            if (e.path().extension() == sd::shard_extension) fs::remove(e.path());
+            if (e.path().extension() == sd::shard_extension || e.path().filename() == sd::class_names_file_name)
+                fs::remove(e.path());
 
-    const auto data = sd::load_idx(images, labels, classes);
+    const auto data = load(a);
+    const std::size_t classes = data.num_classes;
     const std::size_t n = data.size();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t{0});
@@ -162,6 +248,10 @@ int split(const arguments& a) {
         const fs::path file = out / sd::shard_file_name(k, shards);
         sd::write_shard(file, data, std::span<const std::size_t>(order).subspan(first, last - first), options);
         std::cout << file.string() << ": " << (last - first) << " records\n";
+    }
+    if (!data.class_names.empty()) {
+        sd::write_class_names(out, data.class_names);
+        std::cout << (out / sd::class_names_file_name).string() << ": " << data.class_names.size() << " class names\n";
     }
     std::cout << "wrote " << shards << " shard files with " << n << " records of " << data.images.shape()[1] << "x"
               << data.images.shape()[2] << "x" << data.images.shape()[3] << ", " << classes << " classes"

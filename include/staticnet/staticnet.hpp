@@ -1,8 +1,9 @@
 #pragma once
 /// @file
 /// The single-process library in one include. Opt-in, included on purpose: data
-/// parallelism over MPI (<staticnet/comm/mpi.hpp>, link staticnet::mpi) and SVG charts of a
-/// training history (<staticnet/train/history_chart.hpp>).
+/// parallelism over MPI (<staticnet/comm/mpi.hpp>, link staticnet::mpi), SVG charts of a
+/// training history (<staticnet/train/history_chart.hpp>) and image folders
+/// (<staticnet/data/image_folder.hpp>, which needs stb_image).
 
 #include "core/aligned_buffer.hpp"
 #include "core/cpu_mask.hpp"
@@ -14,9 +15,11 @@
 #include "comm/launch.hpp"
 #include "comm/local.hpp"
 #include "comm/placement.hpp"
+#include "data/csv.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/loader.hpp"
+#include "data/npy.hpp"
 #include "data/shard_format.hpp"
 #include "data/shard_set.hpp"
 #include "layers/activations.hpp"

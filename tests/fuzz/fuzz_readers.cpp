@@ -1,6 +1,10 @@
 // libFuzzer target for the readers of untrusted files: the shard reader (whole file, record
-// ranges, verify), the IDX reader (images, labels, any type), the checkpoint and weights
-// readers, and the ONNX reader (the protobuf decoding and load_onnx_weights).
+// ranges, verify), the IDX reader (images, labels, any type), the NumPy and CSV readers, the
+// checkpoint and weights readers, and the ONNX reader (the protobuf decoding and
+// load_onnx_weights). Built with STATICNET_FUZZ_IMAGES=1 (tests/fuzz/run.sh does when
+// stb_image is installed and STATICNET_FUZZ_IMAGES=1 is in the environment), it also decodes
+// every input as an image (stb_image, after our PNG chunk check): opt-in, because a finding
+// there may be in stb_image rather than in our code.
 //
 // Each input is written to a temporary file and handed to every reader. A reader may refuse
 // it with a staticnet::error; anything else (another exception, a crash, a sanitizer report,
@@ -26,13 +30,21 @@
 #include <iterator>
 #include <optional>
 #include <staticnet/core/error.hpp>
+#include <staticnet/data/csv.hpp>
 #include <staticnet/data/idx.hpp>
+#include <staticnet/data/npy.hpp>
 #include <staticnet/data/shard_format.hpp>
 #include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
 #include <string>
 #include <utility>
 #include <vector>
+
+#if STATICNET_FUZZ_IMAGES
+#define STBI_MAX_DIMENSIONS 4096  // no allocations of gigabytes for a forged header
+#define STATICNET_IMAGE_IMPLEMENTATION
+#include <staticnet/data/image_folder.hpp>
+#endif
 
 #if __has_include(<unistd.h>)
 #include <unistd.h>
@@ -102,6 +114,12 @@ const fs::path& work_dir() {
     static const fs::path dir = [] {
         std::error_code ec;
         const fs::path base = fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
+#if STATICNET_FUZZ_IMAGES
+#define STBI_MAX_DIMENSIONS 4096  // no allocations of gigabytes for a forged header
+#define STATICNET_IMAGE_IMPLEMENTATION
+#include <staticnet/data/image_folder.hpp>
+#endif
+
 #if __has_include(<unistd.h>)
         const auto id = std::to_string(::getpid());
 #else
@@ -302,6 +320,51 @@ bytes idx_bytes(std::uint8_t type, const std::vector<std::uint32_t>& dims, const
     return b;
 }
 
+// The NumPy reader: a file it accepts has exactly the bytes its header announces, and reads
+// as images and labels or is refused with a data_error.
+void check_npy(const std::uint8_t* data, std::size_t size) {
+    try {
+        const auto a = sd::detail::parse_npy(std::span<const std::uint8_t>(data, size), "input");
+        if (a.header.data_offset + a.header.elements() * a.header.element_size() != size)
+            finding("parse_npy accepted a file whose size does not match its header");
+        try {
+            (void)sd::detail::npy_images(a, "input");
+        } catch (const sn::data_error&) {
+        }
+        try {
+            std::size_t classes = 0;
+            (void)sd::detail::npy_labels(a, "input", classes);
+        } catch (const sn::data_error&) {
+        }
+    } catch (const sn::data_error&) {
+    }
+}
+
+// The CSV reader: with the shape from the first row, and with a shape given.
+void check_csv(const std::uint8_t* data, std::size_t size) {
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    for (const auto& o : {sd::csv_options{}, sd::csv_options{.sample_shape = sn::shape{2, 2, 1}, .num_classes = 10}}) {
+        try {
+            const auto d = sd::detail::parse_csv(text, "input", o);
+            for (const auto l : d.labels)
+                if (l < 0 || static_cast<std::size_t>(l) >= d.num_classes) finding("parse_csv gave a label out of range");
+        } catch (const sn::data_error&) {
+        }
+    }
+}
+
+#if STATICNET_FUZZ_IMAGES
+void check_image(const std::uint8_t* data, std::size_t size) {
+    for (std::size_t channels : {0, 1, 3}) {
+        try {
+            const auto img = sd::decode_image(std::span<const std::uint8_t>(data, size), "input", channels);
+            if (img.pixels.size() != img.height * img.width * img.channels) finding("decode_image: wrong pixel count");
+        } catch (const sn::data_error&) {
+        }
+    }
+}
+#endif
+
 void write_gz(const fs::path& p, const bytes& b) {
     gzFile f = gzopen(p.c_str(), "wb");
     if (f == nullptr || gzwrite(f, b.data(), static_cast<unsigned>(b.size())) != static_cast<int>(b.size()) ||
@@ -337,6 +400,23 @@ void write_seeds(const fs::path& dir) {
         write_file(dir / name, b->data(), b->size());
         write_gz(dir / (std::string(name) + ".gz"), *b);
     }
+    // Version 1.0 .npy files, the header padded to 64 bytes as numpy.save does.
+    const auto npy = [](std::string header, const std::string& payload) {
+        while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+        header += '\n';
+        std::string b("\x93NUMPY\x01\x00", 8);
+        b += static_cast<char>(header.size() & 0xFF);
+        b += static_cast<char>(header.size() >> 8);
+        return b + header + payload;
+    };
+    const std::string npy_images = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2), }",
+                                       std::string("\x00\x10\x20\x30\x40\x50\x60\xff", 8));
+    const std::string npy_labels = npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
+                                       std::string("\x01\0\0\0\0\0\0\0\x03\0\0\0\0\0\0\0", 16));
+    const std::string csv = "label,p1,p2,p3,p4\r\n3,0,12,255,7\r\n1,1,2,3,4\r\n";
+    for (const auto& [name, text] : {std::pair{"images.npy", &npy_images}, std::pair{"labels.npy", &npy_labels},
+                                     std::pair{"samples.csv", &csv}})
+        write_file(dir / name, reinterpret_cast<const std::uint8_t*>(text->data()), text->size());
     auto& m = checkpoint_target();
     sn::save_checkpoint(m, dir / "tiny.snckpt", m.position());
     sn::save_weights(m.network(), dir / "tiny.snw");
@@ -360,6 +440,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_idx(file);
     check_checkpoint(file);
     check_onnx(file);
+    check_npy(data, size);
+    check_csv(data, size);
+#if STATICNET_FUZZ_IMAGES
+    check_image(data, size);
+#endif
     const bytes repaired = with_repaired_checksums(data, size);
     if (!std::equal(repaired.begin(), repaired.end(), data)) {
         write_file(file, repaired.data(), repaired.size());

@@ -29,8 +29,10 @@ binary=$build/fuzz_readers
 if [[ ! -x $binary || $binary -ot $root/tests/fuzz/fuzz_readers.cpp ||
       -n $(find "$root/include/staticnet" -newer "$binary" -name '*.hpp' -print -quit) ]]; then
   echo "building $binary"
+  images=()
+  [[ ${STATICNET_FUZZ_IMAGES:-0} == 1 && -f /usr/include/stb/stb_image.h ]] && images=(-DSTATICNET_FUZZ_IMAGES=1)
   "$cxx" -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=all -I"$root/include" "$root/tests/fuzz/fuzz_readers.cpp" -lz -o "$binary"
+    -fno-sanitize-recover=all "${images[@]}" -I"$root/include" "$root/tests/fuzz/fuzz_readers.cpp" -lz -o "$binary"
 fi
 
 STATICNET_FUZZ_SEED_DIR=$build/seeds "$binary"

@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "../core/compat.hpp"
 
@@ -17,6 +19,9 @@ struct dataset {
     xt::xtensor<std::int32_t, 1> labels;   ///< [N], each in [0, num_classes)
     xt::xtensor<float, 2> targets;         ///< [N, num_classes] or empty
     std::size_t num_classes = 0;
+    /// Names of the classes by label (an image folder's sub-folder names), or empty when the
+    /// source has none (IDX, NumPy, CSV).
+    std::vector<std::string> class_names;
 
     [[nodiscard]] std::size_t size() const noexcept { return images.shape()[0]; }
     [[nodiscard]] bool empty() const noexcept { return size() == 0; }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/file_io.hpp"
 #include "../core/shape.hpp"
 #include "dataset.hpp"
 #include "shard_format.hpp"
@@ -47,6 +48,18 @@ namespace staticnet::data {
 /// its group (it then reads only its part of the records, see `load_shards`).
 [[nodiscard]] inline std::vector<std::size_t> assign_shards(std::size_t shards, std::size_t rank, std::size_t ranks);
 
+/// The file beside the shards that names the classes, one name per line in label order
+/// (`staticnet-shard` writes it when its source has class names, e.g. an image folder). A
+/// file of its own keeps the shard format (version 1) unchanged: older readers ignore it.
+inline constexpr std::string_view class_names_file_name = "classes.txt";
+
+/// Writes `names` to `dir/classes.txt`, atomically. Throws `data_error` for a name with a
+/// line break or on an I/O failure.
+inline void write_class_names(const std::filesystem::path& dir, const std::vector<std::string>& names);
+
+/// The class names of the shard set in `dir`; empty when it has no `classes.txt`.
+[[nodiscard]] inline std::vector<std::string> read_class_names(const std::filesystem::path& dir);
+
 /// One piece of a shard file that `load_shards` opened and read.
 struct shard_part {
     std::filesystem::path file;
@@ -66,7 +79,7 @@ struct shard_load_report {
 /// splitting (rank 0 prints a warning to stderr): the ranks sharing a file each read a
 /// contiguous, balanced record range of it, seeking past the rest. Every file read must match
 /// `expected` when given, and all of them must agree on the sample shape and the number of
-/// classes.
+/// classes. The class names (`classes.txt`), when present, must be as many as the classes.
 [[nodiscard]] inline dataset load_shards(const std::filesystem::path& dir, std::size_t rank, std::size_t ranks,
                                          std::optional<shape> expected = {}, shard_load_report* report = nullptr);
 
@@ -171,6 +184,52 @@ inline std::vector<std::filesystem::path> list_shards(const std::filesystem::pat
     return files;
 }
 
+inline void write_class_names(const std::filesystem::path& dir, const std::vector<std::string>& names) {
+    const auto file = dir / class_names_file_name;
+    std::string text;
+    for (const auto& n : names) {
+        if (n.find_first_of("\r\n") != std::string::npos)
+            throw data_error("cannot write '" + file.string() + "': the class name '" + n + "' holds a line break");
+        text += n;
+        text += '\n';
+    }
+    ::staticnet::detail::write_file_atomically<data_error>(file, "cannot write '" + file.string() + "'",
+                                                           [&](::staticnet::detail::output_file& out) { out.write(text); });
+}
+
+inline std::vector<std::string> read_class_names(const std::filesystem::path& dir) {
+    const auto file = dir / class_names_file_name;
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) return {};
+    const auto bytes = ::staticnet::detail::read_file_bytes<data_error>(file);
+    std::vector<std::string> names;
+    std::string line;
+    for (const std::uint8_t b : bytes) {
+        if (b == '\n') {
+            names.push_back(std::move(line));
+            line.clear();
+        } else if (b != '\r') {
+            line += static_cast<char>(b);
+        }
+    }
+    if (!line.empty()) names.push_back(std::move(line));
+    return names;
+}
+
+namespace detail {
+
+/// Sets `d.class_names` from the set's classes.txt, checking that it names every class.
+inline void attach_class_names(const std::filesystem::path& dir, dataset& d) {
+    auto names = read_class_names(dir);
+    if (names.empty()) return;
+    if (names.size() != d.num_classes)
+        throw data_error("shard directory '" + dir.string() + "': '" + std::string(class_names_file_name) + "' names " +
+                         std::to_string(names.size()) + " classes but the shards have " + std::to_string(d.num_classes));
+    d.class_names = std::move(names);
+}
+
+}  // namespace detail
+
 inline std::vector<std::size_t> assign_shards(std::size_t shards, std::size_t rank, std::size_t ranks) {
     detail::check_rank(rank, ranks);
     if (shards == 0) return {};
@@ -209,7 +268,9 @@ inline dataset load_shards(const std::filesystem::path& dir, std::size_t rank, s
             report->record_level = true;
             report->opened.push_back({files[s], first, last - first, false});
         }
-        return detail::read_part(reader, first, last - first);
+        dataset part = detail::read_part(reader, first, last - first);
+        detail::attach_class_names(dir, part);
+        return part;
     }
 
     // File level: open every file of this rank first, so the result is allocated once.
@@ -243,6 +304,7 @@ inline dataset load_shards(const std::filesystem::path& dir, std::size_t rank, s
         r.read_records(0, n, d.images.data() + at * sample, d.labels.data() + at);
         at += static_cast<std::size_t>(n);
     }
+    detail::attach_class_names(dir, d);
     return d;
 }
 
