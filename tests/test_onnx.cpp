@@ -31,6 +31,14 @@ using every_layer = sn::sequential<sn::input<9, 9, 2>, sn::conv2d<4, 3, sn::iden
                                    sn::dense<6, sn::identity>, sn::batch_norm<0.9f, 1e-5f>, sn::relu,
                                    sn::dense<3, sn::softmax>>;
 
+using conv_bn = sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>;
+using resnet_layers = sn::sequential<
+    sn::input<8, 8, 2>, sn::conv2d<4, 3, sn::relu, 1, sn::padding::same>, sn::average_pool2d<2>,
+    sn::residual<conv_bn, sn::batch_norm<>, sn::relu, conv_bn, sn::batch_norm<>>, sn::relu,
+    sn::residual<sn::projection<sn::conv2d<6, 1, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+                 sn::conv2d<6, 3, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+    sn::relu, sn::global_average_pool2d, sn::dense<3, sn::softmax>>;
+
 // Random parameters and state in every layer (the arenas' alignment padding stays zero).
 template <typename Net>
 void randomize(Net& net, std::uint64_t seed) {
@@ -239,6 +247,14 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         b.initialize(5);
         sn::save_onnx(a, dir / "e.onnx");
         sn::load_onnx_weights(b, dir / "e.onnx");
+        CHECK(bitwise_equal(contents(a), contents(b)));
+    }
+    SECTION("residual blocks (identity and projection shortcuts), average pooling, convolutions without bias") {
+        resnet_layers a, b;
+        randomize(a, 6);
+        b.initialize(7);
+        sn::save_onnx(a, dir / "r.onnx");
+        sn::load_onnx_weights(b, dir / "r.onnx");
         CHECK(bitwise_equal(contents(a), contents(b)));
     }
     SECTION("model.save_onnx") {

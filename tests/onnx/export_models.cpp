@@ -27,6 +27,17 @@ using every_layer = sn::sequential<sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::id
                                    sn::conv2d<16, 3, sn::sigmoid, 1, sn::padding::same>, sn::dropout<0.25f>, sn::flatten,
                                    sn::dense<32>, sn::batch_norm<0.9f, 1e-5f>, sn::relu, sn::dense<10, sn::softmax>>;
 
+// The layers of a small ResNet: convolutions without bias, batch_norm, residual blocks with
+// an identity shortcut and with a projection, average and global average pooling.
+using conv_bn = sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>;
+using resnet_layers = sn::sequential<
+    sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::relu, 1, sn::padding::same>, sn::average_pool2d<2>,
+    sn::residual<conv_bn, sn::batch_norm<>, sn::relu, conv_bn, sn::batch_norm<>>, sn::relu,
+    sn::residual<sn::projection<sn::conv2d<16, 1, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+                 sn::conv2d<16, 3, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu,
+                 sn::conv2d<16, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+    sn::relu, sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+
 void write_floats(const fs::path& file, const float* data, std::size_t n) {
     std::ofstream out(file, std::ios::binary);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
@@ -72,6 +83,7 @@ int main(int argc, char** argv) {
         const auto data = sn::data::load_fashion_mnist();
         train_and_export<reference_cnn>(data, 300, out, "reference_cnn");
         train_and_export<every_layer>(data, 100, out, "every_layer");
+        train_and_export<resnet_layers>(data, 100, out, "resnet_layers");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_models: %s\n", e.what());
         return 1;

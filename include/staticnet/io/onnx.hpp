@@ -48,6 +48,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -56,12 +57,15 @@
 #include "../core/file_io.hpp"
 #include "../core/shape.hpp"
 #include "../layers/activations.hpp"
+#include "../layers/average_pool2d.hpp"
 #include "../layers/batch_norm.hpp"
 #include "../layers/conv2d.hpp"
 #include "../layers/dense.hpp"
 #include "../layers/dropout.hpp"
 #include "../layers/flatten.hpp"
+#include "../layers/global_average_pool2d.hpp"
 #include "../layers/max_pool2d.hpp"
+#include "../layers/residual.hpp"
 #include "onnx_model.hpp"
 
 namespace staticnet {
@@ -717,6 +721,73 @@ struct layer_mapping<staticnet::detail::max_pool2d_layer<Pool, Stride, In, Posit
                                            attribute::integers("pads", {0, 0, 0, 0})});
     }
     static void import_layer(graph_reader&, std::span<float>, std::span<float>) {}
+};
+
+/// average_pool2d: `AveragePool`, no padding.
+template <std::size_t Pool, std::size_t Stride, shape In, std::size_t Position>
+struct layer_mapping<staticnet::detail::average_pool2d_layer<Pool, Stride, In, Position>> {
+    static std::string export_layer(graph_writer& g, const std::string& x, std::span<const float>, std::span<const float>) {
+        const auto p = static_cast<std::int64_t>(Pool), s = static_cast<std::int64_t>(Stride);
+        return g.add_node("AveragePool", {x}, {attribute::integers("kernel_shape", {p, p}),
+                                               attribute::integers("strides", {s, s}),
+                                               attribute::integers("pads", {0, 0, 0, 0})});
+    }
+    static void import_layer(graph_reader&, std::span<float>, std::span<float>) {}
+};
+
+/// global_average_pool2d: `GlobalAveragePool` ([N, C, 1, 1]), then `Flatten` to staticnet's
+/// [N, C] (one pixel: the channel order is the same either way).
+template <shape In, std::size_t Position>
+struct layer_mapping<staticnet::detail::global_average_pool2d_layer<In, Position>> {
+    static std::string export_layer(graph_writer& g, const std::string& x, std::span<const float>, std::span<const float>) {
+        return g.add_node("Flatten", {g.add_node("GlobalAveragePool", {x})}, {attribute::integer("axis", 1)});
+    }
+    static void import_layer(graph_reader&, std::span<float>, std::span<float>) {}
+};
+
+/// residual: the body's nodes from the block's input, the shortcut's (or the input itself),
+/// then `Add`. Inner layers map as they would in a `sequential`, body first (the order of
+/// their parameters in the block, and the order an import takes them in).
+template <typename Shortcut, typename Body, shape In, std::size_t Position>
+struct layer_mapping<staticnet::detail::residual_layer<Shortcut, Body, In, Position>> {
+    using block = staticnet::detail::residual_layer<Shortcut, Body, In, Position>;
+    static constexpr std::size_t body_count = std::tuple_size_v<typename block::body_layers>;
+    static constexpr std::size_t shortcut_count = std::tuple_size_v<typename block::shortcut_layers>;
+    template <std::size_t K>
+    static auto inner_type() {
+        if constexpr (K < body_count) return std::tuple_element_t<K, typename block::body_layers>{};
+        else return std::tuple_element_t<K - body_count, typename block::shortcut_layers>{};
+    }
+    template <std::size_t K>
+    using inner = decltype(inner_type<K>());
+
+    template <std::size_t K, typename T>
+    static std::span<T> parameters_of(std::span<T> parameters) {
+        return parameters.subspan(block::parameter_offsets[K], inner<K>::parameter_count);
+    }
+    template <std::size_t K, typename T>
+    static std::span<T> state_of(std::span<T> state) {
+        return state.subspan(block::state_offsets[K], inner<K>::state_count);
+    }
+
+    static std::string export_layer(graph_writer& g, const std::string& x, std::span<const float> parameters,
+                                    std::span<const float> state) {
+        std::string body = x, shortcut = x;
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            ((body = layer_mapping<inner<K>>::export_layer(g, body, parameters_of<K>(parameters), state_of<K>(state))), ...);
+        }(std::make_index_sequence<body_count>{});
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            ((shortcut = layer_mapping<inner<body_count + K>>::export_layer(
+                  g, shortcut, parameters_of<body_count + K>(parameters), state_of<body_count + K>(state))),
+             ...);
+        }(std::make_index_sequence<shortcut_count>{});
+        return g.add_node("Add", {body, shortcut});
+    }
+    static void import_layer(graph_reader& r, std::span<float> parameters, std::span<float> state) {
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            (layer_mapping<inner<K>>::import_layer(r, parameters_of<K>(parameters), state_of<K>(state)), ...);
+        }(std::make_index_sequence<body_count + shortcut_count>{});
+    }
 };
 
 /// An activation on its own.
