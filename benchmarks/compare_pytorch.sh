@@ -10,6 +10,7 @@
 # libopenblas0-pthread (PyTorch's dense layers fall back to the slow reference BLAS without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/common.sh
 threads_list="1 2" batch_list="32" rounds=5 build=build
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,20 +22,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need=()
-for p in python3-torch libopenblas0-pthread; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+ensure_pytorch
 bash scripts/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" --target bench_train -j "$(nproc)" >/dev/null
 
-field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" | head -1; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 summary=""
 for threads in $threads_list; do

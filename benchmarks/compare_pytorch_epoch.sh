@@ -14,6 +14,7 @@
 # staticnet is faster). Installs python3-torch and libopenblas0-pthread if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/common.sh
 threads_list="1 2" rounds=3 build=build-bench
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,22 +25,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need=()
-for p in python3-torch libopenblas0-pthread; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+ensure_pytorch
 bash scripts/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" --target fashion_mnist -j "$(nproc)" >/dev/null
 
-field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" | head -1; }
 # The value of "seconds" inside the object named $1 of pytorch_epoch.py's line.
 format_seconds() { sed -n "s/.*\"$1\": *{\"seconds\": *\([0-9.]*\).*/\1/p"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 list() { local IFS=,; echo "$*"; }
 
 summary=""

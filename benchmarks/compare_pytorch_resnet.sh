@@ -9,6 +9,7 @@
 # medians and the ratio staticnet / PyTorch; the last line summarises. Needs python3-torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/common.sh
 threads_list="1 2" batch=64 rounds=5 build=build
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -22,8 +23,6 @@ done
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" --target bench_resnet -j "$(nproc)" >/dev/null
 
-field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" | head -1; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 summary=""
 for threads in $threads_list; do
