@@ -2,6 +2,7 @@
 //
 //   fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]
 //                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]] [--shards DIR]
+//                 [--deterministic]
 //
 // --history FILE.csv and --plot FILE.svg write the per-epoch history and a chart of loss and
 // accuracy (train and validation) when training ends.
@@ -17,7 +18,9 @@
 //
 // --checkpoint DIR writes a checkpoint there after every epoch (the newest 3 are kept);
 // --resume continues from the newest valid one up to --epochs in total (an error if there
-// is none: it never silently starts over).
+// is none: it never silently starts over). `staticnet-run` passes both and restarts a failed
+// job; with --deterministic the result does not depend on the rank or thread count, so a job
+// restarted on fewer ranks ends bitwise where it would have (docs/distributed.md).
 //
 // Under `mpirun -np N` (when built with MPI) the same program trains data-parallel: every
 // rank loads the data set, takes its part of each global batch (--batch-size is the global
@@ -54,7 +57,7 @@ struct arguments {
     std::size_t epochs = 10, batch_size = 32, threads = 0, limit = 0;
     float learning_rate = 1e-3f;
     std::uint64_t seed = 1;
-    bool json = false, resume = false, resize = false;
+    bool json = false, resume = false, deterministic = false, resize = false;
     std::string checkpoint, shards, history_csv, plot_svg, export_onnx, train_dir, test_dir;
 };
 
@@ -85,6 +88,8 @@ arguments parse(int argc, char** argv) {
                            ->type_name("DIR");
     app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --checkpoint DIR (an error if none)")
         ->needs(checkpoint);
+    app.add_flag("--deterministic", a.deterministic,
+                 "bitwise the same training for any number of ranks and threads (slower; for restarts on fewer ranks)");
     app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
         ->type_name("DIR");
     auto* train_dir = app.add_option("--train-dir", a.train_dir, "train on an image folder: DIR/<class>/*.png|jpg|bmp")
@@ -160,7 +165,7 @@ int train(const arguments& args, Communicator& comm) {
     data.train = first(std::move(data.train), args.limit);
 
     sn::model<reference_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(
-        comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed});
+        comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed, .deterministic = args.deterministic});
     if (!args.json && root) {
         model.summary(std::cout);
         std::cout << "Training on " << data.train.size() << (sharded ? " images (rank 0's shards)" : " images")

@@ -53,7 +53,7 @@ struct arguments {
     std::size_t epochs = 24, batch_size = 64, threads = 0, limit = 0;
     float learning_rate = 2e-3f;
     std::uint64_t seed = 1;
-    bool json = false, resume = false;
+    bool json = false, resume = false, deterministic = false;
     std::string checkpoint, shards, history_csv, plot_svg;
 };
 
@@ -84,6 +84,8 @@ arguments parse(int argc, char** argv) {
                            ->type_name("DIR");
     app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --checkpoint DIR (an error if none)")
         ->needs(checkpoint);
+    app.add_flag("--deterministic", a.deterministic,
+                 "bitwise the same training for any number of ranks and threads (slower; for restarts on fewer ranks)");
     app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
         ->type_name("DIR");
     app.add_option("--history", a.history_csv, "write the per-epoch history as CSV when training ends")
@@ -126,7 +128,7 @@ int train(const arguments& args, Communicator& comm) {
     data.train = first(data.train, args.limit);
 
     sn::model<resnet_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(
-        comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed});
+        comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed, .deterministic = args.deterministic});
     if (!args.json && root) {
         model.summary(std::cout);
         std::cout << "Training on " << data.train.size() << (sharded ? " images (rank 0's shards)" : " images")

@@ -1,7 +1,11 @@
-// A small training job for the fault test (tests/fault/kill_and_resume.sh): trains under
-// mpirun with a checkpoint every few steps, and writes its final parameters to a file.
+// A small training job for the fault tests (tests/fault/kill_and_resume.sh and
+// tests/fault/elastic.sh): trains under mpirun with a checkpoint every few steps, and writes
+// its final parameters to a file.
 //
-//   checkpoint_job --dir DIR --out FILE [--resume] [--step-delay-ms N]
+//   checkpoint_job --dir DIR --out FILE [--resume] [--step-delay-ms N] [--deterministic] [--bad-label]
+//
+// `--checkpoint DIR` is another name for `--dir` (what staticnet-run passes); --bad-label
+// puts label 9 (of 4 classes) on sample 5, a job that fails on every attempt.
 #include <staticnet/comm/mpi.hpp>
 #include <staticnet/staticnet.hpp>
 
@@ -27,11 +31,13 @@ struct step_delay {
 int main(int argc, char** argv) {
     sn::mpi_communicator comm(argc, argv);
     std::string dir, out;
-    bool resume = false;
+    bool resume = false, deterministic = false, bad_label = false;
     int delay = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
-        if (a == "--dir") dir = argv[++i];
+        if (a == "--dir" || a == "--checkpoint") dir = argv[++i];
+        else if (a == "--deterministic") deterministic = true;
+        else if (a == "--bad-label") bad_label = true;
         else if (a == "--out") out = argv[++i];
         else if (a == "--resume") resume = true;
         else if (a == "--step-delay-ms") delay = std::stoi(argv[++i]);
@@ -43,8 +49,9 @@ int main(int argc, char** argv) {
         sn::rng g(4);
         for (auto& v : d.images) v = g.uniform();
         for (std::size_t i = 0; i < 256; ++i) d.labels(i) = static_cast<std::int32_t>(g.below(4));
+        if (bad_label) d.labels(5) = 9;
 
-        sn::model<net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(comm, {}, {.threads = 1, .seed = 2});
+        sn::model<net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(comm, {}, {.threads = 1, .seed = 2, .deterministic = deterministic});
         sn::fit_options options{.epochs = 6, .batch_size = 16, .seed = 8, .verbose = false};
         if (resume) {
             const auto file = sn::resume_latest(m, dir);

@@ -181,6 +181,39 @@ TEST_CASE("resume_latest skips damaged newer checkpoints and refuses when none i
     CHECK_FALSE(sn::resume_latest(target, dir.path, log).has_value());  // empty: a fresh start is the caller's call
 }
 
+TEST_CASE("inspect_checkpoint and newest_valid_checkpoint read a run's progress without its model", "[checkpoint][tools]") {
+    temp_dir dir;
+    CHECK_FALSE(sn::newest_valid_checkpoint(dir.path / "missing").has_value());
+    CHECK_FALSE(sn::newest_valid_checkpoint(dir.path).has_value());
+    const auto d = samples();
+    trainer m({}, {.threads = 1});
+    m.fit(d, {.epochs = 2, .batch_size = 8, .seed = 5, .verbose = false},
+          sn::checkpoint_callback{.directory = dir.path, .every_steps = 3, .keep = 2});
+    const auto files = sn::list_checkpoints(dir.path);
+    REQUIRE(files.size() == 2);
+    const auto newest = sn::inspect_checkpoint(files.back());
+    CHECK(newest.steps_done == m.steps_done());  // 2 epochs of 8 steps (60 samples, batch 8)
+    CHECK(newest.epoch == 2);
+    CHECK(newest.step == 0);
+    CHECK(newest.batch_size == 8);
+    CHECK(newest.seed == 5);
+    CHECK(newest.fingerprint == net::fingerprint);
+    const auto latest = sn::newest_valid_checkpoint(dir.path);
+    REQUIRE(latest.has_value());
+    CHECK(latest->file == files.back());
+
+    flip_byte(files.back(), 150);
+    CHECK_THROWS_WITH(sn::inspect_checkpoint(files.back()),
+                      Catch::Contains(files.back().filename().string()) && Catch::Contains("checksum"));
+    const auto older = sn::newest_valid_checkpoint(dir.path);  // the damaged newest is skipped
+    REQUIRE(older.has_value());
+    CHECK(older->file == files.front());
+    CHECK(older->steps_done < newest.steps_done);
+    fs::resize_file(files.front(), 100);
+    CHECK_THROWS_WITH(sn::inspect_checkpoint(files.front()), Catch::Contains("truncated"));
+    CHECK_FALSE(sn::newest_valid_checkpoint(dir.path).has_value());
+}
+
 TEST_CASE("a write that fails half-way leaves the previous checkpoint loadable", "[checkpoint][errors]") {
     temp_dir dir;
     const auto d = samples();

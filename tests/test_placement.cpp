@@ -2,12 +2,15 @@
 // function of the masks, without MPI. (test_mpi checks what the ranks of a real job choose.)
 #include <catch2/catch.hpp>
 
+#include <staticnet/comm/launch.hpp>
 #include <staticnet/comm/local.hpp>
 #include <staticnet/comm/placement.hpp>
 #include <staticnet/core/cpu_mask.hpp>
 #include <staticnet/core/thread_pool.hpp>
 
 #include <initializer_list>
+#include <map>
+#include <string>
 #include <vector>
 
 #if defined(__linux__)
@@ -138,4 +141,61 @@ TEST_CASE("local_communicator: one process with all the CPUs of its mask", "[pla
     CHECK(p.local_ranks == 1);
     CHECK(p.sharing_ranks == 1);
     CHECK(p.default_threads() == sn::available_cpus());
+}
+
+namespace {
+/// A launcher's environment as a lookup for launch_info::from.
+auto environment(std::map<std::string, std::string> variables) {
+    return [v = std::move(variables)](const char* name) -> const char* {
+        const auto it = v.find(name);
+        return it == v.end() ? nullptr : it->second.c_str();
+    };
+}
+}  // namespace
+
+TEST_CASE("launch_info: rank and node-local ranks as mpirun, Hydra and srun give them", "[placement][launch]") {
+    SECTION("Open MPI's mpirun") {
+        const auto i = sn::launch_info::from(environment({{"OMPI_COMM_WORLD_RANK", "5"}, {"OMPI_COMM_WORLD_SIZE", "8"},
+                                                          {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}}));
+        CHECK((i.rank == 5 && i.size == 8 && i.local_rank == 1 && i.local_size == 4));
+    }
+    SECTION("MPICH's Hydra") {
+        const auto i = sn::launch_info::from(
+            environment({{"PMI_RANK", "2"}, {"PMI_SIZE", "3"}, {"MPI_LOCALRANKID", "0"}, {"MPI_LOCALNRANKS", "1"}}));
+        CHECK((i.rank == 2 && i.size == 3 && i.local_rank == 0 && i.local_size == 1));
+    }
+    SECTION("Slurm's srun: the node's tasks from the step's tasks per node") {
+        // 3 nodes with 2 tasks, then one with 1: task 6 is alone on node 3.
+        auto slurm = std::map<std::string, std::string>{{"SLURM_STEP_ID", "0"},          {"SLURM_STEP_NUM_TASKS", "7"},
+                                                        {"SLURM_PROCID", "6"},           {"SLURM_NODEID", "3"},
+                                                        {"SLURM_LOCALID", "0"},          {"SLURM_STEP_TASKS_PER_NODE", "2(x3),1"}};
+        auto i = sn::launch_info::from(environment(slurm));
+        CHECK((i.rank == 6 && i.size == 7 && i.local_rank == 0 && i.local_size == 1));
+        slurm["SLURM_PROCID"] = "3";
+        slurm["SLURM_NODEID"] = "1";
+        slurm["SLURM_LOCALID"] = "1";
+        i = sn::launch_info::from(environment(slurm));
+        CHECK((i.rank == 3 && i.local_rank == 1 && i.local_size == 2));
+        // Under srun with PMIx, MPI's own variables win where both are set.
+        slurm["OMPI_COMM_WORLD_LOCAL_RANK"] = "0";
+        slurm["OMPI_COMM_WORLD_LOCAL_SIZE"] = "2";
+        CHECK(sn::launch_info::from(environment(slurm)).local_rank == 0);
+    }
+    SECTION("a batch script (no step), nothing, or nonsense: unknown") {
+        CHECK(sn::launch_info::from(environment({{"SLURM_PROCID", "0"}, {"SLURM_NODEID", "0"}, {"SLURM_LOCALID", "0"},
+                                                 {"SLURM_TASKS_PER_NODE", "4"}}))
+                  .local_size == 0);
+        CHECK(sn::launch_info::from(environment({})).size == 0);
+        CHECK(sn::launch_info::from(environment({{"OMPI_COMM_WORLD_RANK", "9"}, {"OMPI_COMM_WORLD_SIZE", "8"}})).size == 0);
+        CHECK(sn::launch_info::from(environment({{"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", "0"}, {"SLURM_LOCALID", "0"},
+                                                 {"SLURM_STEP_TASKS_PER_NODE", "2(x"}}))
+                  .local_size == 0);
+    }
+    SECTION("with the placement rule: launcher-counted ranks of unknown masks share this rank's CPUs") {
+        // What mpi_communicator does when MPI puts every rank alone on its "node".
+        const auto own = cpu_range(0, 7);
+        std::vector<sn::cpu_mask> node{own};
+        node.resize(4);  // launch_info: 4 ranks on this node
+        CHECK(sn::rank_placement::from_masks(own, node, 8).default_threads() == 2);
+    }
 }

@@ -36,6 +36,7 @@
 #include "../core/cpu_mask.hpp"
 #include "../core/error.hpp"
 #include "communicator.hpp"
+#include "launch.hpp"
 #include "placement.hpp"
 
 namespace staticnet {
@@ -104,7 +105,11 @@ public:
 
     /// Prints `message` (with this rank) and ends every rank of the job.
     [[noreturn]] void abort(std::string_view message) {
-        std::cerr << "staticnet: rank " << rank() << " of " << size() << ": " << message << std::endl;
+        // One write of the whole line: the ranks that fail together share one stderr pipe,
+        // and launchers (staticnet-run) read the cause from it.
+        const std::string line = "staticnet: rank " + std::to_string(rank()) + " of " + std::to_string(size()) + ": " +
+                                 std::string(message) + "\n";
+        std::cerr.write(line.data(), static_cast<std::streamsize>(line.size())).flush();
         MPI_Abort(native(), EXIT_FAILURE);
         std::abort();  // MPI_Abort does not return; this is for the compiler
     }
@@ -137,6 +142,11 @@ private:
         for (std::size_t r = 0; r < static_cast<std::size_t>(ranks); ++r)
             masks.push_back(cpu_mask::from_words(std::span<const std::uint64_t, cpu_mask::word_count>(
                 all.data() + r * cpu_mask::word_count, cpu_mask::word_count)));
+        // An MPI that cannot tell which ranks share the node (each alone in its "node"), e.g.
+        // a PMI without locality information under srun: trust the launcher's count, and take
+        // the ranks it names, whose masks are unknown, as competing for this rank's CPUs.
+        if (const auto launch = launch_info::from_environment(); ranks == 1 && launch.local_size > 1)
+            masks.resize(launch.local_size);
         return rank_placement::from_masks(own, masks);
     }
     void bcast(void* data, std::size_t n, MPI_Datatype type, int root) {

@@ -72,6 +72,28 @@ void load_weights(Net& network, const std::filesystem::path& file);
 /// The checkpoints of `directory`, oldest first (by training step).
 inline std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& directory);
 
+/// What a checkpoint file says about itself, read without a model: for tools that manage runs
+/// (`staticnet-run` picks the newest valid checkpoint and tells progress from a stuck job).
+struct checkpoint_info {
+    std::filesystem::path file;
+    std::uint64_t fingerprint = 0;  ///< of the network that wrote it
+    std::uint64_t steps_done = 0;   ///< optimizer steps since the run began (the name's number)
+    std::uint64_t epoch = 0;        ///< epochs completed
+    std::uint64_t step = 0;         ///< steps done within the current epoch
+    std::uint64_t batch_size = 0;   ///< the run's global batch
+    std::uint64_t seed = 0;
+};
+
+/// Checks `file` the way loading it would, short of the network (size, magic, version,
+/// checksum, payload size), and returns its header. Throws `checkpoint_error` naming the file
+/// and what is wrong.
+inline checkpoint_info inspect_checkpoint(const std::filesystem::path& file);
+
+/// The newest checkpoint of `directory` that `inspect_checkpoint` accepts, or nothing (also
+/// when the directory does not exist). Damaged newer files are skipped, as `resume_latest`
+/// skips them.
+inline std::optional<checkpoint_info> newest_valid_checkpoint(const std::filesystem::path& directory);
+
 /// A `fit` callback that writes a checkpoint every `every_epochs` epochs and/or every
 /// `every_steps` steps into `directory` (created if needed), keeping the newest `keep`.
 /// With an empty `directory` it does nothing (so a program can always pass one).
@@ -336,6 +358,33 @@ inline std::vector<std::filesystem::path> list_checkpoints(const std::filesystem
     }
     std::sort(files.begin(), files.end());  // names carry the zero-padded step
     return files;
+}
+
+inline checkpoint_info inspect_checkpoint(const std::filesystem::path& file) {
+    const auto bytes = detail::read_file_bytes<checkpoint_error>(file);
+    const auto h = detail::check_file<detail::checkpoint_header>(bytes, file, detail::checkpoint_magic, "checkpoint");
+    // Each count is bounded by the file size before they are added, so the sum cannot wrap.
+    const std::uint64_t limit = bytes.size() / sizeof(float);
+    if (h.parameter_floats > limit || h.state_floats > limit || h.optimizer_floats > limit ||
+        bytes.size() != h.bytes + (h.parameter_floats + h.state_floats + h.optimizer_floats) * sizeof(float) + 4)
+        throw checkpoint_error("checkpoint '" + file.string() + "' is " + std::to_string(bytes.size()) +
+                               " bytes, which does not match the sizes its header announces");
+    return {.file = file, .fingerprint = h.fingerprint, .steps_done = h.iterations, .epoch = h.epoch, .step = h.step,
+            .batch_size = h.batch_size, .seed = h.seed};
+}
+
+inline std::optional<checkpoint_info> newest_valid_checkpoint(const std::filesystem::path& directory) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(directory, ec)) return std::nullopt;
+    const auto files = list_checkpoints(directory);
+    for (auto file = files.rbegin(); file != files.rend(); ++file) {
+        try {
+            return inspect_checkpoint(*file);
+        } catch (const checkpoint_error&) {
+            // damaged or half-copied: an older one may still be good
+        }
+    }
+    return std::nullopt;
 }
 
 template <typename Model>
