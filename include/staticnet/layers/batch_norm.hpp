@@ -12,7 +12,9 @@
 /// model enables synchronised statistics (`model_settings::sync_batch_norm`): then the mean
 /// and variance are those of the whole global batch (two small allreduces in forward, one in
 /// backward). Threads split the work without changing any sum's order, so results are the
-/// same for any thread count.
+/// same for any thread count. In deterministic mode the moving averages are updated from every
+/// micro-batch of the global batch in order, on every rank (`update_state`), so they too are
+/// bitwise the same for any number of ranks.
 
 #include <algorithm>
 #include <array>
@@ -47,6 +49,9 @@ template <template_float Momentum, template_float Epsilon, shape In, std::size_t
 class batch_norm_layer : public layer_defaults {
     static constexpr std::size_t C = In.channels();
     static constexpr std::size_t per_sample_rows = In.size() / C;
+    /// The moving-average step, in one place so that updating in forward and replaying a
+    /// record round the same way.
+    static float blend(float moving, float batch) noexcept { return momentum * moving + (1.0f - momentum) * batch; }
 
 public:
     static constexpr float momentum = Momentum;
@@ -69,6 +74,12 @@ public:
             state[c] = 0.0f;
             state[C + c] = 1.0f;
         }
+    }
+
+    /// Applies a micro-batch's statistics that a forward pass with `layer_context::state_record`
+    /// recorded: the moving-average update that forward otherwise makes in place.
+    void update_state(const float* record, float* state) const noexcept {
+        for (std::size_t i = 0; i < 2 * C; ++i) state[i] = blend(state[i], record[i]);
     }
 
     void forward(const layer_context& ctx, const forward_buffers& b) const {
@@ -117,8 +128,13 @@ public:
             inv_std[c] = static_cast<float>(1.0 / std::sqrt(biased + epsilon));
             mean_f[c] = static_cast<float>(mean[c]);
             const double unbiased = count > 1 ? var[c] / (count - 1) : biased;
-            moving_mean[c] = momentum * moving_mean[c] + (1.0f - momentum) * mean_f[c];
-            moving_var[c] = momentum * moving_var[c] + (1.0f - momentum) * static_cast<float>(unbiased);
+            if (ctx.state_record != nullptr) {  // b.state is this micro-batch's record: see update_state
+                moving_mean[c] = mean_f[c];
+                moving_var[c] = static_cast<float>(unbiased);
+            } else {
+                moving_mean[c] = blend(moving_mean[c], mean_f[c]);
+                moving_var[c] = blend(moving_var[c], static_cast<float>(unbiased));
+            }
         }
         for_rows(ctx, rows, [&](std::size_t r) {
             for (std::size_t c = 0; c < C; ++c) {

@@ -30,6 +30,11 @@
 /// declares `static constexpr bool uses_batch_statistics = true;`: the trainer then never
 /// cuts a batch into parts that run apart (see `sequential::samples_independent`).
 ///
+/// A layer with state (`state_count` > 0) that the trainer should keep bitwise the same across
+/// rank counts in deterministic mode also provides
+/// `void update_state(const float* record, float* state) const` (see
+/// `layer_context::state_record`); without it, each rank updates its own state in forward.
+///
 /// A layer without parameters, state, cache or scratch inherits those parts from
 /// `layer_defaults`. `check_gradients` (gradient_check.hpp) tests a backward pass against
 /// finite differences in one call.
@@ -68,6 +73,13 @@ struct layer_context {
     bool gradient_is_pre_activation = false;
     /// Set when batch statistics must cover the whole global batch (synchronised batch_norm).
     const rank_reducer* batch_statistics = nullptr;
+    /// Deterministic training: the state buffers of this forward pass point into a *record*
+    /// of this micro-batch, not at the state. A layer with state writes there what it would
+    /// have blended into its state (batch_norm: the batch's mean and unbiased variance), and
+    /// its `update_state(record, state)` applies it later, when the model replays every
+    /// micro-batch's record in global order on every rank: the state then does not depend on
+    /// how the micro-batches were spread over ranks. Null otherwise (update in place).
+    float* state_record = nullptr;
 };
 
 /// What a bound layer provides. Sizes are per sample unless they take `batch`.
@@ -110,6 +122,13 @@ template <typename L>
 constexpr bool uses_batch_statistics() {
     if constexpr (requires { L::uses_batch_statistics; }) return L::uses_batch_statistics;
     else return false;
+}
+
+/// Whether a layer can record its state updates and replay them (`update_state`); true for
+/// layers without state.
+template <typename L>
+constexpr bool replays_state_updates() {
+    return L::state_count == 0 || requires(const L l, const float* r, float* s) { l.update_state(r, s); };
 }
 
 /// Fails to compile, with `message`, when `ok` is false. Called with the layer position

@@ -177,6 +177,18 @@ public:
         }(std::make_index_sequence<inner_count>{});
     }
 
+    /// Replays a recorded micro-batch's state updates in the inner layers that have state
+    /// (see `layer_context::state_record`).
+    void update_state(const float* record, float* state) const noexcept
+        requires(for_inner([]<typename... L>() { return (true && ... && detail::replays_state_updates<L>()); }))
+    {
+        const auto one = [&]<std::size_t K>() {
+            if constexpr (inner<K>::state_count != 0)
+                std::get<K>(layers_).update_state(record + state_offsets[K], state + state_offsets[K]);
+        };
+        [&]<std::size_t... K>(std::index_sequence<K...>) { (one.template operator()<K>(), ...); }(std::make_index_sequence<inner_count>{});
+    }
+
     void forward(const layer_context& outer, const forward_buffers& b) const {
         layer_context ctx = outer;
         ctx.gradient_is_pre_activation = false;

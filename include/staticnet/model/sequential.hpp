@@ -94,6 +94,12 @@ public:
     /// gradients of its parts.
     static constexpr bool samples_independent =
         for_layers([]<typename... L>() { return !(false || ... || detail::uses_batch_statistics<L>()); });
+    /// Whether training can record each micro-batch's state updates (`layer_context::state_record`)
+    /// and replay them with `update_state`: every layer with state can.
+    static constexpr bool replays_state_updates =
+        for_layers([]<typename... L>() { return (true && ... && detail::replays_state_updates<L>()); });
+    /// Floats in the state arena, and so in one micro-batch's record of state updates.
+    static constexpr std::size_t state_size = state_offsets.back();
     /// Floats in the parameter arena (parameters plus alignment padding, which stays zero).
     static constexpr std::size_t arena_size = parameter_offsets.back();
     /// A hash of the layer list and shapes: equal for equal architectures.
@@ -161,17 +167,28 @@ public:
         const auto w = workspace_layout(ctx.batch);
         float* base = ws.floats_.data();
         ctx.scratch = base + w.scratch;
+        float* state = ctx.state_record != nullptr ? ctx.state_record : state_.data();  // a record has the state's layout
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             (std::get<I>(layers_).forward(
                  ctx, forward_buffers{
                           .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
                           .output = buffer<role::output, float>(base + w.output[I]),
                           .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
-                          .state = buffer<role::state, float>(state_.data() + state_offsets[I]),
+                          .state = buffer<role::state, float>(state + state_offsets[I]),
                           .cache = buffer<role::cache, float>(base + w.cache[I])}),
              ...);
         }(std::make_index_sequence<layer_count>{});
         return base + w.output[layer_count - 1];
+    }
+
+    /// Applies the state updates that a training forward pass with `layer_context::state_record
+    /// = record` wrote there (`state_size` floats), as that pass would have applied them.
+    void update_state(const float* record) noexcept requires replays_state_updates {
+        const auto one = [&]<std::size_t I>() {
+            if constexpr (layer_type<I>::state_count != 0)
+                std::get<I>(layers_).update_state(record + state_offsets[I], state_.data() + state_offsets[I]);
+        };
+        [&]<std::size_t... I>(std::index_sequence<I...>) { (one.template operator()<I>(), ...); }(std::make_index_sequence<layer_count>{});
     }
 
     /// The gradient buffer the loss writes d(loss)/d(output) into before `backward`.

@@ -20,6 +20,7 @@
 /// Training, evaluation and prediction flush subnormal floats to zero (core/denormals.hpp).
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -298,6 +299,14 @@ private:
     }
     void accumulate_fixed_point();
     void synchronize_gradients();
+    /// Deterministic mode: gathers every micro-batch's record of state updates on every rank
+    /// and applies them in global order (see `layer_context::state_record`).
+    void replay_state_records(std::size_t records);
+    /// Whether a step records state updates instead of applying them in forward.
+    [[nodiscard]] bool records_state() const noexcept {
+        if constexpr (Net::state_size != 0 && Net::replays_state_updates) return settings_.deterministic;
+        else return false;
+    }
     /// Parts of `thread_part` samples a step of `batch` samples is cut into; 0 when the step
     /// runs as one pass (or micro-batches) with the threads sharing each layer.
     [[nodiscard]] std::size_t thread_parts(std::size_t batch) const noexcept {
@@ -335,6 +344,10 @@ private:
     aligned_buffer<float> infer_outputs_;
     aligned_buffer<float> batch_images_, batch_targets_;
     aligned_buffer<std::int64_t> fixed_gradients_;  // deterministic mode: exact sums
+    /// Deterministic mode with state (batch_norm): one record of state updates per
+    /// micro-batch of the global batch, and their bits as integers for the exact allreduce.
+    aligned_buffer<float> state_records_;
+    aligned_buffer<std::int64_t> state_record_bits_;
     std::vector<std::int32_t> batch_labels_;
     bool stop_requested_ = false;
     bool synchronized_ = false;
@@ -468,6 +481,25 @@ void model<Net, Optimizer, Loss, Communicator>::accumulate_fixed_point() {
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::replay_state_records(std::size_t records) {
+    if constexpr (Net::state_size != 0 && Net::replays_state_updates) {
+        // Each record was written by exactly one rank and is zero on the others, so an integer
+        // sum of the bit patterns reproduces it exactly (a float sum would turn -0 into +0).
+        const std::size_t n = records * Net::state_size;
+        state_record_bits_.resize(n);
+        const float* rec = state_records_.data();
+        std::int64_t* bits = state_record_bits_.data();
+        for (std::size_t i = 0; i < n; ++i) bits[i] = std::bit_cast<std::uint32_t>(rec[i]);
+        comm_->allreduce_sum(state_record_bits_.span());
+        float* out = state_records_.data();
+        for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(bits[i]));
+        for (std::size_t k = 0; k < records; ++k) net_.update_state(out + k * Net::state_size);
+    } else {
+        (void)records;
+    }
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 void model<Net, Optimizer, Loss, Communicator>::synchronize_gradients() {
     if (settings_.deterministic) {
         comm_->allreduce_sum(fixed_gradients_.span());
@@ -503,6 +535,12 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
         fixed_gradients_.resize(grads.size());
         fixed_gradients_.fill_zero();
     }
+    // Records of state updates, one per micro-batch of the global batch; this rank fills its own.
+    const std::size_t records = records_state() ? (global_batch + micro_batch() - 1) / micro_batch() : 0;
+    if (records != 0) {
+        state_records_.resize(records * Net::state_size);
+        state_records_.fill_zero();
+    }
     const bool overlap = !settings_.deterministic && settings_.sync == gradient_sync::overlapped && comm_->size() > 1 &&
                          requires { comm_->start_allreduce_sum(grads); };
     const std::size_t piece = micro_batch() == 0 ? std::max<std::size_t>(batch, 1) : micro_batch();
@@ -519,6 +557,8 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
         layer_context ctx{.batch = count, .training = true, .pool = &pool_, .step_seed = step_seed,
                           .first_sample = first_sample + first,
                           .batch_statistics = sync_statistics ? &reducer_ : nullptr};
+        // Micro-batches start at multiples of micro_batch() in the global batch (local_part).
+        if (records != 0) ctx.state_record = state_records_.data() + (first_sample + first) / piece * Net::state_size;
         const float* out = net_.forward(x, ctx);
         result.loss += Loss::value(out, part, count, classes);
         result.correct += count_correct(out, part.labels, count, classes);
@@ -545,6 +585,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     }
     const auto t1 = clock::now();
     synchronize_gradients();
+    if (records != 0) replay_state_records(records);
     const auto t2 = clock::now();
     check_finite_gradient(optimizer_.iterations() + 1);
     optimizer_.step(net_.parameters(), net_.gradients());
