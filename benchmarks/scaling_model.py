@@ -87,12 +87,22 @@ def main():
     ap.add_argument("--link-us", type=float, default=100.0)
     args = ap.parse_args()
     lines = load(args.measured)
-    ar = [l for l in lines if l.get("bench") == "allreduce"]
+    # Of repeated runs, the fastest per configuration: other jobs on a shared machine only slow one.
+    fastest = {}
+    for l in lines:
+        if l.get("bench") == "allreduce":
+            key = (l["ranks"], l["type"], l["message"], l["bytes"])
+            if key not in fastest or l["median_us"] < fastest[key]["median_us"]:
+                fastest[key] = l
+    ar = list(fastest.values())
+    runs = sum(1 for l in lines if str(l.get("part", "")).startswith("allreduce"))
     train = [l for l in lines if l.get("bench") == "train"]
 
     # ---- allreduce fit: the 2-rank sweep and the arena-sized messages (one message each)
     two = [l for l in ar if l["ranks"] == 2 and not l["message"].startswith("layers")]
     print("# Projection (a model, not a measurement)")
+    print()
+    print(f"inputs: {args.measured}, {max(runs, 1)} run(s), the fastest per configuration")
     print()
     fits = {}
     for piece, keep in (("small", lambda b: b < SMALL), ("large", lambda b: b >= SMALL)):
@@ -139,7 +149,7 @@ def main():
     def pick(ranks, scaling="weak", sync="after_backward", det=False):
         c = [l for l in train if l["ranks"] == ranks and l["scaling"] == scaling and l["sync"] == sync
              and l["deterministic"] == det]
-        return c[-1] if c else None
+        return max(c, key=lambda l: l["images_per_s"]) if c else None  # the fastest run
 
     def step_ms(l):
         return 1e3 * l["global_batch"] / l["images_per_s"]
