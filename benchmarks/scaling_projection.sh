@@ -12,7 +12,7 @@
 # their times include waiting for a core, which the model does not fit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build out=scaling-measured.jsonl runs=1
+build=build out=benchmarks/scaling_measured.jsonl runs=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build="$2"; shift 2;;
