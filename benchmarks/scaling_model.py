@@ -237,7 +237,7 @@ def main():
             print(f"| {p} | " + " | ".join(cells) + " |")
         print()
 
-    table(f"(a) one host, shared memory (the fitted pieces, ring), weak scaling, 32 images per rank "
+    table("(a) one host, shared memory (the fitted pieces, ring), weak scaling, 32 images per rank "
           f"(2 ranks reproduce the measurement by construction):", [p for p in RANKS if p <= 16], local_sync)
     # Sensitivity: the device machine's shared-memory allreduce times instead of the fitted ones.
     print("(a') after_backward with the device machine's measured allreduce of 110,000 floats (another machine; "
@@ -265,7 +265,7 @@ def main():
     net_a, net_b = args.link_us * 1e-6, args.link_gbit * 1e9 / 8
     table(f"(b) cluster, 1 rank per node, {args.link_gbit:g} Gbit/s, {args.link_us:g} us per message, ring allreduce, "
           f"weak scaling:", RANKS, network_sync(ring, net_a, net_b))
-    table(f"(b') the same link, recursive halving/doubling (2 log2 P latency steps):", RANKS,
+    table("(b') the same link, recursive halving/doubling (2 log2 P latency steps):", RANKS,
           network_sync(halving_doubling, net_a, net_b))
 
     # ---- strong scaling, after_backward
