@@ -238,7 +238,7 @@ def main():
         print()
 
     table("(a) one host, shared memory (the fitted pieces, ring), weak scaling, 32 images per rank "
-          f"(2 ranks reproduce the measurement by construction):", [p for p in RANKS if p <= 16], local_sync)
+          "(2 ranks reproduce the measurement by construction):", [p for p in RANKS if p <= 16], local_sync)
     # Sensitivity: the device machine's shared-memory allreduce times instead of the fitted ones.
     print("(a') after_backward with the device machine's measured allreduce of 110,000 floats (another machine; "
           "the slower end of each range) in place of the model:")
