@@ -158,34 +158,65 @@ int run_job(const std::vector<std::string>& command, std::vector<std::string>& s
     return code;
 }
 
-/// Runs `command` silently; false if it fails or takes longer than `timeout_s`.
-bool run_quietly(const std::vector<std::string>& command, double timeout_s) {
-    auto argv = argv_of(command);
-    const pid_t pid = ::fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-        std::FILE* null = std::fopen("/dev/null", "w");
-        if (null != nullptr) {
-            ::dup2(::fileno(null), STDOUT_FILENO);
-            ::dup2(::fileno(null), STDERR_FILENO);
+/// Runs the `commands` at once, silently; for each, whether it succeeded within `timeout_s`
+/// (probing a hundred hosts one after another would take minutes).
+std::vector<bool> run_quietly(const std::vector<std::vector<std::string>>& commands, double timeout_s) {
+    std::vector<pid_t> pids;
+    for (const auto& command : commands) {
+        auto argv = argv_of(command);
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            if (std::FILE* null = std::fopen("/dev/null", "w"); null != nullptr) {
+                ::dup2(::fileno(null), STDOUT_FILENO);
+                ::dup2(::fileno(null), STDERR_FILENO);
+            }
+            ::execvp(argv[0], argv.data());
+            std::_Exit(127);
         }
-        ::execvp(argv[0], argv.data());
-        std::_Exit(127);
+        pids.push_back(pid);  // -1 when fork failed: counts as a failure
     }
+    std::vector<bool> ok(pids.size(), false);
+    std::size_t running = 0;
+    for (const pid_t pid : pids) running += pid > 0 ? 1 : 0;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    for (;;) {
-        int status = 0;
-        const pid_t done = ::waitpid(pid, &status, WNOHANG);
-        if (done == pid) return exit_code_of(status) == 0;
-        if (done < 0 && errno != EINTR) return false;
-        if (std::chrono::steady_clock::now() > deadline || stop_signal.load() != 0) {
-            ::kill(pid, SIGKILL);
-            wait_for(pid);
-            return false;
+    while (running > 0) {
+        const bool give_up = std::chrono::steady_clock::now() > deadline || stop_signal.load() != 0;
+        for (std::size_t i = 0; i < pids.size(); ++i) {
+            if (pids[i] <= 0) continue;
+            int status = 0;
+            const pid_t done = ::waitpid(pids[i], &status, WNOHANG);
+            if (done == pids[i] || (done < 0 && errno != EINTR)) {
+                ok[i] = done == pids[i] && exit_code_of(status) == 0;
+            } else if (give_up) {
+                ::kill(pids[i], SIGKILL);
+                wait_for(pids[i]);
+            } else {
+                continue;
+            }
+            pids[i] = 0;
+            --running;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (running > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    return ok;
 }
+
+/// A temporary file, removed when it goes out of scope however the launcher ends.
+class temporary_file {
+public:
+    temporary_file() = default;
+    explicit temporary_file(fs::path path) : path_(std::move(path)) {}
+    temporary_file(const temporary_file&) = delete;
+    temporary_file& operator=(const temporary_file&) = delete;
+    ~temporary_file() {
+        std::error_code ec;
+        if (!path_.empty()) fs::remove(path_, ec);
+    }
+    [[nodiscard]] const fs::path& path() const noexcept { return path_; }
+
+private:
+    fs::path path_;
+};
 
 /// The first line `command --version` prints, or nothing if it cannot be run.
 std::optional<std::string> version_of(const std::string& command) {
@@ -218,7 +249,10 @@ public:
             // Open MPI refuses root unless told; containers and CI run as root.
             open_mpi_ = version->find("Open MPI") != std::string::npos || version->find("OpenRTE") != std::string::npos;
         }
-        if (!args_.hostfile.empty()) hosts_file_ = fs::temp_directory_path() / ("staticnet-run-" + std::to_string(::getpid()) + ".hosts");
+        const temporary_file hosts(args_.hostfile.empty() ? fs::path{}
+                                                          : fs::temp_directory_path() /
+                                                                ("staticnet-run-" + std::to_string(::getpid()) + ".hosts"));
+        hosts_file_ = hosts.path();
         elastic::restart_policy policy(args_.max_restarts, args_.max_repeats);
         for (std::size_t attempt = 1;; ++attempt) {
             if (stop_signal.load() != 0) return stopped();
@@ -244,7 +278,6 @@ public:
                 if (code == 0) {
                     log("the job finished after " + std::to_string(policy.restarts()) +
                         (policy.restarts() == 1 ? " restart" : " restarts"));
-                    cleanup();
                     return 0;
                 }
                 failed = elastic::explain_failure(code, job_stderr);
@@ -254,7 +287,6 @@ public:
             const bool progressed = end && (!start || end->steps_done > start->steps_done);
             if (const auto give_up = policy.after_failure(*failed, progressed)) {
                 log(*give_up);
-                cleanup();
                 return 1;
             }
             log("restart " + std::to_string(policy.restarts()) + " of " + std::to_string(args_.max_restarts) + " in " +
@@ -268,7 +300,7 @@ public:
 private:
     arguments args_;
     bool open_mpi_ = false;
-    fs::path hosts_file_;
+    fs::path hosts_file_;  ///< the hosts that answered, for mpirun (owned by run())
 
     static std::string describe(const staticnet::checkpoint_info& c) {
         const std::string where = c.step == 0 ? "after epoch " + std::to_string(c.epoch)
@@ -291,10 +323,13 @@ private:
         std::stringstream text;
         text << in.rdbuf();
         const auto listed = elastic::parse_hostfile(text.str(), args_.hostfile);
+        std::vector<std::vector<std::string>> probes;
+        for (const auto& h : listed) probes.push_back(probe_command(h.host));
+        const auto answered = args_.probe ? run_quietly(probes, args_.probe_timeout) : std::vector<bool>(listed.size(), true);
         std::vector<elastic::host_slots> alive;
-        for (const auto& h : listed) {
-            if (!args_.probe || args_.launcher != "mpirun" || probe(h.host)) alive.push_back(h);
-            else log("host " + h.host + " does not answer (a one-rank mpirun on it failed): left out of this attempt");
+        for (std::size_t i = 0; i < listed.size(); ++i) {
+            if (answered[i]) alive.push_back(listed[i]);
+            else log("host " + listed[i].host + " does not answer (a one-rank mpirun on it failed): left out of this attempt");
         }
         std::ofstream out(hosts_file_, std::ios::trunc);
         out << elastic::hostfile_text(alive);
@@ -306,12 +341,13 @@ private:
         return std::min(args_.np, slots);
     }
 
-    bool probe(const std::string& host) {
+    /// A one-rank mpirun on `host`: it answers if Open MPI can start a process there.
+    std::vector<std::string> probe_command(const std::string& host) const {
         std::vector<std::string> command{args_.mpirun};
         if (open_mpi_ && ::geteuid() == 0) command.push_back("--allow-run-as-root");
         for (const auto& w : {std::string("--host"), host + ":1", std::string("-np"), std::string("1"), std::string("true")})
             command.push_back(w);
-        return run_quietly(command, args_.probe_timeout);
+        return command;
     }
 
     std::vector<std::string> job_command(std::size_t ranks, bool resume) const {
@@ -337,12 +373,7 @@ private:
 
     int stopped() {
         log(std::string("stopped by signal ") + strsignal(stop_signal.load()));
-        cleanup();
         return 128 + stop_signal.load();
-    }
-    void cleanup() {
-        std::error_code ec;
-        if (!hosts_file_.empty()) fs::remove(hosts_file_, ec);
     }
 };
 

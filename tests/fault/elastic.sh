@@ -11,6 +11,7 @@
 #   restarts, with the rank's message as the reason.
 # MODE repeated: with a generous --max-restarts, the same failure without progress stops the
 #   job after --max-repeats attempts instead of looping.
+# MODE dead_host: a hostfile host that cannot start a process is probed, reported and left out.
 set -euo pipefail
 mode=$1 runner=$2 mpiexec=$3 job=$4
 work=$(mktemp -d)
@@ -83,6 +84,17 @@ repeated)
   tail -1 "$work/log" | grep -q "failed the same way 3 times in a row without a newer checkpoint: rank .*label 9 of sample 5" ||
     fail "the last line does not stop the repeated failure"
   echo "PASS: the same failure three times stops the job"
+  ;;
+dead_host)
+  # A host of the hostfile that cannot start a process is left out; the job runs on the rest.
+  printf "no-such-host.invalid slots=4\nlocalhost slots=2\n" >"$work/hosts"
+  "$runner" --np 4 --min-np 2 --hostfile "$work/hosts" --checkpoint "$work/ckpt" --max-restarts 0 --probe-timeout 20 \
+    --mpirun "$mpiexec" -- "$job" --out "$work/out.params" >"$work/log" 2>&1 || fail "staticnet-run reported failure"
+  grep -E "^staticnet-run: " "$work/log"
+  grep -q "host no-such-host.invalid does not answer" "$work/log" || fail "the dead host was not reported"
+  grep -q "attempt 1: 2 ranks, from the start" "$work/log" || fail "the job did not run on the 2 slots left"
+  [ -s "$work/out.params" ] || fail "no parameters written"
+  echo "PASS: the dead host left out, the job ran on the 2 slots left"
   ;;
 *) echo "unknown mode $mode"; exit 2 ;;
 esac
