@@ -119,9 +119,10 @@ arguments parse(int argc, char** argv) {
 
 /// One JSON object per epoch on stdout (rank 0).
 struct json_lines {
+    bool enabled = true;
     template <typename Model>
     void on_epoch_end(Model& m, const sn::epoch_log& e) const {
-        if (m.comm().rank() != 0) return;
+        if (!enabled || m.comm().rank() != 0) return;
         std::printf("{\"epoch\":%zu,\"loss\":%.6f,\"accuracy\":%.6f,\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"seconds\":%.3f}\n",
                     e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy, e.seconds);
         std::fflush(stdout);
@@ -184,8 +185,8 @@ int train(const arguments& args, Communicator& comm) {
                       << file->string() << "\n";
     }
     const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
-    const sn::history history = args.json ? model.fit(data.train, options, json_lines{}, checkpoints)
-                                          : model.fit(data.train, options, checkpoints);
+    // One fit for both outputs: each callback combination is another instantiation of fit.
+    const sn::history history = model.fit(data.train, options, json_lines{.enabled = args.json}, checkpoints);
     if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
     if (root && !args.plot_svg.empty())
         sn::write_history_svg(history, args.plot_svg, "staticnet: reference CNN on Fashion-MNIST");

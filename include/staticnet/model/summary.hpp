@@ -11,6 +11,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "../core/compat.hpp"
 #include "../core/shape.hpp"
@@ -29,29 +30,43 @@ inline std::string thousands(std::size_t n) {
     return out;
 }
 
+/// One row of the table, as plain values: the per-layer templates below only collect these,
+/// and one function prints them (a template that printed would be compiled once per layer
+/// type, for nothing).
+struct summary_row {
+    std::string label;
+    shape output;
+    std::size_t values = 0, flops = 0, bytes = 0;
+};
+
 /// The row of bound layer `L`, labelled `label`, and below it, for a composite layer (a
 /// residual block), a row per inner layer, indented: the body, then the shortcut's layers
 /// marked "shortcut:". An inner row's bytes are part of its block's.
-template <typename L, typename Row>
-void summary_rows(Row& row, const std::string& label, const std::string& indent) {
-    std::string text = indent + label;
-    if constexpr (requires { typename L::activation_type; }) text += " (" + std::string(L::activation_type::name) + ')';
-    row(text, to_string(L::output_shape), thousands(L::parameter_count + L::state_count), thousands(L::flops_per_sample),
-        thousands((L::output_shape.size() + L::cache_floats(1)) * sizeof(float)));
+template <typename L>
+void summary_rows(std::vector<summary_row>& rows, std::string label, const std::string& indent) {
+    label.insert(0, indent);
+    if constexpr (requires { typename L::activation_type; }) label += " (" + std::string(L::activation_type::name) + ')';
+    rows.push_back({std::move(label), L::output_shape, L::parameter_count + L::state_count, L::flops_per_sample,
+                    (L::output_shape.size() + L::cache_floats(1)) * sizeof(float)});
     if constexpr (composite_layer<L>) {
         const std::string inner_indent = indent + "  ";
-        auto rows = [&]<typename... Inner>(std::tuple<Inner...>*, const std::string& prefix) {
-            (summary_rows<Inner>(row, prefix + std::string(Inner::name), inner_indent), ...);
+        auto inner = [&]<typename... Inner>(std::tuple<Inner...>*, const std::string& prefix) {
+            (summary_rows<Inner>(rows, prefix + std::string(Inner::name), inner_indent), ...);
         };
-        rows(static_cast<typename L::body_layers*>(nullptr), "");
-        rows(static_cast<typename L::shortcut_layers*>(nullptr), "shortcut: ");
+        inner(static_cast<typename L::body_layers*>(nullptr), "");
+        inner(static_cast<typename L::shortcut_layers*>(nullptr), "shortcut: ");
     }
 }
 
-}  // namespace detail
+/// Totals of a network, under its rows.
+struct summary_totals {
+    std::size_t parameters = 0, trainable = 0, state = 0, flops = 0, activation_bytes = 0;
+};
 
-template <typename Net>
-void print_summary(std::ostream& os) {
+/// Prints the table: `layers` holds each top-level layer's rows (its own first, then its
+/// inner layers').
+inline void print_summary_table(std::ostream& os, shape input, const std::vector<std::vector<summary_row>>& layers,
+                                const summary_totals& totals) {
     constexpr int name_w = 28, shape_w = 22, param_w = 12, flop_w = 14, bytes_w = 16;
     const std::string rule(name_w + shape_w + param_w + flop_w + bytes_w, '_');
     const std::string double_rule(rule.size(), '=');
@@ -63,23 +78,37 @@ void print_summary(std::ostream& os) {
     os << "Model: \"sequential\"\n" << rule << '\n';
     row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample", "Act. B/sample");
     os << double_rule << '\n';
-    row("input", to_string(Net::input_shape), "0", "0", "0");
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((os << rule << '\n',
-          detail::summary_rows<typename Net::template layer_type<I>>(
-              row, std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1), "")),
-         ...);
-    }(std::make_index_sequence<Net::layer_count>{});
+    row("input", to_string(input), "0", "0", "0");
+    for (const auto& rows : layers) {
+        os << rule << '\n';
+        for (const auto& r : rows) row(r.label, to_string(r.output), thousands(r.values), thousands(r.flops), thousands(r.bytes));
+    }
     os << double_rule << '\n';
-    os << "Total params: " << detail::thousands(Net::parameter_count) << " ("
-       << detail::thousands(Net::parameter_count * sizeof(float)) << " bytes)\n";
-    os << "Trainable params: " << detail::thousands(Net::trainable_parameter_count) << '\n';
-    os << "Non-trainable params: " << detail::thousands(Net::state_count) << '\n';
-    os << "Forward FLOPs per sample: " << detail::thousands(Net::flops_per_sample) << '\n';
-    os << "Activation memory per sample: " << detail::thousands(Net::activation_bytes_per_sample) << " bytes\n";
+    os << "Total params: " << thousands(totals.parameters) << " (" << thousands(totals.parameters * sizeof(float))
+       << " bytes)\n";
+    os << "Trainable params: " << thousands(totals.trainable) << '\n';
+    os << "Non-trainable params: " << thousands(totals.state) << '\n';
+    os << "Forward FLOPs per sample: " << thousands(totals.flops) << '\n';
+    os << "Activation memory per sample: " << thousands(totals.activation_bytes) << " bytes\n";
     os << "SIMD: " << simd::arch_name() << " (" << simd::float_lanes << " floats per register)";
     if (simd::narrower_than_cpu()) os << "; this CPU has " << simd::cpu_arch_name() << ": " << simd::wider_simd_advice;
     os << '\n' << rule << '\n';
+}
+
+}  // namespace detail
+
+template <typename Net>
+void print_summary(std::ostream& os) {
+    std::vector<std::vector<detail::summary_row>> layers(Net::layer_count);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (detail::summary_rows<typename Net::template layer_type<I>>(
+             layers[I], std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1), ""),
+         ...);
+    }(std::make_index_sequence<Net::layer_count>{});
+    detail::print_summary_table(os, Net::input_shape, layers,
+                                {.parameters = Net::parameter_count, .trainable = Net::trainable_parameter_count,
+                                 .state = Net::state_count, .flops = Net::flops_per_sample,
+                                 .activation_bytes = Net::activation_bytes_per_sample});
 }
 
 }  // namespace staticnet
