@@ -284,6 +284,14 @@ TEST_CASE("image folders: classes sorted, files sorted, pixels as the PNGs hold 
         const auto p = pattern(6, s);
         for (std::size_t i = 0; i < 6; ++i) CHECK(d.images.data()[s * 6 + i] == static_cast<float>(p[i]) / 255.0f);
     }
+    const auto kept = sd::load_image_folder_bytes(dir.path);  // the decoded bytes themselves
+    CHECK(kept.class_names == d.class_names);
+    CHECK(kept.labels == d.labels);
+    for (std::uint8_t s = 0; s < 3; ++s) {
+        const auto p = pattern(6, s);
+        CHECK(std::vector<std::uint8_t>(kept.images.data() + s * 6, kept.images.data() + s * 6 + 6) ==
+              std::vector<std::uint8_t>(p.begin(), p.end()));
+    }
     // RGB images read as grayscale, and grayscale as RGB.
     fs::create_directories(dir / "c_rgb");
     write_png(dir / "c_rgb" / "1.png", 3, 2, 3, pattern(18, 5));
