@@ -129,6 +129,7 @@ TEST_CASE("npy: uint8 images and int64 labels give exactly what the IDX reader g
     check_same(d, as_idx(raw, dir));
     CHECK(d.num_classes == 10);
     CHECK(sd::load_npy(dir / "x.npy", dir / "y.npy").num_classes == 10);  // the largest label + 1
+    check_same(sd::to_dataset(sd::load_npy_bytes(dir / "x.npy", dir / "y.npy", 10)), d);  // the bytes form
 }
 
 TEST_CASE("npy: float32 images of shape N x H x W x C, uint8 labels") {
@@ -140,6 +141,8 @@ TEST_CASE("npy: float32 images of shape N x H x W x C, uint8 labels") {
     CHECK(d.images(0, 0, 1, 2) == 0.125f);
     CHECK(d.num_classes == 4);
     CHECK(d.labels(1) == 3);
+    CHECK_THROWS_WITH(sd::load_npy_bytes(dir / "x.npy", dir / "y.npy"),
+                      Contains("x.npy") && Contains("cannot be kept as bytes"));
 }
 
 TEST_CASE("npy: bad inputs name the file and the problem") {
@@ -210,6 +213,7 @@ TEST_CASE("csv: Fashion-MNIST's CSV layout gives exactly what the IDX reader giv
     // Without a header row, and with the shape given.
     write_text(dir / "g.csv", text.substr(text.find('\n') + 1));
     check_same(sd::load_csv(dir / "g.csv", {.sample_shape = staticnet::shape{28, 28, 1}}), d);
+    check_same(sd::to_dataset(sd::load_csv_bytes(dir / "f.csv", {.num_classes = 10})), d);  // the bytes form
 }
 
 TEST_CASE("csv: bad inputs name the file, the line and the column") {
