@@ -295,7 +295,9 @@ inline void shard_stream::refill() {
         queue_size_ -= n;
         buffered_ += n;
         pulled_ += n;
-        work_cv_.notify_all();  // room for the reader
+        // A reader that found the queue full waits for half of it to be free: one wake-up
+        // per half queue, not per sample, when the compute threads hold every core.
+        if (queue_size_ <= queue_capacity_ / 2) work_cv_.notify_all();
     }
 }
 
@@ -354,13 +356,14 @@ inline bool shard_stream::produce_pass(std::uint64_t generation, std::size_t epo
 
 inline bool shard_stream::push(std::uint64_t generation, const std::uint8_t* pixels, std::int32_t label) {
     std::unique_lock lk(m_);
-    work_cv_.wait(lk, [&] { return stop_ || generation_ != generation || queue_size_ < queue_capacity_; });
+    if (queue_size_ == queue_capacity_)  // full: come back when half of it is free (see refill)
+        work_cv_.wait(lk, [&] { return stop_ || generation_ != generation || queue_size_ <= queue_capacity_ / 2; });
     if (stop_ || generation_ != generation) return false;
     const std::size_t q = (queue_head_ + queue_size_) % queue_capacity_;
     std::memcpy(queue_pixels_.data() + q * sample_bytes_, pixels, sample_bytes_);
     queue_labels_[q] = label;
     ++queue_size_;
-    ready_cv_.notify_one();
+    if (queue_size_ == 1) ready_cv_.notify_one();  // the trainer waits only on an empty queue
     return true;
 }
 
