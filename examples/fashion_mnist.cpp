@@ -1,8 +1,8 @@
 // Trains the reference CNN of docs/architecture.md on Fashion-MNIST.
 //
 //   fashion_mnist [--data DIR] [--epochs N] [--batch-size N] [--learning-rate X] [--seed N]
-//                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]] [--shards DIR]
-//                 [--deterministic]
+//                 [--threads N] [--limit N] [--json] [--checkpoint DIR [--resume]]
+//                 [--shards DIR [--stream [--shuffle-buffer N]]] [--deterministic]
 //
 // --history FILE.csv and --plot FILE.svg write the per-epoch history and a chart of loss and
 // accuracy (train and validation) when training ends.
@@ -10,7 +10,12 @@
 // --export-onnx FILE writes the trained network as an ONNX model (docs/onnx.md) when training ends.
 //
 // --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
-// set: each rank reads only its own shards (validation still uses the IDX test set).
+// set: each rank reads only its own shards (validation still uses the IDX test set). With
+// --stream the shards are read from disk as training runs instead of loaded whole (memory
+// bounded by --shuffle-buffer N samples plus the read-ahead; docs/data.md says what the
+// shuffle guarantees).
+//
+// Every data set is held as bytes (a quarter of float32), converted batch by batch.
 //
 // --train-dir DIR --test-dir DIR train and test on image folders instead (DIR/<class>/*.png,
 // 28x28 grayscale, or any size with --resize; scripts/make_image_folders.py writes
@@ -43,6 +48,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <utility>
@@ -54,10 +61,10 @@ namespace {
 
 struct arguments {
     std::string data = sn::data::default_fashion_mnist_dir.string();
-    std::size_t epochs = 10, batch_size = 32, threads = 0, limit = 0;
+    std::size_t epochs = 10, batch_size = 32, threads = 0, limit = 0, shuffle_buffer = 8192;
     float learning_rate = 1e-3f;
     std::uint64_t seed = 1;
-    bool json = false, resume = false, deterministic = false, resize = false;
+    bool json = false, resume = false, deterministic = false, resize = false, stream = false;
     std::string checkpoint, shards, history_csv, plot_svg, export_onnx, train_dir, test_dir;
 };
 
@@ -90,8 +97,12 @@ arguments parse(int argc, char** argv) {
         ->needs(checkpoint);
     app.add_flag("--deterministic", a.deterministic,
                  "bitwise the same training for any number of ranks and threads (slower; for restarts on fewer ranks)");
-    app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
-        ->type_name("DIR");
+    auto* shards = app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
+                       ->type_name("DIR");
+    auto* stream = app.add_flag("--stream", a.stream, "read the shards from disk while training instead of loading them")
+                       ->needs(shards);
+    app.add_option("--shuffle-buffer", a.shuffle_buffer, "samples held for shuffling a stream (with --stream)")
+        ->type_name("N")->check(cli::whole_number(1))->needs(stream);
     auto* train_dir = app.add_option("--train-dir", a.train_dir, "train on an image folder: DIR/<class>/*.png|jpg|bmp")
                           ->type_name("DIR");
     auto* test_dir = app.add_option("--test-dir", a.test_dir, "validate and test on an image folder (with --train-dir)")
@@ -108,6 +119,7 @@ arguments parse(int argc, char** argv) {
         ->type_name("FILE.onnx");
     cli::parse_or_exit(app, argc, argv);
     if (a.resume && a.checkpoint.empty()) std::exit(cli::usage_error(app.get_name(), "--resume needs --checkpoint DIR"));
+    if (a.stream && a.limit != 0) std::exit(cli::usage_error(app.get_name(), "--limit does not apply to --stream"));
     if (!a.train_dir.empty() && !a.shards.empty())
         std::exit(cli::usage_error(app.get_name(), "--train-dir and --shards both name the training set; give one"));
 #if !STATICNET_EXAMPLE_IMAGES
@@ -130,46 +142,68 @@ struct json_lines {
 };
 
 /// The first n samples (all for n = 0). Takes the set by value so that, without --limit, it is
-/// moved through rather than copied: a second copy of the training set was 188 MB.
-sn::data::dataset first(sn::data::dataset d, std::size_t n) {
+/// moved through rather than copied.
+sn::data::byte_dataset first(sn::data::byte_dataset d, std::size_t n) {
     if (n == 0 || n >= d.size()) return d;
-    sn::data::dataset part;
+    sn::data::byte_dataset part;
     part.images = xt::view(d.images, xt::range(0, n));
     part.labels = xt::view(d.labels, xt::range(0, n));
     part.num_classes = d.num_classes;
+    part.class_names = d.class_names;
     return part;
+}
+
+/// The IDX test set of Fashion-MNIST in `dir` alone (the training set comes from shards).
+sn::data::byte_dataset load_test_set(const std::filesystem::path& dir) {
+    const bool suggest = sn::data::detail::is_default_fashion_dir(dir);
+    return sn::data::load_idx_bytes(sn::data::detail::find_idx_file(dir, "t10k-images-idx3-ubyte", suggest),
+                                    sn::data::detail::find_idx_file(dir, "t10k-labels-idx1-ubyte", suggest), 10);
 }
 
 template <typename Communicator>
 int train(const arguments& args, Communicator& comm) {
     const bool root = comm.rank() == 0;
-    sn::data::train_test data;
+    // Pixels stay bytes in memory (a quarter of float32); batches are converted as they are made.
+    sn::data::byte_train_test data;
+    const bool sharded = !args.shards.empty();
     if (args.train_dir.empty()) {
-        data = sn::data::load_fashion_mnist(args.data);
+        if (sharded && args.stream) {
+            data.test = load_test_set(args.data);
+        } else if (sharded) {  // this rank's shards only; the epoch is the sum of all ranks' parts
+            data.train = sn::data::load_shard_bytes(args.shards, static_cast<std::size_t>(comm.rank()),
+                                                    static_cast<std::size_t>(comm.size()), reference_cnn::input_shape);
+            data.test = load_test_set(args.data);
+        } else {
+            data = sn::data::load_fashion_mnist_bytes(args.data);
+        }
     } else {
 #if STATICNET_EXAMPLE_IMAGES
         // The test folder must hold the training folder's classes, so that labels agree.
-        data.train = sn::data::load_image_folder(args.train_dir,
-                                                 {.sample_shape = reference_cnn::input_shape, .resize = args.resize});
-        data.test = sn::data::load_image_folder(args.test_dir, {.sample_shape = reference_cnn::input_shape,
-                                                                .resize = args.resize,
-                                                                .classes = data.train.class_names});
+        data.train = sn::data::load_image_folder_bytes(
+            args.train_dir, {.sample_shape = reference_cnn::input_shape, .resize = args.resize});
+        data.test = sn::data::load_image_folder_bytes(args.test_dir, {.sample_shape = reference_cnn::input_shape,
+                                                                      .resize = args.resize,
+                                                                      .classes = data.train.class_names});
         if (data.train.num_classes > 10)
             throw sn::data_error("--train-dir '" + args.train_dir + "' has " + std::to_string(data.train.num_classes) +
                                  " classes, but the network has 10 outputs");
 #endif
     }
-    const bool sharded = !args.shards.empty();
-    if (sharded)  // this rank's shards only; the epoch is the sum of all ranks' parts
-        data.train = sn::data::load_shards(args.shards, static_cast<std::size_t>(comm.rank()),
-                                           static_cast<std::size_t>(comm.size()), reference_cnn::input_shape);
     data.train = first(std::move(data.train), args.limit);
+
+    std::optional<sn::data::shard_stream> stream;
+    if (args.stream)
+        stream.emplace(args.shards, static_cast<std::size_t>(comm.rank()), static_cast<std::size_t>(comm.size()),
+                       reference_cnn::input_shape,
+                       sn::data::shard_stream_options{.shuffle_buffer = args.shuffle_buffer, .seed = args.seed});
+    const std::size_t train_size = stream ? stream->size() : data.train.size();
 
     sn::model<reference_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(
         comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed, .deterministic = args.deterministic});
     if (!args.json && root) {
         model.summary(std::cout);
-        std::cout << "Training on " << data.train.size() << (sharded ? " images (rank 0's shards)" : " images")
+        std::cout << "Training on " << train_size
+                  << (stream ? " images (rank 0's shards, streamed)" : sharded ? " images (rank 0's shards)" : " images")
                   << ", validating on " << data.test.size() << " ("
                   << comm.size() << (comm.size() == 1 ? " process, " : " processes, ") << model.thread_count()
                   << " threads each, SIMD " << sn::simd::arch_name() << ")\n";
@@ -185,8 +219,12 @@ int train(const arguments& args, Communicator& comm) {
                       << file->string() << "\n";
     }
     const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
-    // One fit for both outputs: each callback combination is another instantiation of fit.
-    const sn::history history = model.fit(data.train, options, json_lines{.enabled = args.json}, checkpoints);
+    // One fit per data source, for both outputs: each callback combination would be another
+    // instantiation of fit, and compile time.
+    const auto fit = [&](auto& train_set) {
+        return model.fit(train_set, options, json_lines{.enabled = args.json}, checkpoints);
+    };
+    const sn::history history = stream ? fit(*stream) : fit(data.train);
     if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
     if (root && !args.plot_svg.empty())
         sn::write_history_svg(history, args.plot_svg, "staticnet: reference CNN on Fashion-MNIST");

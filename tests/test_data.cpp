@@ -123,6 +123,26 @@ TEST_CASE("IDX images round trip exactly, raw and gzip", "[data][idx]") {
     CHECK(f.data == px);
 }
 
+TEST_CASE("IDX images as bytes are the stored bytes, and to_dataset gives the float reader's values", "[data][idx][bytes]") {
+    temp_dir dir;
+    const bytes px = pixels();
+    write_gz(dir / "images.idx.gz", idx_bytes(0x08, {3, 4, 5}, px));
+    write_raw(dir / "labels.idx", idx_bytes(0x08, {3}, {2, 0, 1}));
+    const auto b = sd::read_idx_image_bytes(dir / "images.idx.gz");
+    REQUIRE(b.shape() == std::array<std::size_t, 4>{3, 4, 5, 1});
+    CHECK(std::vector<std::uint8_t>(b.begin(), b.end()) == px);
+
+    const auto floats = sd::load_idx(dir / "images.idx.gz", dir / "labels.idx", 3);
+    const auto kept = sd::load_idx_bytes(dir / "images.idx.gz", dir / "labels.idx", 3);
+    CHECK(kept.num_classes == 3);
+    CHECK(kept.labels == floats.labels);
+    const auto converted = sd::to_dataset(kept);
+    CHECK(same(converted.images, floats.images));
+    CHECK(converted.labels == floats.labels);
+    CHECK_THROWS_WITH(sd::load_idx_bytes(dir / "images.idx.gz", dir / "labels.idx", 2),
+                      Catch::Contains("label out of range"));
+}
+
 TEST_CASE("IDX images accept 4-D files with channels", "[data][idx]") {
     temp_dir dir;
     bytes px(2 * 2 * 3 * 3);

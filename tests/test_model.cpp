@@ -396,3 +396,34 @@ TEST_CASE("bad input at run time gives a clear error", "[model][errors]") {
         CHECK_THROWS_WITH(m.fit(d, {.batch_size = 8, .shuffle = false, .verbose = false}), Catch::Contains("step"));
     }
 }
+
+TEST_CASE("training from bytes is bitwise the same as from the floats the readers make", "[model][bytes]") {
+    // Bytes as a reader keeps them, and the float dataset every reader makes of them (v / 255.0f).
+    sn::data::byte_dataset bytes;
+    bytes.images = xt::zeros<std::uint8_t>({std::size_t{70}, std::size_t{6}, std::size_t{6}, std::size_t{2}});
+    bytes.labels = xt::zeros<std::int32_t>({std::size_t{70}});
+    bytes.num_classes = 3;
+    sn::rng g(11);
+    for (auto& v : bytes.images) v = static_cast<std::uint8_t>(g.below(256));
+    for (std::size_t i = 0; i < 70; ++i) bytes.labels(i) = static_cast<std::int32_t>(g.below(3));
+    const sn::data::dataset floats = sn::data::to_dataset(bytes);
+    REQUIRE(floats.images(3, 2, 1, 1) == static_cast<float>(bytes.images(3, 2, 1, 1)) / 255.0f);
+
+    for (const bool augment : {false, true}) {
+        DYNAMIC_SECTION((augment ? "with" : "without") << " flips and crops") {
+            auto train = [&](const auto& train_set, const auto& validation) {
+                sn::model<small_net, sn::adam, sn::categorical_crossentropy> m({}, {.threads = 2, .seed = 3});
+                const auto h = m.fit(train_set, {.epochs = 2, .batch_size = 16, .seed = 5, .validation = &validation,
+                                                 .verbose = false, .flip = augment,
+                                                 .crop_padding = augment ? std::size_t{1} : 0});
+                const auto e = m.evaluate(validation);
+                const auto p = m.predict(validation.images);
+                std::vector<double> result{h.epochs.back().loss, h.epochs.back().val_loss, e.loss, e.accuracy};
+                result.insert(result.end(), m.network().parameters().begin(), m.network().parameters().end());
+                result.insert(result.end(), p.begin(), p.end());
+                return result;
+            };
+            CHECK(train(bytes, bytes) == train(floats, floats));
+        }
+    }
+}

@@ -199,6 +199,35 @@ TEST_CASE("partitioned data: each rank trains on its own part, of unequal sizes"
     CHECK(sum[0] == Approx(mine_sum[0] * static_cast<double>(ranks)).epsilon(1e-12));
 }
 
+TEST_CASE("streamed shards: every rank takes the same steps from parts of unequal sizes, deterministically",
+          "[mpi][stream]") {
+    // Shards of 10, 23, 5, 31 and 12 samples; each rank writes the same set into a folder of
+    // its own (ranks may not share a file system) and streams its part of it.
+    const auto all = noisy_classes(81, 13);
+    const std::size_t rank = static_cast<std::size_t>(world->rank()), ranks = static_cast<std::size_t>(world->size());
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("staticnet_mpi_stream_" + std::to_string(::getpid()) + "_" + std::to_string(rank));
+    std::filesystem::create_directories(dir);
+    const std::array<std::size_t, 6> cuts{0, 10, 33, 38, 69, 81};
+    for (std::size_t s = 0; s + 1 < cuts.size(); ++s)
+        sn::data::write_shard(dir / sn::data::shard_file_name(s, 5), all, cuts[s], cuts[s + 1]);
+    auto train = [&] {
+        sn::data::shard_stream stream(dir, rank, ranks, sn::shape{8, 8, 2}, {.shuffle_buffer = 16, .seed = 5});
+        sn::model<conv_net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(*world, {}, {.threads = 1});
+        const auto h = m.fit(stream, {.epochs = 2, .batch_size = 8, .seed = 5, .verbose = false});
+        CHECK(m.steps_done() == 2 * ((81 + 7) / 8));
+        CHECK(std::isfinite(h.back().loss));
+        return std::vector<float>(m.network().parameters().begin(), m.network().parameters().end());
+    };
+    const auto first = train();
+    CHECK(train() == first);  // the same seed and rank count: the same training
+    // The parameters are the same on every rank.
+    std::vector<double> mine{std::accumulate(first.begin(), first.end(), 0.0)}, sum = mine;
+    world->allreduce_sum(std::span<double>(sum));
+    CHECK(sum[0] == Approx(mine[0] * static_cast<double>(ranks)).epsilon(1e-12));
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("default threads: at least 1, and the same on ranks of a node with the same CPU mask", "[mpi][threads]") {
     sn::model<conv_net, sn::adam, sn::categorical_crossentropy, sn::mpi_communicator> m(*world);
     const sn::rank_placement& p = world->placement();

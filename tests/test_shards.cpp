@@ -219,6 +219,10 @@ TEST_CASE("IDX -> shards -> load_shards over all ranks gives the IDX data set ex
                 parts.push_back(sd::load_shards(set, r, ranks, staticnet::shape{5, 4, 1}));
             INFO("K=" << k << " R=" << ranks);
             CHECK(same_data(concat(parts, original), original));
+            for (std::size_t r = 0; r < ranks; ++r) {  // the byte form holds the same samples
+                const auto kept = sd::load_shard_bytes(set, r, ranks, staticnet::shape{5, 4, 1});
+                CHECK(same_data(sd::to_dataset(kept), parts[r]));
+            }
         }
     }
 }

@@ -129,6 +129,7 @@ TEST_CASE("npy: uint8 images and int64 labels give exactly what the IDX reader g
     check_same(d, as_idx(raw, dir));
     CHECK(d.num_classes == 10);
     CHECK(sd::load_npy(dir / "x.npy", dir / "y.npy").num_classes == 10);  // the largest label + 1
+    check_same(sd::to_dataset(sd::load_npy_bytes(dir / "x.npy", dir / "y.npy", 10)), d);  // the bytes form
 }
 
 TEST_CASE("npy: float32 images of shape N x H x W x C, uint8 labels") {
@@ -140,6 +141,8 @@ TEST_CASE("npy: float32 images of shape N x H x W x C, uint8 labels") {
     CHECK(d.images(0, 0, 1, 2) == 0.125f);
     CHECK(d.num_classes == 4);
     CHECK(d.labels(1) == 3);
+    CHECK_THROWS_WITH(sd::load_npy_bytes(dir / "x.npy", dir / "y.npy"),
+                      Contains("x.npy") && Contains("cannot be kept as bytes"));
 }
 
 TEST_CASE("npy: bad inputs name the file and the problem") {
@@ -210,6 +213,7 @@ TEST_CASE("csv: Fashion-MNIST's CSV layout gives exactly what the IDX reader giv
     // Without a header row, and with the shape given.
     write_text(dir / "g.csv", text.substr(text.find('\n') + 1));
     check_same(sd::load_csv(dir / "g.csv", {.sample_shape = staticnet::shape{28, 28, 1}}), d);
+    check_same(sd::to_dataset(sd::load_csv_bytes(dir / "f.csv", {.num_classes = 10})), d);  // the bytes form
 }
 
 TEST_CASE("csv: bad inputs name the file, the line and the column") {
@@ -283,6 +287,14 @@ TEST_CASE("image folders: classes sorted, files sorted, pixels as the PNGs hold 
     for (std::uint8_t s = 0; s < 3; ++s) {
         const auto p = pattern(6, s);
         for (std::size_t i = 0; i < 6; ++i) CHECK(d.images.data()[s * 6 + i] == static_cast<float>(p[i]) / 255.0f);
+    }
+    const auto kept = sd::load_image_folder_bytes(dir.path);  // the decoded bytes themselves
+    CHECK(kept.class_names == d.class_names);
+    CHECK(kept.labels == d.labels);
+    for (std::uint8_t s = 0; s < 3; ++s) {
+        const auto p = pattern(6, s);
+        CHECK(std::vector<std::uint8_t>(kept.images.data() + s * 6, kept.images.data() + s * 6 + 6) ==
+              std::vector<std::uint8_t>(p.begin(), p.end()));
     }
     // RGB images read as grayscale, and grayscale as RGB.
     fs::create_directories(dir / "c_rgb");

@@ -23,12 +23,14 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include "../core/compat.hpp"
 #include "../core/error.hpp"
 #include "../core/file_io.hpp"
 #include "../core/shape.hpp"
+#include "byte_dataset.hpp"
 #include "dataset.hpp"
 
 namespace staticnet::data {
@@ -55,12 +57,17 @@ struct csv_options {
 /// Reads a CSV file of samples (label, then H*W*C pixels per row) into a `dataset`.
 [[nodiscard]] inline dataset load_csv(const std::filesystem::path& file, const csv_options& options = {});
 
+/// `load_csv` keeping the pixels as bytes (`byte_dataset`).
+[[nodiscard]] inline byte_dataset load_csv_bytes(const std::filesystem::path& file, const csv_options& options = {});
+
 // ===================================================================== implementation
 
 namespace detail {
 
-/// Parses CSV text held in memory; `file` names it in messages.
-inline dataset parse_csv(std::string_view text, const std::string& file, const csv_options& options) {
+/// Parses CSV text held in memory into a `dataset` or a `byte_dataset`; `file` names it in
+/// messages.
+template <typename Data>
+Data parse_csv_as(std::string_view text, const std::string& file, const csv_options& options) {
     const auto fail = [&](std::size_t line, const std::string& problem) -> void {
         throw data_error("CSV file '" + file + "' line " + std::to_string(line) + ": " + problem);
     };
@@ -147,14 +154,22 @@ inline dataset parse_csv(std::string_view text, const std::string& file, const c
     }
     if (labels.empty()) throw data_error("CSV file '" + file + "': it holds no samples");
 
-    dataset d;
-    d.images = xt::xtensor<float, 4>(std::array<std::size_t, 4>{labels.size(), dims[0], dims[1], dims[2]});
-    float* out = d.images.data();
-    for (std::size_t i = 0; i < pixel_bytes.size(); ++i) out[i] = static_cast<float>(pixel_bytes[i]) / 255.0f;
+    Data d;
+    d.images = decltype(d.images)(std::array<std::size_t, 4>{labels.size(), dims[0], dims[1], dims[2]});
+    auto* out = d.images.data();
+    if constexpr (std::is_same_v<Data, byte_dataset>)
+        std::copy(pixel_bytes.begin(), pixel_bytes.end(), out);
+    else
+        for (std::size_t i = 0; i < pixel_bytes.size(); ++i) out[i] = pixel_value(pixel_bytes[i]);
     d.labels = xt::xtensor<std::int32_t, 1>(std::array<std::size_t, 1>{labels.size()});
     for (std::size_t i = 0; i < labels.size(); ++i) d.labels(i) = static_cast<std::int32_t>(labels[i]);
     d.num_classes = options.num_classes != 0 ? options.num_classes : static_cast<std::size_t>(max_label + 1);
     return d;
+}
+
+/// Parses CSV text held in memory into a `dataset`; `file` names it in messages.
+inline dataset parse_csv(std::string_view text, const std::string& file, const csv_options& options) {
+    return parse_csv_as<dataset>(text, file, options);
 }
 
 }  // namespace detail
@@ -163,6 +178,12 @@ inline dataset load_csv(const std::filesystem::path& file, const csv_options& op
     const auto bytes = ::staticnet::detail::read_file_bytes<data_error>(file);
     const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     return detail::parse_csv(text, file.string(), options);
+}
+
+inline byte_dataset load_csv_bytes(const std::filesystem::path& file, const csv_options& options) {
+    const auto bytes = ::staticnet::detail::read_file_bytes<data_error>(file);
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return detail::parse_csv_as<byte_dataset>(text, file.string(), options);
 }
 
 }  // namespace staticnet::data

@@ -30,6 +30,7 @@
 #include "../core/error.hpp"
 #include "../core/file_io.hpp"
 #include "../io/gzip_stream.hpp"
+#include "byte_dataset.hpp"
 #include "dataset.hpp"
 
 namespace staticnet::data {
@@ -76,6 +77,9 @@ struct idx_file {
 /// (C = 1 for 3-D files) scaled to [0, 1] by value / 255.
 [[nodiscard]] inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file);
 
+/// The same images as stored: bytes, a quarter of the memory (value v means v / 255).
+[[nodiscard]] inline xt::xtensor<std::uint8_t, 4> read_idx_image_bytes(const std::filesystem::path& file);
+
 /// Reads unsigned-byte labels of shape (N); every label must be below `num_classes`.
 [[nodiscard]] inline xt::xtensor<std::int32_t, 1> read_idx_labels(const std::filesystem::path& file,
                                                                   std::size_t num_classes);
@@ -83,6 +87,10 @@ struct idx_file {
 /// Reads an image file and its label file into a `dataset`, checking the counts match.
 [[nodiscard]] inline dataset load_idx(const std::filesystem::path& images, const std::filesystem::path& labels,
                                       std::size_t num_classes = 10);
+
+/// `load_idx` keeping the pixels as bytes (`byte_dataset`).
+[[nodiscard]] inline byte_dataset load_idx_bytes(const std::filesystem::path& images,
+                                                 const std::filesystem::path& labels, std::size_t num_classes = 10);
 
 /// Where the Debian package `dataset-fashion-mnist` installs the four Fashion-MNIST files.
 inline const std::filesystem::path default_fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
@@ -97,6 +105,9 @@ struct train_test {
 /// `dir`, which holds `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 /// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`, each preferably with `.gz`.
 [[nodiscard]] inline train_test load_fashion_mnist(const std::filesystem::path& dir = default_fashion_mnist_dir);
+
+/// `load_fashion_mnist` keeping the pixels as bytes: 55 MB in memory instead of 220 MB.
+[[nodiscard]] inline byte_train_test load_fashion_mnist_bytes(const std::filesystem::path& dir = default_fashion_mnist_dir);
 
 // ===================================================================== implementation
 
@@ -265,7 +276,15 @@ inline idx_file read_idx(const std::filesystem::path& file) {
     return f;
 }
 
-inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) {
+namespace detail {
+
+/// The validated image payload of an IDX file and its [N, H, W, C] shape.
+struct idx_image_payload {
+    std::array<std::size_t, 4> shape{};
+    std::vector<std::uint8_t> bytes;
+};
+
+inline idx_image_payload read_image_payload(const std::filesystem::path& file) {
     auto s = detail::open_idx(file);
     const idx_header h = detail::read_header(s);
     detail::require_type(s, h, idx_ubyte, "images");
@@ -285,16 +304,29 @@ inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) 
             s.fail("absurd dimensions " + detail::shape_text(h.dims) +
                    ": one image would exceed the limit of 2^34 bytes (16 GiB); the header is probably corrupt");
     }
-    const auto bytes = detail::read_payload(s, h, payload);
+    idx_image_payload p;
+    p.bytes = detail::read_payload(s, h, payload);
+    p.shape = {h.dims[0], h.dims[1], h.dims[2], h.dims.size() == 4 ? h.dims[3] : 1u};
+    return p;
+}
 
-    const std::array<std::size_t, 4> shape{h.dims[0], h.dims[1], h.dims[2], h.dims.size() == 4 ? h.dims[3] : 1u};
-    xt::xtensor<float, 4> images(shape);
+}  // namespace detail
+
+inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) {
+    const auto p = detail::read_image_payload(file);
+    xt::xtensor<float, 4> images(p.shape);
     float* out = images.data();
     // Division, not multiplication by 1/255, so that every value is the nearest float to v/255.
-    for (std::size_t i = 0; i < bytes.size(); ++i) out[i] = static_cast<float>(bytes[i]) / 255.0f;
+    for (std::size_t i = 0; i < p.bytes.size(); ++i) out[i] = pixel_value(p.bytes[i]);
     return images;
 }
 
+inline xt::xtensor<std::uint8_t, 4> read_idx_image_bytes(const std::filesystem::path& file) {
+    auto p = detail::read_image_payload(file);
+    xt::xtensor<std::uint8_t, 4> images(p.shape);
+    std::copy(p.bytes.begin(), p.bytes.end(), images.data());
+    return images;
+}
 inline xt::xtensor<std::int32_t, 1> read_idx_labels(const std::filesystem::path& file, std::size_t num_classes) {
     if (num_classes == 0) throw data_error("IDX file '" + file.string() + "': cannot read labels for 0 classes");
     auto s = detail::open_idx(file);
@@ -330,16 +362,33 @@ inline dataset load_idx(const std::filesystem::path& images, const std::filesyst
     return d;
 }
 
-inline train_test load_fashion_mnist(const std::filesystem::path& dir) {
+inline byte_dataset load_idx_bytes(const std::filesystem::path& images, const std::filesystem::path& labels,
+                                   std::size_t num_classes) {
+    byte_dataset d;
+    d.labels = read_idx_labels(labels, num_classes);
+    d.images = read_idx_image_bytes(images);
+    d.num_classes = num_classes;
+    if (d.images.shape()[0] != d.labels.shape()[0])
+        throw data_error("mismatched counts: images file '" + images.string() + "' holds " +
+                         std::to_string(d.images.shape()[0]) + " images but labels file '" + labels.string() +
+                         "' holds " + std::to_string(d.labels.shape()[0]) + " labels");
+    return d;
+}
+
+namespace detail {
+
+/// Both halves of Fashion-MNIST from `dir`, each read by `load(images, labels)`.
+template <typename Halves, typename Load>
+Halves load_fashion_mnist_with(const std::filesystem::path& dir, Load load) {
     const bool suggest = detail::is_default_fashion_dir(dir);
     // Find all four files before reading any, so a missing one is reported at once.
     const auto train_images = detail::find_idx_file(dir, "train-images-idx3-ubyte", suggest);
     const auto train_labels = detail::find_idx_file(dir, "train-labels-idx1-ubyte", suggest);
     const auto test_images = detail::find_idx_file(dir, "t10k-images-idx3-ubyte", suggest);
     const auto test_labels = detail::find_idx_file(dir, "t10k-labels-idx1-ubyte", suggest);
-    train_test t;
-    t.train = load_idx(train_images, train_labels, 10);
-    t.test = load_idx(test_images, test_labels, 10);
+    Halves t;
+    t.train = load(train_images, train_labels);
+    t.test = load(test_images, test_labels);
     const auto& a = t.train.images.shape();
     const auto& b = t.test.images.shape();
     if (a[1] != b[1] || a[2] != b[2] || a[3] != b[3])
@@ -347,6 +396,18 @@ inline train_test load_fashion_mnist(const std::filesystem::path& dir) {
                          std::to_string(a[2]) + "x" + std::to_string(a[3]) + " but test images are " +
                          std::to_string(b[1]) + "x" + std::to_string(b[2]) + "x" + std::to_string(b[3]));
     return t;
+}
+
+}  // namespace detail
+
+inline byte_train_test load_fashion_mnist_bytes(const std::filesystem::path& dir) {
+    return detail::load_fashion_mnist_with<byte_train_test>(
+        dir, [](const auto& images, const auto& labels) { return load_idx_bytes(images, labels, 10); });
+}
+
+inline train_test load_fashion_mnist(const std::filesystem::path& dir) {
+    return detail::load_fashion_mnist_with<train_test>(
+        dir, [](const auto& images, const auto& labels) { return load_idx(images, labels, 10); });
 }
 
 }  // namespace staticnet::data

@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <array>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -43,6 +44,7 @@
 #include "../core/error.hpp"
 #include "../core/file_io.hpp"
 #include "../core/shape.hpp"
+#include "byte_dataset.hpp"
 #include "dataset.hpp"
 
 #if defined(STATICNET_IMAGE_IMPLEMENTATION) && !defined(STB_IMAGE_IMPLEMENTATION)
@@ -79,6 +81,10 @@ inline constexpr std::array<std::string_view, 4> image_extensions{".png", ".jpg"
 /// Reads `dir/<class>/<image>` into a `dataset` whose `class_names` are the classes.
 [[nodiscard]] inline dataset load_image_folder(const std::filesystem::path& dir,
                                                const image_folder_options& options = {});
+
+/// `load_image_folder` keeping the decoded pixels as bytes (`byte_dataset`).
+[[nodiscard]] inline byte_dataset load_image_folder_bytes(const std::filesystem::path& dir,
+                                                          const image_folder_options& options = {});
 
 /// One decoded image: H x W x C bytes, row-major, channels last.
 struct decoded_image {
@@ -179,7 +185,23 @@ inline decoded_image decode_image(std::span<const std::uint8_t> bytes, const std
     return img;
 }
 
+namespace detail {
+template <typename Data>
+Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_options& options);
+}  // namespace detail
+
 inline dataset load_image_folder(const std::filesystem::path& dir, const image_folder_options& options) {
+    return detail::load_image_folder_as<dataset>(dir, options);
+}
+
+inline byte_dataset load_image_folder_bytes(const std::filesystem::path& dir, const image_folder_options& options) {
+    return detail::load_image_folder_as<byte_dataset>(dir, options);
+}
+
+namespace detail {
+
+template <typename Data>
+Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_options& options) {
     namespace fs = std::filesystem;
     const auto fail = [&](const std::string& problem) -> void {
         throw data_error("image folder '" + dir.string() + "': " + problem);
@@ -229,7 +251,7 @@ inline dataset load_image_folder(const std::filesystem::path& dir, const image_f
         fail("the sample shape must be an image shape (height, width, 1 to 4 channels)");
     if (options.resize && !sample) fail("resizing needs the sample shape to resize to");
 
-    dataset d;
+    Data d;
     d.labels = xt::xtensor<std::int32_t, 1>(std::array<std::size_t, 1>{files.size()});
     std::size_t sample_size = 0;
     for (std::size_t i = 0; i < files.size(); ++i) {
@@ -250,17 +272,22 @@ inline dataset load_image_folder(const std::filesystem::path& dir, const image_f
             img.pixels = detail::resize_bilinear(img, sample->height(), sample->width());
         }
         if (i == 0) {
-            d.images = xt::xtensor<float, 4>(
+            d.images = decltype(d.images)(
                 std::array<std::size_t, 4>{files.size(), sample->height(), sample->width(), sample->channels()});
             sample_size = sample->height() * sample->width() * sample->channels();
         }
-        float* out = d.images.data() + i * sample_size;
-        for (std::size_t j = 0; j < sample_size; ++j) out[j] = static_cast<float>(img.pixels[j]) / 255.0f;
+        auto* out = d.images.data() + i * sample_size;
+        if constexpr (std::same_as<Data, byte_dataset>)
+            std::copy_n(img.pixels.data(), sample_size, out);
+        else
+            for (std::size_t j = 0; j < sample_size; ++j) out[j] = pixel_value(img.pixels[j]);
         d.labels(i) = files[i].second;
     }
     d.num_classes = classes.size();
     d.class_names = std::move(classes);
     return d;
 }
+
+}  // namespace detail
 
 }  // namespace staticnet::data

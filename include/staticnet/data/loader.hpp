@@ -12,6 +12,10 @@
 /// assemble the batch on the pool's threads, between steps, with no thread of its own.
 /// All buffers are allocated in the constructor; the steady state allocates nothing.
 ///
+/// The data is a `dataset` (float pixels, copied as they are) or a `byte_dataset` (pixel v
+/// becomes v / 255.0f as the batch is assembled, exactly the float a reader would have
+/// stored): memory per held image is then its byte size, and the batches are bitwise equal.
+///
 /// Augmentation (optional): a random horizontal flip and a random crop after zero padding
 /// (pad P pixels on every side, crop back to H x W at a random offset). The random numbers
 /// of a sample depend only on (seed, epoch, rank, sample index), never on timing or batch
@@ -23,6 +27,7 @@
 
 #include <algorithm>
 #include <array>
+#include <concepts>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -38,7 +43,9 @@
 #include "../core/aligned_buffer.hpp"
 #include "../core/random.hpp"
 #include "../core/thread_pool.hpp"
+#include "byte_dataset.hpp"
 #include "dataset.hpp"
+#include "labelled_data.hpp"
 
 namespace staticnet::data {
 
@@ -70,6 +77,8 @@ class batch_loader {
 public:
     /// A loader for `data`, which must outlive it and stay unchanged while it runs.
     batch_loader(const dataset& data, std::size_t batch_size, loader_options options = {});
+    /// A loader for bytes: pixel v becomes v / 255.0f in the batch.
+    batch_loader(const byte_dataset& data, std::size_t batch_size, loader_options options = {});
     ~batch_loader();
     batch_loader(const batch_loader&) = delete;
     batch_loader& operator=(const batch_loader&) = delete;
@@ -97,11 +106,21 @@ private:
         batch view;
     };
 
+    template <labelled_data D>
+    batch_loader(const D& data, std::size_t batch_size, loader_options options, const float* floats,
+                 const std::uint8_t* bytes);
+
     void run();
     void fill(std::size_t k);
     void gather(std::size_t index, float* dst) const;
+    template <typename Pixel>
+    void gather_pixels(const Pixel* src, std::size_t index, float* dst) const;
 
-    const dataset* data_;
+    // The data: exactly one of the two image pointers is set.
+    const float* float_images_ = nullptr;
+    const std::uint8_t* byte_images_ = nullptr;
+    const std::int32_t* labels_ = nullptr;
+    std::size_t samples_ = 0;
     std::size_t batch_size_;
     loader_options options_;
     std::size_t height_, width_, channels_, sample_floats_;
@@ -128,7 +147,16 @@ private:
 // ===================================================================== implementation
 
 inline batch_loader::batch_loader(const dataset& data, std::size_t batch_size, loader_options options)
-    : data_(&data), batch_size_(batch_size), options_(options) {
+    : batch_loader(data, batch_size, options, data.images.data(), nullptr) {}
+
+inline batch_loader::batch_loader(const byte_dataset& data, std::size_t batch_size, loader_options options)
+    : batch_loader(data, batch_size, options, nullptr, data.images.data()) {}
+
+template <labelled_data D>
+batch_loader::batch_loader(const D& data, std::size_t batch_size, loader_options options, const float* floats,
+                           const std::uint8_t* bytes)
+    : float_images_(floats), byte_images_(bytes), labels_(data.labels.data()), samples_(data.size()),
+      batch_size_(batch_size), options_(options) {
     if (batch_size == 0) throw std::invalid_argument("batch_loader: the batch size must be at least 1");
     const auto& s = data.images.shape();
     height_ = s[1];
@@ -228,14 +256,13 @@ inline void batch_loader::fill(std::size_t k) {
     slot& s = slots_[k % buffers];
     const std::size_t begin = k * batch_size_;
     const std::size_t n = std::min(batch_size_, order_.size() - begin);
-    const std::int32_t* labels = data_->labels.data();
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t index = order_[begin + i];
-        if (index >= data_->size())
+        if (index >= samples_)
             throw std::out_of_range(
                 "batch_loader: sample index " + std::to_string(index) + " at position " + std::to_string(begin + i) +
-                " of the epoch order is out of range for a data set of " + std::to_string(data_->size()) + " samples");
-        s.labels[i] = labels[index];
+                " of the epoch order is out of range for a data set of " + std::to_string(samples_) + " samples");
+        s.labels[i] = labels_[index];
     }
     auto gather_range = [&](std::size_t from, std::size_t to) {
         for (std::size_t i = from; i < to; ++i) gather(order_[begin + i], s.images.data() + i * sample_floats_);
@@ -253,9 +280,25 @@ inline void batch_loader::fill(std::size_t k) {
 }
 
 inline void batch_loader::gather(std::size_t index, float* dst) const {
-    const float* src = data_->images.data() + index * sample_floats_;
+    if (byte_images_ != nullptr)
+        gather_pixels(byte_images_ + index * sample_floats_, index, dst);
+    else
+        gather_pixels(float_images_ + index * sample_floats_, index, dst);
+}
+
+template <typename Pixel>
+void batch_loader::gather_pixels(const Pixel* src, std::size_t index, float* dst) const {
+    // The only difference between the two forms: a byte becomes v / 255.0f here.
+    const auto value = [](Pixel v) {
+        if constexpr (std::same_as<Pixel, std::uint8_t>) return pixel_value(v);
+        else return v;
+    };
     if (!options_.flip && options_.crop_padding == 0) {
-        if (sample_floats_ != 0) std::memcpy(dst, src, sample_floats_ * sizeof(float));
+        if constexpr (std::same_as<Pixel, float>) {
+            if (sample_floats_ != 0) std::memcpy(dst, src, sample_floats_ * sizeof(float));
+        } else {
+            for (std::size_t i = 0; i < sample_floats_; ++i) dst[i] = value(src[i]);
+        }
         return;
     }
     // Both draws are always made, so turning flipping on or off leaves the crops unchanged.
@@ -275,14 +318,14 @@ inline void batch_loader::gather(std::size_t index, float* dst) const {
             std::fill(row, row + width_ * c, 0.0f);
             continue;
         }
-        const float* src_row = src + static_cast<std::size_t>(sy) * width_ * c;
+        const Pixel* src_row = src + static_cast<std::size_t>(sy) * width_ * c;
         for (std::ptrdiff_t x = 0; x < w; ++x) {
             const std::ptrdiff_t sx = (mirror ? w - 1 - x : x) + dx;
             float* out = row + static_cast<std::size_t>(x) * c;
             if (sx < 0 || sx >= w)
                 std::fill(out, out + c, 0.0f);
             else
-                std::copy_n(src_row + static_cast<std::size_t>(sx) * c, c, out);
+                for (std::size_t k = 0; k < c; ++k) out[k] = value(src_row[static_cast<std::size_t>(sx) * c + k]);
         }
     }
 }

@@ -25,11 +25,13 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include "../core/compat.hpp"
 #include "../core/error.hpp"
 #include "../core/file_io.hpp"
+#include "byte_dataset.hpp"
 #include "dataset.hpp"
 
 namespace staticnet::data {
@@ -64,6 +66,9 @@ inline constexpr std::uint64_t max_npy_data_bytes = std::uint64_t{1} << 34;
 /// (N, H, W, C), as an [N, H, W, C] tensor (C = 1 for 3-D arrays).
 [[nodiscard]] inline xt::xtensor<float, 4> read_npy_images(const std::filesystem::path& file);
 
+/// Reads uint8 images as stored (bytes, value v meaning v / 255); float32 files are an error.
+[[nodiscard]] inline xt::xtensor<std::uint8_t, 4> read_npy_image_bytes(const std::filesystem::path& file);
+
 /// Reads integer labels of shape (N); every label must be in [0, num_classes).
 [[nodiscard]] inline xt::xtensor<std::int32_t, 1> read_npy_labels(const std::filesystem::path& file,
                                                                   std::size_t num_classes);
@@ -72,6 +77,10 @@ inline constexpr std::uint64_t max_npy_data_bytes = std::uint64_t{1} << 34;
 /// `num_classes` = 0 takes the largest label + 1.
 [[nodiscard]] inline dataset load_npy(const std::filesystem::path& images, const std::filesystem::path& labels,
                                       std::size_t num_classes = 0);
+
+/// `load_npy` keeping uint8 pixels as bytes (`byte_dataset`); float32 images are an error.
+[[nodiscard]] inline byte_dataset load_npy_bytes(const std::filesystem::path& images,
+                                                 const std::filesystem::path& labels, std::size_t num_classes = 0);
 
 // ===================================================================== implementation
 
@@ -279,8 +288,10 @@ inline npy_array parse_npy(std::span<const std::uint8_t> b, const std::string& f
     return a;
 }
 
-/// Images from a parsed array (see read_npy_images).
-inline xt::xtensor<float, 4> npy_images(const npy_array& a, const std::string& file) {
+/// Images from a parsed array as floats (see read_npy_images) or, for Pixel = uint8, as the
+/// stored bytes.
+template <typename Pixel>
+xt::xtensor<Pixel, 4> npy_images_as(const npy_array& a, const std::string& file) {
     const auto& h = a.header;
     npy_type t;
     parse_npy_type(h.descr, t);  // valid: parse_npy checked it
@@ -301,23 +312,36 @@ inline xt::xtensor<float, 4> npy_images(const npy_array& a, const std::string& f
     const std::array<std::size_t, 4> shape{static_cast<std::size_t>(h.shape[0]), static_cast<std::size_t>(h.shape[1]),
                                            static_cast<std::size_t>(h.shape[2]),
                                            h.shape.size() == 4 ? static_cast<std::size_t>(h.shape[3]) : 1u};
-    xt::xtensor<float, 4> images(shape);
-    float* out = images.data();
-    const std::size_t n = images.size();
-    if (t.kind == 'u') {
-        for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(a.data[i]) / 255.0f;
+    if constexpr (std::is_same_v<Pixel, std::uint8_t>) {
+        if (t.kind != 'u')
+            npy_fail(file, "float32 images ('" + h.descr + "') cannot be kept as bytes; read them with load_npy");
+        xt::xtensor<std::uint8_t, 4> images(shape);
+        std::copy_n(a.data.data(), images.size(), images.data());
+        return images;
     } else {
-        for (std::size_t i = 0; i < n; ++i) {
-            const float v = ::staticnet::detail::load_le<float>(a.data.data() + 4 * i);
-            if (!(v >= 0.0f && v <= 1.0f))  // also refuses NaN
-                npy_fail(file, "pixel value " + std::to_string(v) + " of image " + std::to_string(i / image) +
-                                   " (element " + std::to_string(i % image) + ", byte offset " +
-                                   std::to_string(h.data_offset + 4 * i) +
-                                   ") is outside [0, 1]; float32 images must be scaled to [0, 1]");
-            out[i] = v;
+        xt::xtensor<float, 4> images(shape);
+        float* out = images.data();
+        const std::size_t n = images.size();
+        if (t.kind == 'u') {
+            for (std::size_t i = 0; i < n; ++i) out[i] = pixel_value(a.data[i]);
+        } else {
+            for (std::size_t i = 0; i < n; ++i) {
+                const float v = ::staticnet::detail::load_le<float>(a.data.data() + 4 * i);
+                if (!(v >= 0.0f && v <= 1.0f))  // also refuses NaN
+                    npy_fail(file, "pixel value " + std::to_string(v) + " of image " + std::to_string(i / image) +
+                                       " (element " + std::to_string(i % image) + ", byte offset " +
+                                       std::to_string(h.data_offset + 4 * i) +
+                                       ") is outside [0, 1]; float32 images must be scaled to [0, 1]");
+                out[i] = v;
+            }
         }
+        return images;
     }
-    return images;
+}
+
+/// Images from a parsed array (see read_npy_images).
+inline xt::xtensor<float, 4> npy_images(const npy_array& a, const std::string& file) {
+    return npy_images_as<float>(a, file);
 }
 
 /// Labels from a parsed array; num_classes = 0 takes the largest label + 1.
@@ -386,17 +410,38 @@ inline xt::xtensor<float, 4> read_npy_images(const std::filesystem::path& file) 
     return detail::npy_images(read_npy(file), file.string());
 }
 
+inline xt::xtensor<std::uint8_t, 4> read_npy_image_bytes(const std::filesystem::path& file) {
+    return detail::npy_images_as<std::uint8_t>(read_npy(file), file.string());
+}
+
 inline xt::xtensor<std::int32_t, 1> read_npy_labels(const std::filesystem::path& file, std::size_t num_classes) {
     if (num_classes == 0) throw data_error("NumPy file '" + file.string() + "': cannot read labels for 0 classes");
     return detail::npy_labels(read_npy(file), file.string(), num_classes);
 }
 
+namespace detail {
+template <typename Data>
+Data load_npy_as(const std::filesystem::path& images, const std::filesystem::path& labels, std::size_t num_classes);
+}  // namespace detail
+
 inline dataset load_npy(const std::filesystem::path& images, const std::filesystem::path& labels,
                         std::size_t num_classes) {
-    dataset d;
+    return detail::load_npy_as<dataset>(images, labels, num_classes);
+}
+
+inline byte_dataset load_npy_bytes(const std::filesystem::path& images, const std::filesystem::path& labels,
+                                   std::size_t num_classes) {
+    return detail::load_npy_as<byte_dataset>(images, labels, num_classes);
+}
+
+namespace detail {
+
+template <typename Data>
+Data load_npy_as(const std::filesystem::path& images, const std::filesystem::path& labels, std::size_t num_classes) {
+    Data d;
     // Labels first: the file is small, so a bad one fails before the images are read.
     d.labels = detail::npy_labels(read_npy(labels), labels.string(), num_classes);
-    d.images = read_npy_images(images);
+    d.images = detail::npy_images_as<typename decltype(d.images)::value_type>(read_npy(images), images.string());
     d.num_classes = num_classes;
     if (d.images.shape()[0] != d.labels.shape()[0])
         throw data_error("mismatched counts: NumPy images file '" + images.string() + "' holds " +
@@ -404,5 +449,7 @@ inline dataset load_npy(const std::filesystem::path& images, const std::filesyst
                          "' holds " + std::to_string(d.labels.shape()[0]) + " labels");
     return d;
 }
+
+}  // namespace detail
 
 }  // namespace staticnet::data

@@ -37,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include "../core/compat.hpp"
@@ -44,6 +45,7 @@
 #include "../core/error.hpp"
 #include "../core/file_io.hpp"
 #include "../core/shape.hpp"
+#include "byte_dataset.hpp"
 #include "dataset.hpp"
 
 namespace staticnet::data {
@@ -227,10 +229,15 @@ public:
     /// Label of record `r` of the loaded block j; nothing when out of range.
     [[nodiscard]] std::optional<std::int32_t> label_at(std::uint64_t j, std::uint64_t r) const noexcept;
     [[nodiscard]] std::string label_problem(std::uint64_t j, std::uint64_t r) const;
+    /// The pixels of record `r` of the loaded block j (sample_bytes() of them).
+    [[nodiscard]] const std::uint8_t* pixels_at(std::uint64_t j, std::uint64_t r) const noexcept {
+        return block_.data() + (r - first_of(j)) * h_.record_bytes();
+    }
 
-    /// Reads records [first, first + count) into `images` (count * H*W*C floats) and
-    /// `labels`, verifying each block it touches.
-    void read_records(std::uint64_t first, std::uint64_t count, float* images, std::int32_t* labels);
+    /// Reads records [first, first + count) into `images` (count * H*W*C floats, v / 255,
+    /// or the stored bytes) and `labels`, verifying each block it touches.
+    template <typename Pixel>
+    void read_records(std::uint64_t first, std::uint64_t count, Pixel* images, std::int32_t* labels);
 
 private:
     void read_exact(std::uint64_t offset, std::uint8_t* dst, std::size_t n);
@@ -413,7 +420,8 @@ inline std::string shard_reader::label_problem(std::uint64_t j, std::uint64_t r)
            std::to_string(h_.num_classes - 1);
 }
 
-inline void shard_reader::read_records(std::uint64_t first, std::uint64_t count, float* images, std::int32_t* labels) {
+template <typename Pixel>
+void shard_reader::read_records(std::uint64_t first, std::uint64_t count, Pixel* images, std::int32_t* labels) {
     if (count == 0) return;
     const auto& unit = byte_to_unit();
     const auto sample = static_cast<std::size_t>(h_.sample_bytes());
@@ -426,24 +434,29 @@ inline void shard_reader::read_records(std::uint64_t first, std::uint64_t count,
             const auto label = label_at(j, r);
             if (!label) fail(label_problem(j, r));
             const std::uint8_t* p = block_.data() + (r - first_of(j)) * h_.record_bytes();
-            float* out = images + (r - first) * sample;
-            for (std::size_t i = 0; i < sample; ++i) out[i] = unit[p[i]];
+            Pixel* out = images + (r - first) * sample;
+            if constexpr (std::is_same_v<Pixel, std::uint8_t>)
+                std::memcpy(out, p, sample);
+            else
+                for (std::size_t i = 0; i < sample; ++i) out[i] = unit[p[i]];
             labels[r - first] = *label;
         }
     }
 }
 
-inline dataset make_dataset(std::uint64_t n, const shard_header& h) {
-    dataset d;
-    d.images =
-        xt::xtensor<float, 4>(std::array<std::size_t, 4>{static_cast<std::size_t>(n), h.height, h.width, h.channels});
+/// An uninitialised `Data` (`dataset` or `byte_dataset`) for n samples of the header's shape.
+template <typename Data = dataset>
+Data make_dataset(std::uint64_t n, const shard_header& h) {
+    Data d;
+    d.images = decltype(d.images)(std::array<std::size_t, 4>{static_cast<std::size_t>(n), h.height, h.width, h.channels});
     d.labels = xt::xtensor<std::int32_t, 1>(std::array<std::size_t, 1>{static_cast<std::size_t>(n)});
     d.num_classes = h.num_classes;
     return d;
 }
 
-inline dataset read_part(shard_reader& reader, std::uint64_t first, std::uint64_t count) {
-    dataset d = make_dataset(count, reader.header());
+template <typename Data = dataset>
+Data read_part(shard_reader& reader, std::uint64_t first, std::uint64_t count) {
+    Data d = make_dataset<Data>(count, reader.header());
     reader.read_records(first, count, d.images.data(), d.labels.data());
     return d;
 }

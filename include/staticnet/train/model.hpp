@@ -8,6 +8,10 @@
 ///     auto [loss, accuracy] = m.evaluate(data.test);
 ///     xt::xtensor<float, 2> p = m.predict(images);
 ///
+/// `fit` and `evaluate` take a `data::dataset` (float pixels) or a `data::byte_dataset`
+/// (8-bit pixels, turned into floats batch by batch; bitwise the same training). `fit` also
+/// takes a `data::shard_stream`: each rank's shards read from disk as training runs.
+///
 /// Data parallelism is the `Communicator` policy (see comm/). `batch_size` is the *global*
 /// batch: every rank draws the same shuffled order and takes its own contiguous part of each
 /// batch, so the ranks see disjoint samples and together the whole epoch. Each rank adds up
@@ -44,8 +48,11 @@
 #include "../core/error.hpp"
 #include "../core/random.hpp"
 #include "../core/thread_pool.hpp"
+#include "../data/byte_dataset.hpp"
 #include "../data/dataset.hpp"
+#include "../data/labelled_data.hpp"
 #include "../data/loader.hpp"
+#include "../data/shard_stream.hpp"
 #include "../io/onnx.hpp"
 #include "../kernels/elementwise.hpp"
 #include "../layers/activations.hpp"
@@ -66,7 +73,8 @@ struct fit_options {
     std::size_t batch_size = 32;            ///< global batch, over all ranks
     bool shuffle = true;                    ///< a new seeded permutation every epoch
     std::uint64_t seed = 0;                 ///< shuffling and dropout
-    const data::dataset* validation = nullptr;
+    /// Evaluated after every epoch: `&test` of a `dataset` or a `byte_dataset`, or none.
+    data::dataset_ref validation{};
     bool verbose = true;                    ///< progress output on rank 0
     std::size_t initial_epoch = 0;          ///< epochs already done (numbering continues after them)
     /// Each rank passes its *own* part of the data (e.g. the shards `data::load_shards`
@@ -188,14 +196,22 @@ public:
     }
 
     /// Trains for `options.epochs` epochs; returns the global per-epoch results.
+    template <data::labelled_data Data, typename... Callbacks>
+    history fit(const Data& train, const fit_options& options, Callbacks&&... callbacks);
+
+    /// Trains from shards streamed from disk, each rank its own (`partitioned` is implied,
+    /// `shuffle` and `seed` of the order are the stream's own options; no flips or crops).
     template <typename... Callbacks>
-    history fit(const data::dataset& train, const fit_options& options, Callbacks&&... callbacks);
+    history fit(data::shard_stream& train, const fit_options& options, Callbacks&&... callbacks);
 
     /// Global mean loss and accuracy on `data` (each rank evaluates its part).
-    evaluation evaluate(const data::dataset& data);
+    template <data::labelled_data Data>
+    evaluation evaluate(const Data& data);
 
     /// Class probabilities (the network output) of `images` [N, H, W, C]: [N, outputs].
     xt::xtensor<float, 2> predict(const xt::xtensor<float, 4>& images);
+    /// The same for stored 8-bit pixels (v means v / 255), converted batch by batch.
+    xt::xtensor<float, 2> predict(const xt::xtensor<std::uint8_t, 4>& images);
 
     /// One training step on `batch` samples at `images` (NHWC) with their `targets`: adds the
     /// gradient, synchronises it and updates the parameters. `global_batch` is the size of
@@ -266,14 +282,20 @@ private:
     }();
     static constexpr bool fused_softmax = output_is_softmax && Loss::fuses_softmax;
 
-    template <typename... Callbacks>
-    history run_fit(const data::dataset& train, const fit_options& options, Callbacks&... callbacks);
-    void check_images(const xt::xtensor<float, 4>& images, const char* what) const;
-    void check_dataset(const data::dataset& d, const char* what) const;
+    template <typename Data, typename... Callbacks>
+    history run_fit(Data& train, const fit_options& options, Callbacks&... callbacks);
+    template <typename Pixel>
+    void check_images(const xt::xtensor<Pixel, 4>& images, const char* what) const;
+    template <typename Data>
+    void check_dataset(const Data& d, const char* what) const;
+    void check_stream(const data::shard_stream& s) const;
+    template <typename Pixel>
+    xt::xtensor<float, 2> run_predict(const xt::xtensor<Pixel, 4>& images);
     /// Copies samples `order[0]`, ..., `order[count - 1]` of `d` into rows 0 to count - 1 of
     /// the batch buffers: the images, the labels (argmax of the targets where `d` has no
     /// labels) and the targets (`d`'s own, else one-hot rows when the loss needs them).
-    batch_targets gather(const data::dataset& d, const std::size_t* order, std::size_t count);
+    template <typename Data>
+    batch_targets gather(const Data& d, const std::size_t* order, std::size_t count);
     /// Targets for `count` samples with these labels (one-hot rows when the loss needs them).
     batch_targets one_hot(const std::int32_t* labels, std::size_t count);
     void prepare_buffers(std::size_t batch);
@@ -320,8 +342,14 @@ private:
     step_result train_parts(const float* images, batch_targets targets, std::size_t batch, std::size_t parts,
                             std::size_t global_batch, std::size_t first_sample, std::uint64_t step_seed);
     /// Forward passes of `count` samples at `images`, inference; returns [count x classes]
-    /// (the threads take contiguous shares, each in its own workspace).
+    /// (the threads take contiguous shares, each in its own workspace, `infer_piece` samples
+    /// at a time).
     const float* infer(const float* images, std::size_t count);
+    /// Samples per inference pass of a thread: the workspace holds every layer's output for
+    /// that many, so a whole evaluation batch per thread (256 / threads) would take tens of
+    /// MB for a small CNN, more than its data set held as bytes. A sample's output does not
+    /// depend on the samples beside it, so the piece size changes nothing else.
+    static constexpr std::size_t infer_piece = 32;
     /// Sums `values` over ranks, then returns them.
     template <std::size_t N>
     std::array<double, N> global_sums(std::array<double, N> values) {
@@ -358,7 +386,8 @@ private:
 // ------------------------------------------------------------------ implementation
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-void model<Net, Optimizer, Loss, Communicator>::check_images(const xt::xtensor<float, 4>& images, const char* what) const {
+template <typename Pixel>
+void model<Net, Optimizer, Loss, Communicator>::check_images(const xt::xtensor<Pixel, 4>& images, const char* what) const {
     const auto& s = images.shape();
     const bool ok = Net::input_shape.is_image()
                         ? (s[1] == Net::input_shape.height() && s[2] == Net::input_shape.width() &&
@@ -373,14 +402,20 @@ void model<Net, Optimizer, Loss, Communicator>::check_images(const xt::xtensor<f
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-void model<Net, Optimizer, Loss, Communicator>::check_dataset(const data::dataset& d, const char* what) const {
+template <typename Data>
+void model<Net, Optimizer, Loss, Communicator>::check_dataset(const Data& d, const char* what) const {
     check_images(d.images, what);
     const std::size_t n = d.size();
+    std::size_t target_rows = 0, target_columns = 0;  // a byte_dataset has labels only
+    if constexpr (std::same_as<Data, data::dataset>) {
+        target_rows = d.targets.size() == 0 ? 0 : d.targets.shape()[0];
+        target_columns = d.targets.size() == 0 ? 0 : d.targets.shape()[1];
+    }
     std::ostringstream msg;
-    if (d.labels.size() != n && d.targets.size() == 0)
+    if (d.labels.size() != n && target_rows == 0)
         msg << what << ": " << n << " images but " << d.labels.size() << " labels";
-    else if (d.targets.size() != 0 && (d.targets.shape()[0] != n || d.targets.shape()[1] != classes))
-        msg << what << ": targets have shape (" << d.targets.shape()[0] << ", " << d.targets.shape()[1] << "), expected ("
+    else if (target_rows != 0 && (target_rows != n || target_columns != classes))
+        msg << what << ": targets have shape (" << target_rows << ", " << target_columns << "), expected ("
             << n << ", " << classes << ")";
     else if (d.labels.size() == n)
         for (std::size_t i = 0; i < n; ++i)
@@ -393,12 +428,30 @@ void model<Net, Optimizer, Loss, Communicator>::check_dataset(const data::datase
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::check_stream(const data::shard_stream& s) const {
+    const shape& sample = s.sample_shape();
+    const bool ok = Net::input_shape.is_image()
+                        ? (sample.height() == Net::input_shape.height() && sample.width() == Net::input_shape.width() &&
+                           sample.channels() == Net::input_shape.channels())
+                        : sample.size() == Net::input_shape.size();
+    std::ostringstream msg;
+    if (!ok)
+        msg << "fit (shard stream): the samples have shape " << sample << " but the model's input is "
+            << Net::input_shape;
+    else if (s.num_classes() > classes)
+        msg << "fit (shard stream): the shards have " << s.num_classes() << " classes but the model has " << classes
+            << " outputs";
+    if (!msg.str().empty()) throw shape_error(msg.str());
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batch) {
     // The network holds one micro-batch at a time; the gathered batch is the rank's whole part.
     const std::size_t piece = micro_batch() == 0 ? batch : std::min(batch, micro_batch());
     const std::size_t threads = pool_.size();
-    // Inference: each thread forwards its share of an evaluation batch in its own workspace.
-    const std::size_t infer_share = (std::min(batch, eval_batch()) + threads - 1) / threads;
+    // Inference: each thread forwards its share of an evaluation batch in its own workspace,
+    // `infer_piece` samples at a time.
+    const std::size_t infer_share = std::min((std::min(batch, eval_batch()) + threads - 1) / threads, infer_piece);
     const std::size_t parts = thread_parts(batch);
     if (parts != 0) {
         if (thread_gradients_.size() < threads) thread_gradients_.resize(threads);
@@ -417,16 +470,19 @@ void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batc
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-batch_targets model<Net, Optimizer, Loss, Communicator>::gather(const data::dataset& d, const std::size_t* order,
+template <typename Data>
+batch_targets model<Net, Optimizer, Loss, Communicator>::gather(const Data& d, const std::size_t* order,
                                                                  std::size_t count) {
     constexpr std::size_t sample = Net::input_shape.size();
     const bool has_labels = d.labels.size() == d.size();
-    const bool has_targets = d.targets.size() != 0;
+    bool has_targets = false;
+    if constexpr (std::same_as<Data, data::dataset>) has_targets = d.targets.size() != 0;
     for (std::size_t i = 0; i < count; ++i) {
         const std::size_t s = order[i];
-        std::memcpy(batch_images_.data() + i * sample, d.images.data() + s * sample, sample * sizeof(float));
+        data::detail::copy_pixels(d, s * sample, sample, batch_images_.data() + i * sample);
         float* target = batch_targets_.data() + i * classes;
-        if (has_targets) std::memcpy(target, d.targets.data() + s * classes, classes * sizeof(float));
+        if constexpr (std::same_as<Data, data::dataset>)
+            if (has_targets) std::memcpy(target, d.targets.data() + s * classes, classes * sizeof(float));
         batch_labels_[i] = has_labels ? d.labels(s) : static_cast<std::int32_t>(argmax(target, classes));
     }
     if (!has_targets) return one_hot(batch_labels_.data(), count);
@@ -665,18 +721,19 @@ const float* model<Net, Optimizer, Loss, Communicator>::infer(const float* image
     constexpr std::size_t sample = Net::input_shape.size();
     pool_.run([&](std::size_t w, std::size_t workers) {
         const std::size_t begin = count * w / workers, end = count * (w + 1) / workers;
-        if (begin == end) return;
-        const float* out = net_.forward(images + begin * sample,
-                                        {.batch = end - begin, .training = false, .pool = &one_thread_},
-                                        thread_workspaces_[w]);
-        std::memcpy(infer_outputs_.data() + begin * classes, out, (end - begin) * classes * sizeof(float));
+        for (std::size_t from = begin; from < end; from += infer_piece) {
+            const std::size_t n = std::min(infer_piece, end - from);
+            const float* out = net_.forward(images + from * sample, {.batch = n, .training = false, .pool = &one_thread_},
+                                            thread_workspaces_[w]);
+            std::memcpy(infer_outputs_.data() + from * classes, out, n * classes * sizeof(float));
+        }
     }, count);
     return infer_outputs_.data();
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-template <typename... Callbacks>
-history model<Net, Optimizer, Loss, Communicator>::fit(const data::dataset& train, const fit_options& options,
+template <data::labelled_data Data, typename... Callbacks>
+history model<Net, Optimizer, Loss, Communicator>::fit(const Data& train, const fit_options& options,
                                                        Callbacks&&... callbacks) {
     static_assert((detail::is_fit_callback<std::remove_reference_t<Callbacks>, model> && ...),
                   "fit: a callback has no hook fit can call (on_train_begin, on_epoch_begin, on_batch_begin, "
@@ -692,14 +749,40 @@ history model<Net, Optimizer, Loss, Communicator>::fit(const data::dataset& trai
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 template <typename... Callbacks>
-history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& train, const fit_options& options,
+history model<Net, Optimizer, Loss, Communicator>::fit(data::shard_stream& train, const fit_options& options,
+                                                       Callbacks&&... callbacks) {
+    static_assert((detail::is_fit_callback<std::remove_reference_t<Callbacks>, model> && ...),
+                  "fit: a callback has no hook fit can call (on_train_begin, on_epoch_begin, on_batch_begin, "
+                  "on_batch_end, on_epoch_end, on_train_end); if it is passed as const, its hooks must be const");
+    try {
+        return run_fit(train, options, callbacks...);
+    } catch (const std::exception& e) {
+        if (comm_->size() > 1) comm_->abort(e.what());
+        throw;
+    }
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+template <typename Data, typename... Callbacks>
+history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fit_options& options,
                                                            Callbacks&... callbacks) {
+    // A stream is read in its own order, sample by sample; an in-memory set by index.
+    constexpr bool streamed = std::same_as<Data, data::shard_stream>;
     if (options.batch_size == 0) throw error("fit: batch_size must be at least 1");
     if (settings_.sync_batch_norm && micro_batch() != 0)
         throw error("fit: sync_batch_norm needs whole-batch steps (micro_batch = 0, deterministic = false)");
-    if (train.empty()) throw data_error("fit: the training data set is empty");
-    check_dataset(train, "fit (training data)");
-    if (options.validation != nullptr) check_dataset(*options.validation, "fit (validation data)");
+    bool partitioned = options.partitioned;
+    if constexpr (streamed) {
+        check_stream(train);
+        if (options.flip || options.crop_padding != 0)
+            throw error("fit: flips and crops are not supported when training from a shard_stream");
+        partitioned = true;
+    } else {
+        if (train.empty()) throw data_error("fit: the training data set is empty");
+        check_dataset(train, "fit (training data)");
+    }
+    if (options.validation != nullptr)
+        options.validation.visit([&](const auto& v) { check_dataset(v, "fit (validation data)"); });
     if (!synchronized_) {  // every rank starts from rank 0's weights, whatever its seed
         synchronize_from_root();
         synchronized_ = true;
@@ -709,7 +792,8 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
     const auto rank = static_cast<std::size_t>(comm_->rank());
     // The epoch: the whole set (replicated on every rank) or the sum of the ranks' parts.
     std::size_t epoch_samples = n;
-    if (options.partitioned) epoch_samples = static_cast<std::size_t>(global_sums(std::array<double, 1>{double(n)})[0]);
+    if (partitioned) epoch_samples = static_cast<std::size_t>(global_sums(std::array<double, 1>{double(n)})[0]);
+    if (epoch_samples == 0) throw data_error("fit: the training data set is empty");
     const std::size_t global_batch = std::min(options.batch_size, epoch_samples);
     const std::size_t steps = (epoch_samples + global_batch - 1) / global_batch;
     /// This rank's part [lo, hi) of step s's global batch, and that batch's size.
@@ -720,7 +804,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
     };
     const std::size_t local_full = step_part(0)[1] - step_part(0)[0];
     const std::size_t local_max = std::max(local_full, step_part(steps - 1)[1] - step_part(steps - 1)[0]);
-    if (options.partitioned && n == 0 && local_max > 0)
+    if (partitioned && n == 0 && local_max > 0)
         throw data_error("fit: rank " + std::to_string(rank) + " holds no training data but has a share of every batch");
     prepare_buffers(std::max(local_max, eval_batch()));
 
@@ -728,14 +812,19 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
     // parts of every batch, in order), on this rank's threads between steps: a loader thread
     // would take its time from a core that already runs a compute thread. Soft targets are
     // gathered here.
-    const bool soft_targets = train.targets.size() != 0;
+    bool soft_targets = false;
+    if constexpr (std::same_as<Data, const data::dataset>) soft_targets = train.targets.size() != 0;
     std::optional<data::batch_loader> loader;
-    if (!soft_targets && local_full > 0)
-        loader.emplace(train, local_full,
-                       data::loader_options{.flip = options.flip, .crop_padding = options.crop_padding,
-                                            .seed = options.seed, .pool = &pool_});
-    std::vector<std::size_t> order(n), local_order;
-    local_order.reserve(steps * local_full);
+    // A stream keeps no per-sample state (its memory must not grow with the data set).
+    std::vector<std::size_t> order, local_order;
+    if constexpr (!streamed) {
+        if (!soft_targets && local_full > 0)
+            loader.emplace(train, local_full,
+                           data::loader_options{.flip = options.flip, .crop_padding = options.crop_padding,
+                                                .seed = options.seed, .pool = &pool_});
+        order.resize(n);
+        local_order.reserve(steps * local_full);
+    }
 
     progress_bar progress;
     const bool show = options.verbose && rank == 0;
@@ -758,25 +847,34 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
     each_callback([&](auto& c) { detail::call_on_train_begin(c, *this, options); });
     for (std::size_t epoch = position_.epoch + 1; epoch <= options.epochs && !stop_requested_; ++epoch) {
         const auto start = std::chrono::steady_clock::now();
-        std::iota(order.begin(), order.end(), std::size_t{0});
-        if (options.shuffle) {  // the same order on every rank, or each rank its own part's
-            rng g = rng::derived(options.seed ^ (options.partitioned ? rank << 32 : 0), epoch);
-            shuffle(order.begin(), order.end(), g);
-        }
-        local_order.clear();
-        for (std::size_t s = 0, cursor = 0; s < steps; ++s) {
-            const auto [lo, hi, size] = step_part(s);
-            for (std::size_t i = lo; i < hi; ++i)
-                local_order.push_back(options.partitioned ? order[cursor++ % n] : order[s * global_batch + i]);
-        }
-        // The loader takes the full batches still to do (resuming skips those already trained);
-        // a last, smaller batch is gathered here (a rank's share of it may even be larger).
         const std::size_t first_step = position_.step;
         const std::size_t full_steps = epoch_samples % global_batch == 0 ? steps : steps - 1;
-        const std::span<const std::size_t> remaining(local_order.data() + first_step * local_full,
+        std::span<const std::size_t> remaining;
+        if constexpr (streamed) {
+            // The rank's samples of the epoch come in the stream's order; resuming passes
+            // over those of the steps already done (all full steps).
+            train.start_epoch(epoch);
+            train.skip(first_step * local_full);
+        } else {
+            std::iota(order.begin(), order.end(), std::size_t{0});
+            if (options.shuffle) {  // the same order on every rank, or each rank its own part's
+                rng g = rng::derived(options.seed ^ (partitioned ? rank << 32 : 0), epoch);
+                shuffle(order.begin(), order.end(), g);
+            }
+            local_order.clear();
+            for (std::size_t s = 0, cursor = 0; s < steps; ++s) {
+                const auto [lo, hi, size] = step_part(s);
+                for (std::size_t i = lo; i < hi; ++i)
+                    local_order.push_back(partitioned ? order[cursor++ % n] : order[s * global_batch + i]);
+            }
+            // The loader takes the full batches still to do (resuming skips those already
+            // trained); a last, smaller batch is gathered here (a rank's share of it may even
+            // be larger).
+            remaining = std::span<const std::size_t>(local_order.data() + first_step * local_full,
                                                      local_order.size() - first_step * local_full);
-        if (loader && first_step < full_steps)
-            loader->start_epoch(remaining.first((full_steps - first_step) * local_full), epoch);
+            if (loader && first_step < full_steps)
+                loader->start_epoch(remaining.first((full_steps - first_step) * local_full), epoch);
+        }
         each_callback([&](auto& c) { detail::call_on_epoch_begin(c, *this, epoch, options.epochs); });
         double loss_sum = position_.loss_sum, correct = position_.correct, seen = position_.seen;
         // The log of step `step` (1-based) with the running means so far: before the step and after it.
@@ -792,13 +890,18 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
             const std::size_t count = hi - lo;
             const float* images = batch_images_.data();
             batch_targets t{};
-            if (count > 0 && loader && step < full_steps) {
+            if (count > 0 && streamed) {
+                if constexpr (streamed) {
+                    train.next(count, batch_images_.data(), batch_labels_.data());
+                    t = one_hot(batch_labels_.data(), count);
+                }
+            } else if (count > 0 && loader && step < full_steps) {
                 const data::batch* b = loader->next();
                 if (b == nullptr || b->size != count) throw error("fit: the batch loader fell out of step");
                 images = b->images.data();
                 t = one_hot(b->labels.data(), count);
             } else if (count > 0) {
-                t = gather(train, remaining.data() + (step - first_step) * local_full, count);
+                if constexpr (!streamed) t = gather(train, remaining.data() + (step - first_step) * local_full, count);
             }
             const std::uint64_t step_seed = rng::derived(options.seed ^ 0x5eed, optimizer_.iterations()).operator()();
             const auto r = train_step(images, t, count, batch_size, lo, step_seed);
@@ -821,7 +924,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
         e.accuracy = totals[1] / totals[2];
         e.learning_rate = optimizer_.learning_rate();
         if (options.validation != nullptr) {
-            const auto v = evaluate(*options.validation);
+            const auto v = options.validation.visit([&](const auto& d) { return evaluate(d); });
             e.val_loss = v.loss;
             e.val_accuracy = v.accuracy;
         }
@@ -834,7 +937,8 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(const data::dataset& 
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const data::dataset& data) {
+template <data::labelled_data Data>
+evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const Data& data) {
     check_dataset(data, "evaluate");
     const flush_denormals no_subnormals;
     prepare_buffers(eval_batch());
@@ -859,6 +963,17 @@ evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const data::datas
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::predict(const xt::xtensor<float, 4>& images) {
+    return run_predict(images);
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::predict(const xt::xtensor<std::uint8_t, 4>& images) {
+    return run_predict(images);
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+template <typename Pixel>
+xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::run_predict(const xt::xtensor<Pixel, 4>& images) {
     check_images(images, "predict");
     const std::size_t n = images.shape()[0];
     xt::xtensor<float, 2> result = xt::zeros<float>({n, classes});
@@ -867,7 +982,14 @@ xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::predict(const x
     constexpr std::size_t sample = Net::input_shape.size();
     for (std::size_t begin = 0; begin < n; begin += eval_batch()) {
         const std::size_t count = std::min(eval_batch(), n - begin);
-        const float* out = infer(images.data() + begin * sample, count);
+        const float* in = batch_images_.data();
+        if constexpr (std::same_as<Pixel, std::uint8_t>) {  // bytes become floats one batch at a time
+            const std::uint8_t* bytes = images.data() + begin * sample;
+            for (std::size_t i = 0; i < count * sample; ++i) batch_images_[i] = data::pixel_value(bytes[i]);
+        } else {
+            in = images.data() + begin * sample;
+        }
+        const float* out = infer(in, count);
         std::memcpy(result.data() + begin * classes, out, count * classes * sizeof(float));
     }
     return result;
