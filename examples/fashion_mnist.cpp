@@ -37,8 +37,8 @@
 #include <staticnet/staticnet.hpp>
 #include <staticnet/train/history_chart.hpp>
 
+#include "example_options.hpp"
 #include "reference_cnn.hpp"
-#include "tools/command_line.hpp"
 #if STATICNET_EXAMPLE_MPI
 #include <staticnet/comm/mpi.hpp>
 #endif
@@ -59,13 +59,10 @@ namespace sn = staticnet;
 
 namespace {
 
-struct arguments {
-    std::string data = sn::data::default_fashion_mnist_dir.string();
-    std::size_t epochs = 10, batch_size = 32, threads = 0, limit = 0, shuffle_buffer = 8192;
-    float learning_rate = 1e-3f;
-    std::uint64_t seed = 1;
-    bool json = false, resume = false, deterministic = false, resize = false, stream = false;
-    std::string checkpoint, shards, history_csv, plot_svg, export_onnx, train_dir, test_dir;
+struct arguments : examples::training_options {
+    std::size_t shuffle_buffer = 8192;
+    bool resize = false, stream = false;
+    std::string export_onnx, train_dir, test_dir;
 };
 
 /// Reads the command line, or ends the program: status 0 after --help, 2 and one line on
@@ -76,29 +73,7 @@ arguments parse(int argc, char** argv) {
     CLI::App app{"Trains the reference CNN of docs/architecture.md on Fashion-MNIST; under mpirun, the ranks\n"
                  "train it data-parallel (only rank 0 prints).",
                  "fashion_mnist"};
-    app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    app.add_option("--data", a.data, "directory of the Fashion-MNIST IDX files (raw or .gz)")->type_name("DIR");
-    app.add_option("--epochs", a.epochs, "epochs in total (counting those resumed from)")
-        ->type_name("N")->check(cli::whole_number(1));
-    app.add_option("--batch-size", a.batch_size, "global batch, split over the ranks")
-        ->type_name("N")->check(cli::whole_number(1));
-    app.add_option("--learning-rate", a.learning_rate, "Adam's learning rate")
-        ->type_name("X")->check(cli::positive_real());
-    app.add_option("--seed", a.seed, "seed of the weights and the shuffling")->type_name("N")->check(cli::whole_number(0));
-    app.add_option("--threads", a.threads, "threads per process; 0 = one per core")
-        ->type_name("N")->check(cli::whole_number(0, sn::thread_pool::max_threads));
-    app.add_option("--limit", a.limit, "train on the first N images only; 0 = all")
-        ->type_name("N")->check(cli::whole_number(0));
-    app.add_flag("--json", a.json, "one JSON object per epoch and one with the test result on stdout, nothing else");
-    auto* checkpoint = app.add_option("--checkpoint", a.checkpoint,
-                                      "write a checkpoint there after every epoch (the newest 3 are kept)")
-                           ->type_name("DIR");
-    app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --checkpoint DIR (an error if none)")
-        ->needs(checkpoint);
-    app.add_flag("--deterministic", a.deterministic,
-                 "bitwise the same training for any number of ranks and threads (slower; for restarts on fewer ranks)");
-    auto* shards = app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
-                       ->type_name("DIR");
+    auto* shards = examples::add_training_options(app, a, "Adam's learning rate");
     auto* stream = app.add_flag("--stream", a.stream, "read the shards from disk while training instead of loading them")
                        ->needs(shards);
     app.add_option("--shuffle-buffer", a.shuffle_buffer, "samples held for shuffling a stream (with --stream)")
@@ -111,14 +86,9 @@ arguments parse(int argc, char** argv) {
         ->needs(train_dir);
     train_dir->needs(test_dir);
     test_dir->needs(train_dir);
-    app.add_option("--history", a.history_csv, "write the per-epoch history as CSV when training ends")
-        ->type_name("FILE.csv");
-    app.add_option("--plot", a.plot_svg, "write a chart of loss and accuracy (SVG) when training ends")
-        ->type_name("FILE.svg");
     app.add_option("--export-onnx", a.export_onnx, "write the trained network as an ONNX model when training ends")
         ->type_name("FILE.onnx");
-    cli::parse_or_exit(app, argc, argv);
-    if (a.resume && a.checkpoint.empty()) std::exit(cli::usage_error(app.get_name(), "--resume needs --checkpoint DIR"));
+    examples::parse_training_options(app, a, argc, argv);
     if (a.stream && a.limit != 0) std::exit(cli::usage_error(app.get_name(), "--limit does not apply to --stream"));
     if (!a.train_dir.empty() && !a.shards.empty())
         std::exit(cli::usage_error(app.get_name(), "--train-dir and --shards both name the training set; give one"));
@@ -129,17 +99,6 @@ arguments parse(int argc, char** argv) {
     return a;
 }
 
-/// One JSON object per epoch on stdout (rank 0).
-struct json_lines {
-    bool enabled = true;
-    template <typename Model>
-    void on_epoch_end(Model& m, const sn::epoch_log& e) const {
-        if (!enabled || m.comm().rank() != 0) return;
-        std::printf("{\"epoch\":%zu,\"loss\":%.6f,\"accuracy\":%.6f,\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"seconds\":%.3f}\n",
-                    e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy, e.seconds);
-        std::fflush(stdout);
-    }
-};
 
 /// The first n samples (all for n = 0). Takes the set by value so that, without --limit, it is
 /// moved through rather than copied.
@@ -222,7 +181,7 @@ int train(const arguments& args, Communicator& comm) {
     // One fit per data source, for both outputs: each callback combination would be another
     // instantiation of fit, and compile time.
     const auto fit = [&](auto& train_set) {
-        return model.fit(train_set, options, json_lines{.enabled = args.json}, checkpoints);
+        return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints);
     };
     const sn::history history = stream ? fit(*stream) : fit(data.train);
     if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
@@ -240,21 +199,5 @@ int train(const arguments& args, Communicator& comm) {
 
 int main(int argc, char** argv) {
     const arguments args = parse(argc, argv);
-#if STATICNET_EXAMPLE_MPI
-    if (sn::launched_by_mpirun()) {
-        sn::mpi_communicator comm(argc, argv);
-        try {
-            return train(args, comm);
-        } catch (const std::exception& e) {
-            comm.abort(e.what());  // ends every rank, not just this one
-        }
-    }
-#endif
-    sn::local_communicator comm;
-    try {
-        return train(args, comm);
-    } catch (const std::exception& e) {
-        std::cerr << "fashion_mnist: " << e.what() << '\n';
-        return 1;
-    }
+    return examples::run_example("fashion_mnist", argc, argv, [&](auto& comm) { return train(args, comm); });
 }

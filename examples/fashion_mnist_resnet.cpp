@@ -33,7 +33,7 @@
 #include <staticnet/staticnet.hpp>
 #include <staticnet/train/history_chart.hpp>
 
-#include "../tools/command_line.hpp"
+#include "example_options.hpp"
 #include "resnet_cnn.hpp"
 #if STATICNET_EXAMPLE_MPI
 #include <staticnet/comm/mpi.hpp>
@@ -48,66 +48,27 @@ namespace sn = staticnet;
 
 namespace {
 
-struct arguments {
-    std::string data = sn::data::default_fashion_mnist_dir.string();
-    std::size_t epochs = 24, batch_size = 64, threads = 0, limit = 0;
-    float learning_rate = 2e-3f;
-    std::uint64_t seed = 1;
-    bool json = false, resume = false, deterministic = false;
-    std::string checkpoint, shards, history_csv, plot_svg;
+/// The shared options (examples/example_options.hpp), with this example's defaults.
+struct arguments : examples::training_options {
+    arguments() {
+        epochs = 24;
+        batch_size = 64;
+        learning_rate = 2e-3f;
+    }
 };
 
 /// Reads the command line, or ends the program: status 0 after --help, 2 and one line on
 /// stderr for a bad one (tools/command_line.hpp). Given twice, an option's last value wins.
 arguments parse(int argc, char** argv) {
-    namespace cli = sn::tools;
     arguments a;
     CLI::App app{"Trains a ResNet-style network (residual blocks, batch_norm, flips and crops, cosine learning\n"
                  "rate) on Fashion-MNIST; under mpirun, the ranks train it data-parallel (only rank 0 prints).",
                  "fashion_mnist_resnet"};
-    app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    app.add_option("--data", a.data, "directory of the Fashion-MNIST IDX files (raw or .gz)")->type_name("DIR");
-    app.add_option("--epochs", a.epochs, "epochs in total (counting those resumed from)")
-        ->type_name("N")->check(cli::whole_number(1));
-    app.add_option("--batch-size", a.batch_size, "global batch, split over the ranks")
-        ->type_name("N")->check(cli::whole_number(1));
-    app.add_option("--learning-rate", a.learning_rate, "Adam's learning rate in the first epoch (cosine decay to 1% of it)")
-        ->type_name("X")->check(cli::positive_real());
-    app.add_option("--seed", a.seed, "seed of the weights and the shuffling")->type_name("N")->check(cli::whole_number(0));
-    app.add_option("--threads", a.threads, "threads per process; 0 = one per core")
-        ->type_name("N")->check(cli::whole_number(0, sn::thread_pool::max_threads));
-    app.add_option("--limit", a.limit, "train on the first N images only; 0 = all")
-        ->type_name("N")->check(cli::whole_number(0));
-    app.add_flag("--json", a.json, "one JSON object per epoch and one with the test result on stdout, nothing else");
-    auto* checkpoint = app.add_option("--checkpoint", a.checkpoint,
-                                      "write a checkpoint there after every epoch (the newest 3 are kept)")
-                           ->type_name("DIR");
-    app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --checkpoint DIR (an error if none)")
-        ->needs(checkpoint);
-    app.add_flag("--deterministic", a.deterministic,
-                 "bitwise the same training for any number of ranks and threads (slower; for restarts on fewer ranks)");
-    app.add_option("--shards", a.shards, "train from staticnet-shard's files (each rank reads its own shards)")
-        ->type_name("DIR");
-    app.add_option("--history", a.history_csv, "write the per-epoch history as CSV when training ends")
-        ->type_name("FILE.csv");
-    app.add_option("--plot", a.plot_svg, "write a chart of loss and accuracy (SVG) when training ends")
-        ->type_name("FILE.svg");
-    cli::parse_or_exit(app, argc, argv);
-    if (a.resume && a.checkpoint.empty()) std::exit(cli::usage_error(app.get_name(), "--resume needs --checkpoint DIR"));
+    examples::add_training_options(app, a, "Adam's learning rate in the first epoch (cosine decay to 1% of it)");
+    examples::parse_training_options(app, a, argc, argv);
     return a;
 }
 
-/// One JSON object per epoch on stdout (rank 0).
-struct json_lines {
-    bool enabled = true;
-    template <typename Model>
-    void on_epoch_end(Model& m, const sn::epoch_log& e) const {
-        if (!enabled || m.comm().rank() != 0) return;
-        std::printf("{\"epoch\":%zu,\"loss\":%.6f,\"accuracy\":%.6f,\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"seconds\":%.3f}\n",
-                    e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy, e.seconds);
-        std::fflush(stdout);
-    }
-};
 
 sn::data::dataset first(const sn::data::dataset& d, std::size_t n) {
     if (n == 0 || n >= d.size()) return d;
@@ -151,7 +112,7 @@ int train(const arguments& args, Communicator& comm) {
     const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
     const sn::cosine_decay schedule{.initial = args.learning_rate, .minimum = args.learning_rate / 100};
     // One fit for both outputs: each callback combination is another instantiation of fit.
-    const sn::history history = model.fit(data.train, options, schedule, json_lines{.enabled = args.json}, checkpoints);
+    const sn::history history = model.fit(data.train, options, schedule, examples::json_lines{.enabled = args.json}, checkpoints);
     if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
     if (root && !args.plot_svg.empty())
         sn::write_history_svg(history, args.plot_svg, "staticnet: ResNet-style CNN on Fashion-MNIST");
@@ -166,21 +127,5 @@ int train(const arguments& args, Communicator& comm) {
 
 int main(int argc, char** argv) {
     const arguments args = parse(argc, argv);
-#if STATICNET_EXAMPLE_MPI
-    if (sn::launched_by_mpirun()) {
-        sn::mpi_communicator comm(argc, argv);
-        try {
-            return train(args, comm);
-        } catch (const std::exception& e) {
-            comm.abort(e.what());  // ends every rank, not just this one
-        }
-    }
-#endif
-    sn::local_communicator comm;
-    try {
-        return train(args, comm);
-    } catch (const std::exception& e) {
-        std::cerr << "fashion_mnist_resnet: " << e.what() << '\n';
-        return 1;
-    }
+    return examples::run_example("fashion_mnist_resnet", argc, argv, [&](auto& comm) { return train(args, comm); });
 }
