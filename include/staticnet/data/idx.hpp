@@ -348,12 +348,16 @@ inline xt::xtensor<std::int32_t, 1> read_idx_labels(const std::filesystem::path&
     return labels;
 }
 
-inline dataset load_idx(const std::filesystem::path& images, const std::filesystem::path& labels,
-                        std::size_t num_classes) {
-    dataset d;
-    // Labels first: the file is small, so a bad one fails before the images are inflated.
+namespace detail {
+/// An images file and its labels file as `Data` (`dataset` or `byte_dataset`), the images read
+/// by `read_images`. Labels first: the file is small, so a bad one fails before the images
+/// are inflated.
+template <typename Data, typename ReadImages>
+Data load_idx_as(const std::filesystem::path& images, const std::filesystem::path& labels, std::size_t num_classes,
+                 ReadImages&& read_images) {
+    Data d;
     d.labels = read_idx_labels(labels, num_classes);
-    d.images = read_idx_images(images);
+    d.images = read_images(images);
     d.num_classes = num_classes;
     if (d.images.shape()[0] != d.labels.shape()[0])
         throw data_error("mismatched counts: images file '" + images.string() + "' holds " +
@@ -361,18 +365,18 @@ inline dataset load_idx(const std::filesystem::path& images, const std::filesyst
                          "' holds " + std::to_string(d.labels.shape()[0]) + " labels");
     return d;
 }
+}  // namespace detail
+
+inline dataset load_idx(const std::filesystem::path& images, const std::filesystem::path& labels,
+                        std::size_t num_classes) {
+    return detail::load_idx_as<dataset>(images, labels, num_classes,
+                                        [](const std::filesystem::path& f) { return read_idx_images(f); });
+}
 
 inline byte_dataset load_idx_bytes(const std::filesystem::path& images, const std::filesystem::path& labels,
                                    std::size_t num_classes) {
-    byte_dataset d;
-    d.labels = read_idx_labels(labels, num_classes);
-    d.images = read_idx_image_bytes(images);
-    d.num_classes = num_classes;
-    if (d.images.shape()[0] != d.labels.shape()[0])
-        throw data_error("mismatched counts: images file '" + images.string() + "' holds " +
-                         std::to_string(d.images.shape()[0]) + " images but labels file '" + labels.string() +
-                         "' holds " + std::to_string(d.labels.shape()[0]) + " labels");
-    return d;
+    return detail::load_idx_as<byte_dataset>(images, labels, num_classes,
+                                             [](const std::filesystem::path& f) { return read_idx_image_bytes(f); });
 }
 
 namespace detail {

@@ -282,6 +282,10 @@ private:
     }();
     static constexpr bool fused_softmax = output_is_softmax && Loss::fuses_softmax;
 
+    /// What both `fit`s do: check the callbacks, run, and end the job on every rank when this
+    /// one fails.
+    template <typename Data, typename... Callbacks>
+    history fit_checked(Data& train, const fit_options& options, Callbacks&... callbacks);
     template <typename Data, typename... Callbacks>
     history run_fit(Data& train, const fit_options& options, Callbacks&... callbacks);
     template <typename Pixel>
@@ -735,28 +739,27 @@ template <typename Net, optimizer Optimizer, loss_function Loss, communicator Co
 template <data::labelled_data Data, typename... Callbacks>
 history model<Net, Optimizer, Loss, Communicator>::fit(const Data& train, const fit_options& options,
                                                        Callbacks&&... callbacks) {
-    static_assert((detail::is_fit_callback<std::remove_reference_t<Callbacks>, model> && ...),
-                  "fit: a callback has no hook fit can call (on_train_begin, on_epoch_begin, on_batch_begin, "
-                  "on_batch_end, on_epoch_end, on_train_end); if it is passed as const, its hooks must be const");
-    try {
-        return run_fit(train, options, callbacks...);
-    } catch (const std::exception& e) {
-        // A rank that fails alone would leave its peers waiting in the next collective forever.
-        if (comm_->size() > 1) comm_->abort(e.what());
-        throw;
-    }
+    return fit_checked(train, options, callbacks...);
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 template <typename... Callbacks>
 history model<Net, Optimizer, Loss, Communicator>::fit(data::shard_stream& train, const fit_options& options,
                                                        Callbacks&&... callbacks) {
-    static_assert((detail::is_fit_callback<std::remove_reference_t<Callbacks>, model> && ...),
+    return fit_checked(train, options, callbacks...);
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+template <typename Data, typename... Callbacks>
+history model<Net, Optimizer, Loss, Communicator>::fit_checked(Data& train, const fit_options& options,
+                                                               Callbacks&... callbacks) {
+    static_assert((detail::is_fit_callback<Callbacks, model> && ...),
                   "fit: a callback has no hook fit can call (on_train_begin, on_epoch_begin, on_batch_begin, "
                   "on_batch_end, on_epoch_end, on_train_end); if it is passed as const, its hooks must be const");
     try {
         return run_fit(train, options, callbacks...);
     } catch (const std::exception& e) {
+        // A rank that fails alone would leave its peers waiting in the next collective forever.
         if (comm_->size() > 1) comm_->abort(e.what());
         throw;
     }
