@@ -5,6 +5,7 @@
 // part of the library.
 
 #include <staticnet/staticnet.hpp>
+#include <staticnet/train/history_chart.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -85,6 +86,22 @@ struct json_lines {
         std::fflush(stdout);
     }
 };
+
+/// The end of a training run: the history as CSV and as a chart when asked (rank 0), then the
+/// test loss and accuracy, as JSON with --json.
+template <typename Model, typename Data>
+int report_results(Model& model, const sn::history& history, const Data& test, const training_options& args,
+                   const char* chart_title) {
+    const bool root = model.comm().rank() == 0;
+    if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
+    if (root && !args.plot_svg.empty()) sn::write_history_svg(history, args.plot_svg, chart_title);
+    const auto [loss, accuracy] = model.evaluate(test);
+    if (root && args.json)
+        std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, model.comm().size());
+    else if (root)
+        std::printf("Test loss %.4f, test accuracy %.4f\n", loss, accuracy);
+    return 0;
+}
 
 /// Runs `train(comm)` with an `mpi_communicator` when mpirun (or srun) started this process
 /// and the example was built with MPI, else with a `local_communicator`. An error ends every

@@ -184,15 +184,8 @@ int train(const arguments& args, Communicator& comm) {
         return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints);
     };
     const sn::history history = stream ? fit(*stream) : fit(data.train);
-    if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
-    if (root && !args.plot_svg.empty())
-        sn::write_history_svg(history, args.plot_svg, "staticnet: reference CNN on Fashion-MNIST");
     if (!args.export_onnx.empty()) model.save_onnx(args.export_onnx);  // rank 0 writes
-
-    const auto [loss, accuracy] = model.evaluate(data.test);
-    if (root && args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, comm.size());
-    else if (root) std::printf("Test loss %.4f, test accuracy %.4f\n", loss, accuracy);
-    return 0;
+    return examples::report_results(model, history, data.test, args, "staticnet: reference CNN on Fashion-MNIST");
 }
 
 }  // namespace

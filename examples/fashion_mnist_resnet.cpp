@@ -113,14 +113,7 @@ int train(const arguments& args, Communicator& comm) {
     const sn::cosine_decay schedule{.initial = args.learning_rate, .minimum = args.learning_rate / 100};
     // One fit for both outputs: each callback combination is another instantiation of fit.
     const sn::history history = model.fit(data.train, options, schedule, examples::json_lines{.enabled = args.json}, checkpoints);
-    if (root && !args.history_csv.empty()) sn::write_history_csv(history, args.history_csv);
-    if (root && !args.plot_svg.empty())
-        sn::write_history_svg(history, args.plot_svg, "staticnet: ResNet-style CNN on Fashion-MNIST");
-
-    const auto [loss, accuracy] = model.evaluate(data.test);
-    if (root && args.json) std::printf("{\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"ranks\":%d}\n", loss, accuracy, comm.size());
-    else if (root) std::printf("Test loss %.4f, test accuracy %.4f\n", loss, accuracy);
-    return 0;
+    return examples::report_results(model, history, data.test, args, "staticnet: ResNet-style CNN on Fashion-MNIST");
 }
 
 }  // namespace
