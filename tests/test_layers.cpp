@@ -135,6 +135,64 @@ TEST_CASE("conv2d on one channel (the direct kernel) matches finite differences"
     require_gradients<strided>(3, 8);
 }
 
+// The pixels the next layer reads, computed alone: the same values there (forward, input
+// gradient, bias gradient bitwise; the kernel gradient sums the same products in other k
+// blocks), zeros elsewhere.
+template <typename L>
+void check_part_of_output(std::size_t batch, std::size_t rows_read, std::size_t columns_read, std::uint64_t seed) {
+    runner<L> whole(batch), part(batch);
+    part.output_rows_read = rows_read;
+    part.output_columns_read = columns_read;
+    sn::rng g(seed);
+    for (auto* r : {&whole, &part}) {
+        sn::rng same = g;
+        for (auto& x : r->input) x = same.uniform(-1.0f, 1.0f);
+        for (auto& x : r->parameter_span()) x = same.uniform(-0.3f, 0.3f);
+        std::fill(r->parameter_gradients.begin(), r->parameter_gradients.end(), 0.0f);
+    }
+    whole.forward();
+    part.forward();
+    constexpr auto out = L::output_shape;
+    auto read = [&](std::size_t i) {
+        const std::size_t pixel = (i % out.size()) / out.channels();
+        return pixel / out.width() < rows_read && pixel % out.width() < columns_read;
+    };
+    for (std::size_t i = 0; i < whole.output.size(); ++i) {
+        INFO("output " << i);
+        REQUIRE(part.output[i] == (read(i) ? whole.output[i] : 0.0f));
+    }
+    // The next layer gives no gradient to what it does not read.
+    for (std::size_t i = 0; i < whole.output_gradient.size(); ++i)
+        whole.output_gradient[i] = part.output_gradient[i] = read(i) ? g.uniform(-1.0f, 1.0f) : 0.0f;
+    whole.backward();
+    part.backward();
+    for (std::size_t i = 0; i < whole.input_gradient.size(); ++i) {
+        INFO("input gradient " << i);
+        REQUIRE(part.input_gradient[i] == whole.input_gradient[i]);
+    }
+    const std::size_t kernel_count = L::parameter_count - out.channels();
+    for (std::size_t i = 0; i < L::parameter_count; ++i) {
+        INFO("parameter gradient " << i);
+        if (i >= kernel_count) REQUIRE(part.parameter_gradients[i] == whole.parameter_gradients[i]);
+        // Sums of up to 1,360 products of size ~0.3 that cancel to ~0.1: rounding is ~1e-5 absolute.
+        else REQUIRE(part.parameter_gradients[i] == Approx(whole.parameter_gradients[i]).epsilon(1e-5).margin(1e-4));
+    }
+}
+
+TEST_CASE("conv2d computes only the output pixels the next layer reads", "[layers][conv2d]") {
+    // One chunk (the reference CNN's conv3 before 2x2 pooling reads 2x2 of 3x3) ...
+    check_part_of_output<bound<sn::conv2d<16, 3, sn::relu>, sn::shape{5, 5, 8}>>(3, 2, 2, 11);
+    check_part_of_output<bound<sn::conv2d<5, 3, sn::tanh>, sn::shape{9, 8, 3}>>(2, 6, 4, 12);
+    // ... and images spread over several im2col chunks (2 images per chunk here).
+    check_part_of_output<bound<sn::conv2d<32, 3, sn::relu>, sn::shape{20, 20, 32}>>(5, 17, 16, 13);
+    // What max pooling reads, and that the model passes it on.
+    using pool = bound<sn::max_pool2d<2>, sn::shape{11, 11, 64}>;
+    STATIC_REQUIRE(sn::detail::input_rows_read<pool>() == 10);
+    STATIC_REQUIRE(sn::detail::input_columns_read<pool>() == 10);
+    STATIC_REQUIRE(sn::detail::input_rows_read<bound<sn::max_pool2d<2>, sn::shape{12, 11, 4}>>() == 0);
+    STATIC_REQUIRE(sn::detail::input_rows_read<bound<sn::max_pool2d<3, 1>, sn::shape{5, 5, 2}>>() == 0);
+}
+
 TEST_CASE("dense backward matches finite differences", "[layers][dense][gradient]") {
     require_gradients<bound<sn::dense<7>, sn::shape{13}>>(5, 5);
     require_gradients<bound<sn::dense<1, sn::sigmoid>, sn::shape{1}>>(1, 6);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <sstream>
 
@@ -174,6 +175,83 @@ TEST_CASE("whole-network backward matches finite differences for every loss", "[
     check_network_gradient<sn::categorical_crossentropy>(1);
     check_network_gradient<sn::sparse_categorical_crossentropy>(2);
     check_network_gradient<sn::mean_squared_error>(3);
+}
+
+// The gradient of a whole network against its layers run one by one, each with a plain
+// context: no pixels skipped, every activation's derivative applied by its own layer. The
+// model skips the pixels max pooling does not read (11x11 -> 10x10, 3x3 -> 2x2 here) and lets
+// max pooling apply relu's and tanh's derivatives; the gradient must not change (to rounding:
+// skipped rows change how the weight-gradient sums are blocked).
+template <typename Net>
+void check_against_layer_by_layer(std::uint64_t seed) {
+    constexpr std::size_t batch = 3, classes = Net::output_shape.size();
+    Net net;
+    net.initialize(seed);
+    net.prepare(batch);
+    sn::thread_pool pool(1);
+    std::vector<float> images(batch * Net::input_shape.size()), targets(batch * classes, 0.0f);
+    std::vector<std::int32_t> labels(batch);
+    sn::rng g(seed);
+    for (auto& x : images) x = g.uniform(0.0f, 1.0f);
+    for (std::size_t s = 0; s < batch; ++s) {
+        labels[s] = static_cast<std::int32_t>(g.below(classes));
+        targets[s * classes + static_cast<std::size_t>(labels[s])] = 1.0f;
+    }
+    const sn::batch_targets t{targets.data(), labels.data()};
+    using loss = sn::mean_squared_error;  // not fused with softmax: every layer's own backward runs
+    sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool, .step_seed = 5};
+    const float* out = net.forward(images.data(), ctx);
+    loss::gradient(out, t, batch, classes, 1.0f, false, net.output_gradient(batch));
+    std::fill(net.gradients().begin(), net.gradients().end(), 0.0f);
+    net.backward(images.data(), ctx);
+
+    std::vector<float> by_layer(net.gradients().size(), 0.0f);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        // Runners own a thread pool and do not move: one allocation each.
+        std::tuple<std::unique_ptr<sn::detail::layer_runner<typename Net::template layer_type<I>>>...> runners{
+            std::make_unique<sn::detail::layer_runner<typename Net::template layer_type<I>>>(batch, 1)...};
+        const auto forward = [&]<std::size_t J>() {
+            auto& r = *std::get<J>(runners);
+            if constexpr (J == 0) std::copy(images.begin(), images.end(), r.input.begin());
+            else std::copy(std::get<J - 1>(runners)->output.begin(), std::get<J - 1>(runners)->output.end(), r.input.begin());
+            const auto p = net.template layer_parameters<J>();
+            std::copy(p.begin(), p.end(), r.parameters.begin());
+            std::fill(r.parameter_gradients.begin(), r.parameter_gradients.end(), 0.0f);
+            r.step_seed = 5;
+            r.forward(true);
+        };
+        (forward.template operator()<I>(), ...);
+        constexpr std::size_t last = sizeof...(I) - 1;
+        loss::gradient(std::get<last>(runners)->output.data(), t, batch, classes, 1.0f, false,
+                       std::get<last>(runners)->output_gradient.data());
+        const auto backward = [&]<std::size_t J>() {
+            auto& r = *std::get<J>(runners);
+            r.backward(J > 0);
+            if constexpr (J > 0)
+                std::copy(r.input_gradient.begin(), r.input_gradient.end(), std::get<J - 1>(runners)->output_gradient.begin());
+            std::copy(r.parameter_gradients.begin(), r.parameter_gradients.begin() + r.parameter_span().size(),
+                      by_layer.begin() + static_cast<std::ptrdiff_t>(Net::layer_offset(J)));
+        };
+        (backward.template operator()<last - I>(), ...);
+    }(std::make_index_sequence<Net::layer_count>{});
+
+    float scale = 0;
+    for (float x : by_layer) scale = std::max(scale, std::abs(x));
+    REQUIRE(scale > 0);
+    const auto model = net.gradients();
+    for (std::size_t i = 0; i < by_layer.size(); ++i) {
+        INFO("parameter " << i << " of " << by_layer.size());
+        REQUIRE(model[i] == Approx(by_layer[i]).epsilon(1e-4).margin(1e-5 * scale));
+    }
+}
+
+TEST_CASE("skipped pixels and activations folded into max pooling leave the gradient unchanged", "[model][gradient]") {
+    STATIC_REQUIRE(reference_net::layer_type<2>::output_shape == sn::shape{11, 11, 64});  // pooled to 5x5: reads 10x10
+    check_against_layer_by_layer<reference_net>(7);
+    using tanh_net = sn::sequential<sn::input<9, 9, 2>, sn::conv2d<8, 3, sn::tanh>, sn::max_pool2d<2>,   // reads 6x6 of 7x7
+                                    sn::conv2d<16, 3, sn::sigmoid, 1, sn::padding::same>, sn::max_pool2d<2>,  // 2x2 of 3x3
+                                    sn::flatten, sn::dense<3, sn::softmax>>;
+    check_against_layer_by_layer<tanh_net>(8);
 }
 
 TEST_CASE("losses compute Keras's values", "[train][losses]") {

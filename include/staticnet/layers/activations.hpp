@@ -32,6 +32,7 @@ concept activation = requires(float* p, const float* cp, std::size_t n) {
 /// max(x, 0).
 struct relu {
     static constexpr std::string_view name = "relu";
+    static constexpr bool monotone = true;  ///< see layer_context::input_activation_backward
     static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
         const simd::float_batch zero(0.0f);
         kernels::map(rows * cols, [&](auto v) { return xsimd::max(v, zero); }, x, x);
@@ -47,6 +48,7 @@ struct relu {
 /// 1 / (1 + exp(-x)).
 struct sigmoid {
     static constexpr std::string_view name = "sigmoid";
+    static constexpr bool monotone = true;
     static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
         const simd::float_batch one(1.0f);
         kernels::map(rows * cols, [&](auto v) { return one / (one + xsimd::exp(-v)); }, x, x);
@@ -62,6 +64,7 @@ struct sigmoid {
 /// Hyperbolic tangent.
 struct tanh {
     static constexpr std::string_view name = "tanh";
+    static constexpr bool monotone = true;
     static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
         kernels::map(rows * cols, [](auto v) { return xsimd::tanh(v); }, x, x);
     }

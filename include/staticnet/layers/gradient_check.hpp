@@ -85,6 +85,8 @@ struct layer_runner {
     aligned_buffer<float> input, output, parameters, parameter_gradients, state, cache, scratch, output_gradient,
         input_gradient;
     std::uint64_t step_seed = 1234;
+    /// The part of the output the next layer would read (`layer_context::output_rows_read`).
+    std::size_t output_rows_read = 0, output_columns_read = 0;
 
     explicit layer_runner(std::size_t batch_size, std::size_t threads = 2)
         : batch(batch_size), pool(threads), input(batch_size * L::input_shape.size()),
@@ -94,7 +96,8 @@ struct layer_runner {
           output_gradient(batch_size * L::output_shape.size()), input_gradient(batch_size * L::input_shape.size()) {}
 
     layer_context context(bool training) {
-        return {.batch = batch, .training = training, .pool = &pool, .scratch = scratch.data(), .step_seed = step_seed};
+        return {.batch = batch, .training = training, .pool = &pool, .scratch = scratch.data(), .step_seed = step_seed,
+                .output_rows_read = output_rows_read, .output_columns_read = output_columns_read};
     }
     std::span<float> parameter_span() noexcept { return {parameters.data(), L::parameter_count}; }
     std::span<float> parameter_gradient_span() noexcept { return {parameter_gradients.data(), L::parameter_count}; }

@@ -35,6 +35,12 @@
 /// `void update_state(const float* record, float* state) const` (see
 /// `layer_context::state_record`); without it, each rank updates its own state in forward.
 ///
+/// A layer that never reads the last rows or columns of its image input (max pooling whose
+/// windows do not tile it: 2x2 windows on 11x11 read 10x10) declares
+/// `static constexpr std::size_t input_rows_read, input_columns_read`; the model passes them
+/// to the layer before it as `layer_context::output_rows_read` / `output_columns_read`, and
+/// a layer may then skip that part of its output (see there).
+///
 /// A layer without parameters, state, cache or scratch inherits those parts from
 /// `layer_defaults`. `check_gradients` (gradient_check.hpp) tests a backward pass against
 /// finite differences in one call.
@@ -68,9 +74,16 @@ struct layer_context {
     float* scratch = nullptr;       ///< shared temporary memory, see `scratch_floats`
     std::uint64_t step_seed = 0;    ///< seed of this training step (dropout masks)
     std::uint64_t first_sample = 0; ///< global index of this call's first sample in its batch
-    /// Set for the last layer when the loss already gave the gradient with respect to the
-    /// activation's input (softmax fused with cross-entropy): skip the activation backward.
+    /// Set when the output gradient is already with respect to the activation's input, so the
+    /// layer skips its activation's derivative: for the last layer when the loss is fused with
+    /// softmax, and for a layer whose next layer applied the derivative (see below).
     bool gradient_is_pre_activation = false;
+    /// Set for a layer that applies the derivative of the activation before it
+    /// (`applies_input_activation_derivative`, max pooling) when that layer ends in a monotone
+    /// elementwise activation (relu, tanh, sigmoid): max commutes with it, so its derivative at
+    /// each window's maximum follows from the pooled output, a quarter of the values the layer
+    /// before would have gone through. Applied in place to the output gradient, given the output.
+    void (*input_activation_backward)(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept = nullptr;
     /// Set when batch statistics must cover the whole global batch (synchronised batch_norm).
     const rank_reducer* batch_statistics = nullptr;
     /// Deterministic training: the state buffers of this forward pass point into a *record*
@@ -80,6 +93,13 @@ struct layer_context {
     /// micro-batch's record in global order on every rank: the state then does not depend on
     /// how the micro-batches were spread over ranks. Null otherwise (update in place).
     float* state_record = nullptr;
+    /// How much of this layer's output image the next layer reads: the first
+    /// `output_rows_read` rows and `output_columns_read` columns (0: all of them). A layer may
+    /// compute only that part (conv2d does: with an 11x11 output before 2x2 max pooling it
+    /// skips 21 of 121 pixels, before a 3x3 -> 1x1 pooling 5 of 9); it then writes zeros to the
+    /// rest in forward, and in backward it may assume the output gradient there is zero.
+    std::size_t output_rows_read = 0;
+    std::size_t output_columns_read = 0;
 };
 
 /// What a bound layer provides. Sizes are per sample unless they take `batch`.
@@ -129,6 +149,37 @@ constexpr bool uses_batch_statistics() {
 template <typename L>
 constexpr bool replays_state_updates() {
     return L::state_count == 0 || requires(const L l, const float* r, float* s) { l.update_state(r, s); };
+}
+
+/// The rows and columns (from the top left) of its image input that layer L reads; 0 when it
+/// reads all of them or declares nothing (see `layer_context::output_rows_read`).
+template <typename L>
+constexpr std::size_t input_rows_read() {
+    if constexpr (requires { L::input_rows_read; }) return L::input_rows_read < L::input_shape.height() ? L::input_rows_read : 0;
+    else return 0;
+}
+template <typename L>
+constexpr std::size_t input_columns_read() {
+    if constexpr (requires { L::input_columns_read; })
+        return L::input_columns_read < L::input_shape.width() ? L::input_columns_read : 0;
+    else return 0;
+}
+
+/// Whether layer L can apply the derivative of the activation of the layer before it
+/// (`static constexpr bool applies_input_activation_derivative = true;`, see
+/// `layer_context::input_activation_backward`).
+template <typename L>
+constexpr bool applies_input_activation_derivative() {
+    if constexpr (requires { L::applies_input_activation_derivative; }) return L::applies_input_activation_derivative;
+    else return false;
+}
+
+/// Whether layer L ends in an activation that is monotone and elementwise (its policy says
+/// `static constexpr bool monotone = true;`), so a later max pooling may apply its derivative.
+template <typename L>
+constexpr bool ends_in_monotone_activation() {
+    if constexpr (requires { L::activation_type::monotone; }) return L::activation_type::monotone;
+    else return false;
 }
 
 /// Fails to compile, with `message`, when `ok` is false. Called with the layer position

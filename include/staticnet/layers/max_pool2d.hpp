@@ -51,6 +51,11 @@ public:
     static constexpr shape input_shape = In;
     static constexpr shape output_shape{OH, OW, C};
     static constexpr std::size_t flops_per_sample = OH * OW * C * Pool * Pool;
+    /// Windows that do not tile the input leave its last rows and columns unread.
+    static constexpr std::size_t input_rows_read = OH == 0 ? H : (OH - 1) * Stride + Pool;
+    static constexpr std::size_t input_columns_read = OW == 0 ? W : (OW - 1) * Stride + Pool;
+    /// A monotone activation before the pooling has its derivative applied here, on the pooled values.
+    static constexpr bool applies_input_activation_derivative = true;
     /// The position of each maximum inside its image.
     static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return batch * output_shape.size(); }
 
@@ -67,9 +72,12 @@ public:
     void backward(const layer_context& ctx, const backward_buffers& b) const {
         if (!b.input_gradient) return;
         float* din = b.input_gradient;
-        const float* dout = b.output_gradient;
+        float* dout = b.output_gradient;
         const float* where = b.cache;
         ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
+            if (ctx.input_activation_backward != nullptr)
+                ctx.input_activation_backward(b.output + begin * output_shape.size(), dout + begin * output_shape.size(),
+                                              (end - begin) * OH * OW, C);
             std::memset(din + begin * In.size(), 0, (end - begin) * In.size() * sizeof(float));
             for (std::size_t n = begin; n < end; ++n) {
                 float* image = din + n * In.size();

@@ -192,6 +192,8 @@ public:
     void forward(const layer_context& outer, const forward_buffers& b) const {
         layer_context ctx = outer;
         ctx.gradient_is_pre_activation = false;
+        ctx.output_rows_read = ctx.output_columns_read = 0;  // inner outputs are read whole (the sum)
+        ctx.input_activation_backward = nullptr;
         const auto w = cache_layout(ctx.batch);
         float* cache = b.cache;
         [&]<std::size_t... K>(std::index_sequence<K...>) {
@@ -216,6 +218,8 @@ public:
     void backward(const layer_context& outer, const backward_buffers& b) const {
         layer_context ctx = outer;
         ctx.gradient_is_pre_activation = false;
+        ctx.output_rows_read = ctx.output_columns_read = 0;  // inner outputs are read whole (the sum)
+        ctx.input_activation_backward = nullptr;
         const auto w = cache_layout(ctx.batch);
         float* cache = b.cache;
         float* const gradients[2] = {ctx.scratch + inner_scratch(ctx.batch),

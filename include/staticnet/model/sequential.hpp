@@ -170,7 +170,7 @@ public:
         float* state = ctx.state_record != nullptr ? ctx.state_record : state_.data();  // a record has the state's layout
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             (std::get<I>(layers_).forward(
-                 ctx, forward_buffers{
+                 context_for<I>(ctx), forward_buffers{
                           .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
                           .output = buffer<role::output, float>(base + w.output[I]),
                           .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
@@ -284,16 +284,42 @@ private:
         std::get<I>(layers_).initialize(layer_parameters<I>(), layer_state<I>(), g);
     }
 
+    /// Whether layer I + 1 applies the derivative of layer I's activation.
+    template <std::size_t I>
+    static constexpr bool next_applies_derivative() noexcept {
+        if constexpr (I + 1 < layer_count)
+            return detail::ends_in_monotone_activation<layer_type<I>>() &&
+                   detail::applies_input_activation_derivative<layer_type<I + 1>>();
+        else return false;
+    }
+
+    /// `ctx` for layer I: how much of its output the next layer reads.
+    template <std::size_t I>
+    static layer_context context_for(layer_context ctx) noexcept {
+        if constexpr (I + 1 < layer_count) {
+            ctx.output_rows_read = detail::input_rows_read<layer_type<I + 1>>();
+            ctx.output_columns_read = detail::input_columns_read<layer_type<I + 1>>();
+        } else {
+            ctx.output_rows_read = ctx.output_columns_read = 0;
+        }
+        return ctx;
+    }
+
     // Layer I reads its output gradient from gradient buffer (I + 1) % 2 and writes its input
     // gradient to I % 2: the buffers alternate and the loss writes to layer_count % 2.
     template <std::size_t I>
     void backward_layer(const float* input, layer_context ctx, float* base, float* gradients, const layout& w,
                         bool last_pre_activation, float* input_gradient) {
-        ctx.gradient_is_pre_activation = I == layer_count - 1 && last_pre_activation;
+        ctx.gradient_is_pre_activation = (I == layer_count - 1 && last_pre_activation) || next_applies_derivative<I>();
+        ctx.input_activation_backward = nullptr;
+        if constexpr (I > 0) {
+            if constexpr (next_applies_derivative<I - 1>())
+                ctx.input_activation_backward = &layer_type<I - 1>::activation_type::backward;
+        }
         float* output_gradient = base + w.gradient[(I + 1) % 2];
         float* gradient_to_input = I == 0 ? input_gradient : base + w.gradient[I % 2];
         std::get<I>(layers_).backward(
-            ctx, backward_buffers{
+            context_for<I>(ctx), backward_buffers{
                      .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
                      .output = buffer<role::output, const float>(base + w.output[I]),
                      .output_gradient = buffer<role::output_gradient, float>(output_gradient),
