@@ -296,6 +296,36 @@ TEST_CASE("sgd and adam follow Keras's update rules", "[train][optimizers]") {
     }
 }
 
+// Elementwise updates split over threads in whole SIMD blocks: the same bits for any count.
+template <typename Optimizer>
+void check_threaded_update(typename Optimizer::options o) {
+    constexpr std::size_t n = 100'003;  // several blocks per thread, and a tail
+    std::vector<float> w(n), g(n);
+    sn::rng r(3);
+    for (std::size_t i = 0; i < n; ++i) w[i] = r.uniform(-1.0f, 1.0f), g[i] = r.uniform(-1.0f, 1.0f);
+    std::vector<std::vector<float>> results;
+    for (std::size_t threads : {1, 2, 3}) {
+        sn::thread_pool pool(threads);
+        Optimizer opt(o);
+        opt.reset(n);
+        std::vector<float> p = w;
+        for (int step = 0; step < 3; ++step) opt.step(p, std::span<const float>(g), &pool);
+        results.push_back(p);
+    }
+    Optimizer serial(o);
+    serial.reset(n);
+    std::vector<float> p = w;
+    for (int step = 0; step < 3; ++step) serial.step(p, std::span<const float>(g));
+    CHECK(p != w);
+    for (const auto& threaded : results) CHECK(threaded == p);
+}
+
+TEST_CASE("optimizer updates shared by threads are bitwise the serial update", "[train][optimizers][threads]") {
+    check_threaded_update<sn::adam>({});
+    check_threaded_update<sn::sgd>({.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true});
+    check_threaded_update<sn::sgd>({.learning_rate = 0.1f});
+}
+
 TEST_CASE("a small network learns a small synthetic problem to near-zero loss", "[model][learning]") {
     const auto train = synthetic(300, 1);
     const auto test = synthetic(100, 2);

@@ -24,6 +24,7 @@
 /// Training, evaluation and prediction flush subnormal floats to zero (core/denormals.hpp).
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -303,7 +304,7 @@ private:
     /// Targets for `count` samples with these labels (one-hot rows when the loss needs them).
     batch_targets one_hot(const std::int32_t* labels, std::size_t count);
     void prepare_buffers(std::size_t batch);
-    void check_finite_gradient(std::size_t step) const;
+    void check_finite_gradient(std::size_t step);
     /// Samples per evaluation or prediction pass: never more than a training micro-batch, so
     /// `micro_batch` bounds the workspace for everything.
     [[nodiscard]] std::size_t eval_batch() const noexcept {
@@ -503,18 +504,23 @@ batch_targets model<Net, Optimizer, Loss, Communicator>::one_hot(const std::int3
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_t step) const {
-    // g - g is 0 for every finite g and NaN for NaN or infinity: one pass, no branches.
+void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_t step) {
+    // g - g is 0 for every finite g and NaN for NaN or infinity: one pass, no branches; the
+    // threads take a range each.
     const auto grads = net_.gradients();
-    simd::float_batch acc(0.0f);
-    std::size_t i = 0;
-    for (; i + simd::float_lanes <= grads.size(); i += simd::float_lanes) {
-        const auto g = simd::float_batch::load_aligned(grads.data() + i);
-        acc += g - g;
-    }
-    float total = simd::reduce_add(acc);
-    for (; i < grads.size(); ++i) total += grads[i] - grads[i];
-    if (total != 0.0f || std::isnan(total))
+    std::atomic<bool> finite{true};
+    detail::for_simd_ranges(grads.size(), &pool_, [&](std::size_t begin, std::size_t end) {
+        simd::float_batch acc(0.0f);
+        std::size_t i = begin;
+        for (; i + simd::float_lanes <= end; i += simd::float_lanes) {
+            const auto g = simd::float_batch::load_aligned(grads.data() + i);
+            acc += g - g;
+        }
+        float total = simd::reduce_add(acc);
+        for (; i < end; ++i) total += grads[i] - grads[i];
+        if (total != 0.0f || std::isnan(total)) finite.store(false, std::memory_order_relaxed);
+    });
+    if (!finite.load())
         throw numeric_error("training diverged: the gradient of step " + std::to_string(step) +
                             " is not finite (NaN or infinity); lower the learning rate or check the data");
 }
@@ -588,8 +594,8 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     prepare_buffers(batch);
     step_result result;
     const auto grads = net_.gradients();
-    std::memset(grads.data(), 0, grads.size_bytes());
     const std::size_t parts = thread_parts(batch);
+    if (parts == 0) std::memset(grads.data(), 0, grads.size_bytes());  // else each part zeroes its own block
     if (parts != 0) result = train_parts(images, targets, batch, parts, global_batch, first_sample, step_seed);
     if (settings_.deterministic) {
         fixed_gradients_.resize(grads.size());
@@ -648,7 +654,10 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     if (records != 0) replay_state_records(records);
     const auto t2 = clock::now();
     check_finite_gradient(optimizer_.iterations() + 1);
-    optimizer_.step(net_.parameters(), net_.gradients());
+    if constexpr (requires { optimizer_.step(net_.parameters(), net_.gradients(), &pool_); })
+        optimizer_.step(net_.parameters(), net_.gradients(), &pool_);  // shared by the threads
+    else
+        optimizer_.step(net_.parameters(), net_.gradients());
     const auto t3 = clock::now();
     timings_.steps += 1;
     timings_.compute_seconds += std::chrono::duration<double>(t1 - t0).count();
@@ -670,7 +679,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
     // the layers on `layer_pool`.
     auto run_part = [&](std::size_t p, typename Net::workspace& ws, std::span<float> gradients, thread_pool& layer_pool) {
         const std::size_t first = p * part, count = std::min(part, batch - first);
-        if (gradients.data() != arena.data()) std::memset(gradients.data(), 0, gradients.size_bytes());
+        std::memset(gradients.data(), 0, gradients.size_bytes());  // part 0's is the arena: zeroed by its thread
         const batch_targets t{targets.dense + first * classes, targets.labels + first};
         const float* x = images + first * sample;
         layer_context ctx{.batch = count, .training = true, .pool = &layer_pool, .step_seed = step_seed,

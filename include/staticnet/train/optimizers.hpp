@@ -4,7 +4,11 @@
 ///
 /// Each update is one SIMD loop over the flat parameter and gradient arenas. The optimizer's
 /// own state (velocities, moments) is one more flat buffer of the same layout, exposed through
-/// `state()` so checkpoints and the communicator can treat it as plain floats.
+/// `state()` so checkpoints and the communicator can treat it as plain floats. Given a thread
+/// pool, `step` splits the loop over the threads in whole SIMD blocks: the update is
+/// elementwise and every element takes the same code path, so the result does not depend on
+/// the thread count (on two cores the serial update was the largest part of a step that did
+/// not scale).
 
 #include <cmath>
 #include <cstddef>
@@ -13,6 +17,7 @@
 #include <string_view>
 
 #include "../core/aligned_buffer.hpp"
+#include "../core/thread_pool.hpp"
 #include "../kernels/elementwise.hpp"
 
 namespace staticnet {
@@ -45,6 +50,20 @@ struct adam_options {
     float epsilon = 1e-7f;
 };
 
+namespace detail {
+/// Calls `update(begin, end)` on ranges of [0, n) that start at multiples of the SIMD width,
+/// on the pool's threads when the arena is large enough to be worth waking them.
+template <typename F>
+void for_simd_ranges(std::size_t n, thread_pool* pool, F&& update) {
+    constexpr std::size_t lanes = simd::float_lanes, min_blocks = 2048;  // 32k floats with AVX-512
+    const std::size_t blocks = n / lanes;
+    if (pool == nullptr || pool->size() < 2 || blocks < 2 * min_blocks) return update(std::size_t{0}, n);
+    pool->parallel_for(blocks, [&](std::size_t first, std::size_t last) {
+        update(first * lanes, last == blocks ? n : last * lanes);
+    }, min_blocks);
+}
+}  // namespace detail
+
 /// Stochastic gradient descent: v = momentum * v - lr * g; w += v (Nesterov: w += momentum * v - lr * g).
 class sgd {
 public:
@@ -59,21 +78,26 @@ public:
         iterations_ = 0;
     }
 
-    void step(std::span<float> params, std::span<const float> grads) noexcept {
+    /// One update; `pool` (optional) shares it among its threads.
+    void step(std::span<float> params, std::span<const float> grads, thread_pool* pool = nullptr) {
         using batch = simd::float_batch;
         const batch lr(options_.learning_rate), mu(options_.momentum);
-        if (velocity_.empty()) {
-            kernels::map(params.size(), [&](batch w, batch g) { return w - lr * g; }, params.data(), params.data(), grads.data());
-        } else {
-            float* v = velocity_.data();
-            kernels::map(params.size(), [&](batch vv, batch g) { return mu * vv - lr * g; }, v, v, grads.data());
+        detail::for_simd_ranges(params.size(), pool, [&](std::size_t begin, std::size_t end) {
+            const std::size_t n = end - begin;
+            float* w = params.data() + begin;
+            const float* g = grads.data() + begin;
+            if (velocity_.empty()) {
+                kernels::map(n, [&](batch wi, batch gi) { return wi - lr * gi; }, w, w, g);
+                return;
+            }
+            float* v = velocity_.data() + begin;
+            kernels::map(n, [&](batch vv, batch gi) { return mu * vv - lr * gi; }, v, v, g);
             if (options_.nesterov)
-                kernels::map(params.size(), [&](batch w, batch vv, batch g) { return w + mu * vv - lr * g; }, params.data(),
-                             params.data(), static_cast<const float*>(v), grads.data());
+                kernels::map(n, [&](batch wi, batch vv, batch gi) { return wi + mu * vv - lr * gi; }, w, w,
+                             static_cast<const float*>(v), g);
             else
-                kernels::map(params.size(), [&](batch w, batch vv) { return w + vv; }, params.data(), params.data(),
-                             static_cast<const float*>(v));
-        }
+                kernels::map(n, [&](batch wi, batch vv) { return wi + vv; }, w, w, static_cast<const float*>(v));
+        });
         ++iterations_;
     }
 
@@ -107,7 +131,8 @@ public:
         iterations_ = 0;
     }
 
-    void step(std::span<float> params, std::span<const float> grads) noexcept {
+    /// One update; `pool` (optional) shares it among its threads.
+    void step(std::span<float> params, std::span<const float> grads, thread_pool* pool = nullptr) {
         using batch = simd::float_batch;
         ++iterations_;
         const double t = static_cast<double>(iterations_);
@@ -121,27 +146,29 @@ public:
         const float* g = grads.data();
         float* w = params.data();
         constexpr std::size_t lanes = simd::float_lanes;
-        std::size_t i = 0;
         auto update = [&](batch gi, batch mi, batch vi, batch wi, batch& m_out, batch& v_out) {
             m_out = xsimd::fma(b1, mi, one_b1 * gi);
             v_out = xsimd::fma(b2, vi, one_b2 * gi * gi);
             return wi - step_size * m_out / (xsimd::sqrt(v_out) + eps);
         };
-        for (; i + lanes <= size_; i += lanes) {
-            batch mo, vo;
-            const batch wo = update(batch::load_unaligned(g + i), batch::load_aligned(m + i), batch::load_unaligned(v + i),
-                                    batch::load_unaligned(w + i), mo, vo);
-            mo.store_aligned(m + i);
-            vo.store_unaligned(v + i);
-            wo.store_unaligned(w + i);
-        }
-        for (; i < size_; ++i) {  // the tail, same arithmetic one lane at a time
-            const float mi = options_.beta_1 * m[i] + (1.0f - options_.beta_1) * g[i];
-            const float vi = options_.beta_2 * v[i] + (1.0f - options_.beta_2) * g[i] * g[i];
-            m[i] = mi;
-            v[i] = vi;
-            w[i] -= static_cast<float>(options_.learning_rate * correction) * mi / (std::sqrt(vi) + options_.epsilon);
-        }
+        detail::for_simd_ranges(size_, pool, [&](std::size_t begin, std::size_t end) {
+            std::size_t i = begin;
+            for (; i + lanes <= end; i += lanes) {
+                batch mo, vo;
+                const batch wo = update(batch::load_unaligned(g + i), batch::load_aligned(m + i),
+                                        batch::load_unaligned(v + i), batch::load_unaligned(w + i), mo, vo);
+                mo.store_aligned(m + i);
+                vo.store_unaligned(v + i);
+                wo.store_unaligned(w + i);
+            }
+            for (; i < end; ++i) {  // the tail (only in the last range), same arithmetic one lane at a time
+                const float mi = options_.beta_1 * m[i] + (1.0f - options_.beta_1) * g[i];
+                const float vi = options_.beta_2 * v[i] + (1.0f - options_.beta_2) * g[i] * g[i];
+                m[i] = mi;
+                v[i] = vi;
+                w[i] -= static_cast<float>(options_.learning_rate * correction) * mi / (std::sqrt(vi) + options_.epsilon);
+            }
+        });
     }
 
     [[nodiscard]] float learning_rate() const noexcept { return options_.learning_rate; }
