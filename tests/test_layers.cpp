@@ -131,7 +131,7 @@ TEST_CASE("conv2d on one channel (the direct kernel) matches finite differences"
     constexpr std::size_t lanes = sn::simd::float_lanes;
     using direct = bound<sn::conv2d<2 * lanes, 3, sn::tanh>, sn::shape{7, 6, 1}>;
     using strided = bound<sn::conv2d<lanes, 3, sn::identity, 2, sn::padding::same>, sn::shape{7, 5, 1}>;
-    // Without bias (a ResNet stem before batch_norm): the accumulators start at zero.
+    // Without bias (a ResNet stem before batch_norm): im2col + GEMM, the direct kernel needs a bias.
     using no_bias = bound<sn::conv2d<lanes, 3, sn::tanh, 1, sn::padding::same, sn::bias::none>, sn::shape{6, 7, 1}>;
     STATIC_REQUIRE(no_bias::parameter_count == 9 * lanes);
     require_gradients<direct>(2, 7);

@@ -39,12 +39,11 @@ struct direct_conv_single_channel {
     static constexpr bool fits = Filters % simd::float_lanes == 0 && Filters / simd::float_lanes <= 8 &&
                                  G.kernel * (G.width + 2 * G.kernel) <= 16384;
 
-    /// out = conv(in) + bias, for `images` images; the caller applies the activation. `bias`
-    /// may be null (a convolution without bias, before a batch_norm).
+    /// out = conv(in) + bias, for `images` images; the caller applies the activation.
     static void forward(const float* in, std::size_t images, const float* kernel, const float* bias, float* out) noexcept;
 
     /// dkernel += sum over pixels of the input window x output gradient, dbias += sum of the
-    /// output gradient (not with `dbias` null), for `images` images of `dout` [N, OH, OW, F]. `to_pre_activation(oy_row,
+    /// output gradient, for `images` images of `dout` [N, OH, OW, F]. `to_pre_activation(oy_row,
     /// dout_row)` is called first on each output row (OW x F floats, `oy_row` counting rows over
     /// all images): it turns the row of `dout` into the gradient before the activation, in place,
     /// while the row is in L1 (a separate pass over `dout` would stream it through memory twice).
@@ -86,7 +85,7 @@ void direct_conv_single_channel<G, Filters>::forward(const float* in, std::size_
     batch w[taps][vectors], b[vectors];
     for (std::size_t t = 0; t < taps; ++t)
         for (std::size_t v = 0; v < vectors; ++v) w[t][v] = batch::load_unaligned(kernel + t * Filters + v * lanes);
-    for (std::size_t v = 0; v < vectors; ++v) b[v] = bias != nullptr ? batch::load_unaligned(bias + v * lanes) : batch(0.0f);
+    for (std::size_t v = 0; v < vectors; ++v) b[v] = batch::load_unaligned(bias + v * lanes);
 
     for (std::size_t n = 0; n < images; ++n) {
         const float* image = in + n * G.image_size();
@@ -168,7 +167,6 @@ void direct_conv_single_channel<G, Filters>::backward_parameters(const float* in
             float* p = dkernel + t * Filters + v * lanes;
             (batch::load_unaligned(p) + dw[t][v]).store_unaligned(p);
         }
-    if (dbias == nullptr) return;
     for (std::size_t v = 0; v < vectors; ++v) {
         float* p = dbias + v * lanes;
         (batch::load_unaligned(p) + db[v]).store_unaligned(p);

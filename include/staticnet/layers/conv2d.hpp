@@ -125,7 +125,7 @@ public:
             ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
                 for (std::size_t n = begin; n < end; ++n) {
                     float* image_out = out + n * output_shape.size();
-                    direct_kernel::forward(in + n * In.size(), 1, kernel, has_bias ? bias : nullptr, image_out);
+                    direct_kernel::forward(in + n * In.size(), 1, kernel, bias, image_out);
                     Activation::forward(image_out, geometry.rows_per_image(), Filters);
                 }
             });
@@ -164,7 +164,7 @@ public:
             // One thread, images in order: the sums do not depend on the thread count. The
             // activation's derivative is applied row by row inside the sweep.
             const bool pre_activation = ctx.gradient_is_pre_activation;
-            direct_kernel::backward_parameters(in, dout, ctx.batch, dparams, has_bias ? dparams + kernel_count : nullptr,
+            direct_kernel::backward_parameters(in, dout, ctx.batch, dparams, dparams + kernel_count,
                                                [&](std::size_t row, float* dz) {
                                                    if (!pre_activation)
                                                        Activation::backward(out + row * output_shape.width() * Filters, dz,
@@ -215,7 +215,7 @@ public:
 private:
     static constexpr bool reads_input_in_place = Kernel == 1 && Stride == 1;
     static constexpr bool direct_path = [] {
-        if constexpr (In.channels() == 1 && !reads_input_in_place)
+        if constexpr (In.channels() == 1 && !reads_input_in_place && has_bias)
             return kernels::direct_conv_single_channel<geometry, Filters>::fits;
         else return false;
     }();
