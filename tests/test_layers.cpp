@@ -187,6 +187,9 @@ TEST_CASE("conv2d computes only the output pixels the next layer reads", "[layer
     // One chunk (the reference CNN's conv3 before 2x2 pooling reads 2x2 of 3x3) ...
     check_part_of_output<bound<sn::conv2d<16, 3, sn::relu>, sn::shape{5, 5, 8}>>(3, 2, 2, 11);
     check_part_of_output<bound<sn::conv2d<5, 3, sn::tanh>, sn::shape{9, 8, 3}>>(2, 6, 4, 12);
+    // Only rows, only columns (pooling 2x2 on 11x10 and on 10x11).
+    check_part_of_output<bound<sn::conv2d<4, 3, sn::relu>, sn::shape{13, 12, 2}>>(2, 10, 10, 14);
+    check_part_of_output<bound<sn::conv2d<4, 3, sn::relu>, sn::shape{12, 13, 2}>>(2, 10, 10, 15);
     // ... and images spread over several im2col chunks (2 images per chunk here).
     check_part_of_output<bound<sn::conv2d<32, 3, sn::relu>, sn::shape{20, 20, 32}>>(5, 17, 16, 13);
     // What max pooling reads, and that the model passes it on.

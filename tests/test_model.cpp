@@ -100,6 +100,23 @@ TEST_CASE("the reference network's facts are compile-time constants", "[model]")
     STATIC_REQUIRE(reference_net::memory_bytes(32) < reference_net::memory_bytes(256));
 }
 
+TEST_CASE("a workspace prepared for a batch holds every smaller batch", "[model][memory]") {
+    // Passes of fewer samples (a last micro-batch, a short thread part) reuse the workspace:
+    // its layout must never need more for fewer samples, although im2col chunks can grow as
+    // the batch shrinks (conv2 here: 7 images in one chunk, 8 in two of 4).
+    using resnet_like = sn::sequential<sn::input<28, 28, 1>, sn::conv2d<32, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                       sn::batch_norm<>, sn::relu, sn::max_pool2d<2>,
+                                       sn::residual<sn::conv2d<32, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                                    sn::batch_norm<>>,
+                                       sn::relu, sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+    for (std::size_t big = 1; big <= 70; ++big)
+        for (std::size_t small = 1; small < big; ++small) {
+            INFO("batches " << small << " and " << big);
+            REQUIRE(reference_net::workspace_floats(small) <= reference_net::workspace_floats(big));
+            REQUIRE(resnet_like::workspace_floats(small) <= resnet_like::workspace_floats(big));
+        }
+}
+
 TEST_CASE("summary prints a Keras-like table with the totals", "[model][summary]") {
     sn::model<reference_net, sn::adam, sn::categorical_crossentropy> m;
     std::ostringstream os;

@@ -98,16 +98,20 @@ public:
     static constexpr std::size_t parameter_count = kernel_count + (has_bias ? Filters : 0);
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
 
-    /// Images per im2col chunk: the whole batch, or equal parts of about 1 MiB of columns.
+    /// The most images an im2col chunk holds: about 1 MiB of columns.
+    static constexpr std::size_t max_chunk_images =
+        std::max<std::size_t>(1, (std::size_t{1} << 18) / (geometry.rows_per_image() * geometry.column_width()));
+    /// Images per im2col chunk: the whole batch, or equal parts of at most `max_chunk_images`.
     static constexpr std::size_t chunk_images(std::size_t batch) noexcept {
-        constexpr std::size_t target_floats = std::size_t{1} << 18;
-        constexpr std::size_t per_image = geometry.rows_per_image() * geometry.column_width();
-        const std::size_t max_chunk = std::max<std::size_t>(1, target_floats / per_image);
-        const std::size_t chunks = (batch + max_chunk - 1) / max_chunk;
+        const std::size_t chunks = (batch + max_chunk_images - 1) / max_chunk_images;
         return chunks == 0 ? 0 : (batch + chunks - 1) / chunks;
     }
+    /// Room for the largest chunk of any batch up to `batch`, not of `batch` itself: chunks do
+    /// not grow with the batch (7 images may make one chunk of 7, 8 images two of 4), and a
+    /// workspace prepared for a batch must hold every smaller one (the last micro-batch).
     static constexpr std::size_t scratch_floats(std::size_t batch) noexcept {
-        return chunk_images(batch) * geometry.rows_per_image() * (geometry.column_width() + (can_skip_pixels ? Filters : 0));
+        return std::min(batch, max_chunk_images) * geometry.rows_per_image() *
+               (geometry.column_width() + (can_skip_pixels ? Filters : 0));
     }
 
     void initialize(std::span<float> params, std::span<float>, rng& g) const noexcept {
