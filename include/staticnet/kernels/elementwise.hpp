@@ -10,6 +10,7 @@
 #include <cstddef>
 
 #include "../core/compat.hpp"
+#include "../core/thread_pool.hpp"
 
 namespace staticnet::kernels {
 
@@ -28,6 +29,20 @@ inline void softmax_rows(float* x, std::size_t rows, std::size_t cols) noexcept;
 
 /// dy[r, :] = y[r, :] * (dy[r, :] - <dy[r, :], y[r, :]>): the softmax Jacobian applied to dy.
 inline void softmax_rows_backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept;
+
+/// Calls `f(begin, end)` on ranges of [0, n) that start at multiples of the SIMD width, on the
+/// pool's threads when n is large enough to be worth waking them (64k floats with AVX-512),
+/// else once on [0, n). An elementwise pass split this way gives every element the same code
+/// path (vector body, scalar tail only at the end), so its result does not depend on the
+/// thread count. `pool` may be null.
+template <typename F>
+void for_simd_ranges(std::size_t n, thread_pool* pool, F&& f) {
+    constexpr std::size_t lanes = simd::float_lanes, min_blocks = 2048;
+    const std::size_t blocks = n / lanes;
+    if (pool == nullptr || pool->size() < 2 || blocks < 2 * min_blocks) return f(std::size_t{0}, n);
+    pool->parallel_for(blocks, [&](std::size_t first, std::size_t last) { f(first * lanes, last == blocks ? n : last * lanes); },
+                       min_blocks);
+}
 
 // ------------------------------------------------------------------ implementation
 

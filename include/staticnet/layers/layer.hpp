@@ -15,6 +15,8 @@
 ///  - `state`: `state_count` non-trainable floats (e.g. batch_norm's moving statistics),
 ///  - `cache`: `cache_floats(batch)` floats kept from forward to backward,
 ///  - `ctx.scratch`: temporary floats, shared by all layers, `scratch_floats(batch)`.
+/// Neither size may shrink as the batch grows: a workspace prepared for a batch also serves
+/// every smaller one (a last micro-batch, a short thread part).
 ///
 /// @code
 /// void initialize(std::span<float> parameters, std::span<float> state, rng& g) const;

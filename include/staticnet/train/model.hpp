@@ -509,7 +509,7 @@ void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_
     // threads take a range each.
     const auto grads = net_.gradients();
     std::atomic<bool> finite{true};
-    detail::for_simd_ranges(grads.size(), &pool_, [&](std::size_t begin, std::size_t end) {
+    kernels::for_simd_ranges(grads.size(), &pool_, [&](std::size_t begin, std::size_t end) {
         simd::float_batch acc(0.0f);
         std::size_t i = begin;
         for (; i + simd::float_lanes <= end; i += simd::float_lanes) {
@@ -595,8 +595,8 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     step_result result;
     const auto grads = net_.gradients();
     const std::size_t parts = thread_parts(batch);
-    if (parts == 0) std::memset(grads.data(), 0, grads.size_bytes());  // else each part zeroes its own block
-    if (parts != 0) result = train_parts(images, targets, batch, parts, global_batch, first_sample, step_seed);
+    if (parts != 0) result = train_parts(images, targets, batch, parts, global_batch, first_sample, step_seed);  // each part zeroes its block
+    else std::memset(grads.data(), 0, grads.size_bytes());
     if (settings_.deterministic) {
         fixed_gradients_.resize(grads.size());
         fixed_gradients_.fill_zero();

@@ -50,20 +50,6 @@ struct adam_options {
     float epsilon = 1e-7f;
 };
 
-namespace detail {
-/// Calls `update(begin, end)` on ranges of [0, n) that start at multiples of the SIMD width,
-/// on the pool's threads when the arena is large enough to be worth waking them.
-template <typename F>
-void for_simd_ranges(std::size_t n, thread_pool* pool, F&& update) {
-    constexpr std::size_t lanes = simd::float_lanes, min_blocks = 2048;  // 32k floats with AVX-512
-    const std::size_t blocks = n / lanes;
-    if (pool == nullptr || pool->size() < 2 || blocks < 2 * min_blocks) return update(std::size_t{0}, n);
-    pool->parallel_for(blocks, [&](std::size_t first, std::size_t last) {
-        update(first * lanes, last == blocks ? n : last * lanes);
-    }, min_blocks);
-}
-}  // namespace detail
-
 /// Stochastic gradient descent: v = momentum * v - lr * g; w += v (Nesterov: w += momentum * v - lr * g).
 class sgd {
 public:
@@ -82,7 +68,7 @@ public:
     void step(std::span<float> params, std::span<const float> grads, thread_pool* pool = nullptr) {
         using batch = simd::float_batch;
         const batch lr(options_.learning_rate), mu(options_.momentum);
-        detail::for_simd_ranges(params.size(), pool, [&](std::size_t begin, std::size_t end) {
+        kernels::for_simd_ranges(params.size(), pool, [&](std::size_t begin, std::size_t end) {
             const std::size_t n = end - begin;
             float* w = params.data() + begin;
             const float* g = grads.data() + begin;
@@ -151,7 +137,7 @@ public:
             v_out = xsimd::fma(b2, vi, one_b2 * gi * gi);
             return wi - step_size * m_out / (xsimd::sqrt(v_out) + eps);
         };
-        detail::for_simd_ranges(size_, pool, [&](std::size_t begin, std::size_t end) {
+        kernels::for_simd_ranges(size_, pool, [&](std::size_t begin, std::size_t end) {
             std::size_t i = begin;
             for (; i + lanes <= end; i += lanes) {
                 batch mo, vo;
