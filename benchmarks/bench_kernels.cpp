@@ -19,6 +19,7 @@
 #include <staticnet/core/random.hpp>
 #include <staticnet/core/thread_pool.hpp>
 #include <staticnet/kernels/gemm.hpp>
+#include <staticnet/layers/batch_norm.hpp>
 #include <staticnet/layers/conv2d.hpp>
 
 #include <algorithm>
@@ -280,6 +281,53 @@ void add_conv_layers(std::vector<benchmark>& list, std::size_t batch) {
     list.push_back({"conv3" + b, [=](const context& ctx) { bench_conv_layer<conv3>(ctx, "conv3" + b, batch, true); }});
 }
 
+// A batch_norm layer of the ResNet example (examples/resnet_cnn.hpp) in training: forward
+// (statistics, normalisation) and backward (gradient sums, input gradient). Memory-bound: the
+// JSON gives the tensor size so that the time reads as bandwidth.
+template <typename Layer>
+void bench_batch_norm_layer(const context& ctx, const std::string& name, std::size_t batch) {
+    sn::rng g(5);
+    const Layer layer{};
+    auto in = random_floats(batch * Layer::input_shape.size(), g);
+    auto params = random_floats(Layer::parameter_count, g);
+    auto dparams = random_floats(Layer::parameter_count, g);
+    std::vector<float> state(Layer::state_count, 1.0f), cache(Layer::cache_floats(batch));
+    std::vector<float> out(in.size()), dout(in.size()), din(in.size());
+    sn::layer_context lc{.batch = batch, .training = true, .pool = &ctx.pool};
+    const sn::forward_buffers forward{.input = sn::buffer<sn::role::input, const float>(in.data()),
+                                      .output = sn::buffer<sn::role::output, float>(out.data()),
+                                      .parameters = sn::buffer<sn::role::parameters, const float>(params.data()),
+                                      .state = sn::buffer<sn::role::state, float>(state.data()),
+                                      .cache = sn::buffer<sn::role::cache, float>(cache.data())};
+    const sn::backward_buffers backward{
+        .input = forward.input,
+        .output = forward.output,
+        .output_gradient = sn::buffer<sn::role::output_gradient, float>(dout.data()),
+        .input_gradient = sn::buffer<sn::role::input_gradient, float>(din.data()),
+        .parameters = forward.parameters,
+        .parameter_gradients = sn::buffer<sn::role::parameter_gradients, float>(dparams.data()),
+        .cache = forward.cache};
+    const timing fwd = time_call([&] { layer.forward(lc, forward); }, ctx.opt);
+    std::copy(in.begin(), in.end(), dout.begin());
+    const timing bwd = time_call([&] { layer.backward(lc, backward); }, ctx.opt);
+    const double megabytes = double(in.size() * sizeof(float)) / 1e6;
+    for (const auto& [phase, t] : {std::pair{"forward", fwd}, std::pair{"backward", bwd}})
+        std::printf("{\"kernel\":\"batch_norm_layer\",\"shape\":\"%s_%s\",\"batch\":%zu,\"threads\":%zu,"
+                    "\"median_us\":%.1f,\"tensor_mb\":%.2f}\n",
+                    name.c_str(), phase, batch, ctx.opt.threads, t.median_s * 1e6, megabytes);
+    std::fflush(stdout);
+}
+
+void add_batch_norm_layers(std::vector<benchmark>& list, std::size_t batch) {
+    using stem = sn::batch_norm<>::bind<sn::shape{28, 28, 32}, 2>;
+    using stage1 = sn::batch_norm<>::bind<sn::shape{14, 14, 32}, 6>;
+    using stage2 = sn::batch_norm<>::bind<sn::shape{7, 7, 64}, 8>;
+    const std::string b = "_layer_b" + std::to_string(batch);
+    list.push_back({"bn_28x28x32" + b, [=](const context& ctx) { bench_batch_norm_layer<stem>(ctx, "bn_28x28x32" + b, batch); }});
+    list.push_back({"bn_14x14x32" + b, [=](const context& ctx) { bench_batch_norm_layer<stage1>(ctx, "bn_14x14x32" + b, batch); }});
+    list.push_back({"bn_7x7x64" + b, [=](const context& ctx) { bench_batch_norm_layer<stage2>(ctx, "bn_7x7x64" + b, batch); }});
+}
+
 std::vector<benchmark> benchmarks() {
     std::vector<benchmark> list;
     list.push_back({"square_1024", [](const context& ctx) {
@@ -289,6 +337,7 @@ std::vector<benchmark> benchmarks() {
     add_reference_cnn(list, 256);
     add_conv_layers(list, 32);
     add_conv_layers(list, 256);
+    add_batch_norm_layers(list, 64);
     return list;
 }
 

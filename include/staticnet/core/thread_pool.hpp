@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -70,33 +71,10 @@ public:
     /// above). An exception thrown by any call is rethrown here; the pool stays usable.
     template <typename F>
     void run(F&& f, std::size_t max_workers = ~std::size_t{0}) {
-        const std::size_t n = std::min(size_, std::max<std::size_t>(1, max_workers));
-        // A busy pool's task, count and generation belong to the region in flight: a second
-        // region dispatched over them would deadlock (nested) or mix the two (concurrent).
-        if (n == 1 || busy_.exchange(true, std::memory_order_acquire)) {
-            f(std::size_t{0}, std::size_t{1});
-            return;
-        }
-        const idle_on_exit idle{busy_};
+        // Type-erased at once: the dispatch below is compiled once for every region of the
+        // program, and `f` once (in `call`) instead of also inline in a serial path.
         using fn_type = std::remove_reference_t<F>;
-        task_ = [](void* ctx, std::size_t w, std::size_t n_workers) { (*static_cast<fn_type*>(ctx))(w, n_workers); };
-        context_ = const_cast<void*>(static_cast<const void*>(&f));
-        pending_.store(n - 1, std::memory_order_relaxed);
-        // One word carries the generation and its worker count, so a worker that wakes late
-        // never pairs an old generation with a new count.
-        const std::uint64_t next = ((generation_.load(std::memory_order_relaxed) >> 16) + 1) << 16 | n;
-        generation_.store(next, std::memory_order_release);
-        generation_.notify_all();
-        execute(0, n);
-        // Spin briefly (the others usually finish within microseconds), then sleep: on an
-        // oversubscribed machine a descheduled worker must not cost us our time slice.
-        for (int i = 0; i < spin_limit && pending_.load(std::memory_order_acquire) != 0; ++i) spin_pause();
-        for (std::size_t left; (left = pending_.load(std::memory_order_acquire)) != 0;)
-            pending_.wait(left, std::memory_order_acquire);
-        if (error_) {
-            auto e = std::exchange(error_, nullptr);
-            std::rethrow_exception(e);
-        }
+        run_task(&call<fn_type>, const_cast<void*>(static_cast<const void*>(std::addressof(f))), max_workers);
     }
 
     /// Splits [0, n) into contiguous chunks, one per worker, and calls `f(begin, end)` on each.
@@ -117,6 +95,40 @@ private:
         std::atomic<bool>& busy;
         ~idle_on_exit() { busy.store(false, std::memory_order_release); }
     };
+
+    template <typename Fn>
+    static void call(void* context, std::size_t worker, std::size_t workers) {
+        (*static_cast<Fn*>(context))(worker, workers);
+    }
+
+    void run_task(void (*task)(void*, std::size_t, std::size_t), void* context, std::size_t max_workers) {
+        const std::size_t n = std::min(size_, std::max<std::size_t>(1, max_workers));
+        // A busy pool's task, count and generation belong to the region in flight: a second
+        // region dispatched over them would deadlock (nested) or mix the two (concurrent).
+        if (n == 1 || busy_.exchange(true, std::memory_order_acquire)) {
+            task(context, 0, 1);
+            return;
+        }
+        const idle_on_exit idle{busy_};
+        task_ = task;
+        context_ = context;
+        pending_.store(n - 1, std::memory_order_relaxed);
+        // One word carries the generation and its worker count, so a worker that wakes late
+        // never pairs an old generation with a new count.
+        const std::uint64_t next = ((generation_.load(std::memory_order_relaxed) >> 16) + 1) << 16 | n;
+        generation_.store(next, std::memory_order_release);
+        generation_.notify_all();
+        execute(0, n);
+        // Spin briefly (the others usually finish within microseconds), then sleep: on an
+        // oversubscribed machine a descheduled worker must not cost us our time slice.
+        for (int i = 0; i < spin_limit && pending_.load(std::memory_order_acquire) != 0; ++i) spin_pause();
+        for (std::size_t left; (left = pending_.load(std::memory_order_acquire)) != 0;)
+            pending_.wait(left, std::memory_order_acquire);
+        if (error_) {
+            auto e = std::exchange(error_, nullptr);
+            std::rethrow_exception(e);
+        }
+    }
 
     static void spin_pause() noexcept {
 #if defined(__x86_64__) || defined(__i386__)

@@ -29,17 +29,30 @@ concept activation = requires(float* p, const float* cp, std::size_t n) {
     A::backward(cp, p, n, n);
 };
 
+/// An activation that can also write its result elsewhere: `forward(x, y, rows, cols)` and
+/// `backward(y, dy, dx, rows, cols)`. As a layer of its own it then reads its input once
+/// instead of copying it and working in place.
+template <typename A>
+concept out_of_place_activation = activation<A> && requires(float* p, const float* cp, std::size_t n) {
+    A::forward(cp, p, n, n);
+    A::backward(cp, cp, p, n, n);
+};
+
 /// max(x, 0).
 struct relu {
     static constexpr std::string_view name = "relu";
     static constexpr bool monotone = true;  ///< see layer_context::input_activation_backward
-    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
+    static void forward(const float* x, float* y, std::size_t rows, std::size_t cols) noexcept {
         const simd::float_batch zero(0.0f);
-        kernels::map(rows * cols, [&](auto v) { return xsimd::max(v, zero); }, x, x);
+        kernels::map(rows * cols, [&](auto v) { return xsimd::max(v, zero); }, y, x);
     }
-    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+    static void backward(const float* y, const float* dy, float* dx, std::size_t rows, std::size_t cols) noexcept {
         const simd::float_batch zero(0.0f);
-        kernels::map(rows * cols, [&](auto g, auto v) { return xsimd::select(v > zero, g, zero); }, dy, dy, y);
+        kernels::map(rows * cols, [&](auto g, auto v) { return xsimd::select(v > zero, g, zero); }, dx, dy, y);
+    }
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { forward(x, x, rows, cols); }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        backward(y, dy, dy, rows, cols);
     }
     template <shape In, std::size_t Position>
     using bind = activation_layer<relu, In, Position>;
@@ -49,13 +62,17 @@ struct relu {
 struct sigmoid {
     static constexpr std::string_view name = "sigmoid";
     static constexpr bool monotone = true;
-    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
+    static void forward(const float* x, float* y, std::size_t rows, std::size_t cols) noexcept {
         const simd::float_batch one(1.0f);
-        kernels::map(rows * cols, [&](auto v) { return one / (one + xsimd::exp(-v)); }, x, x);
+        kernels::map(rows * cols, [&](auto v) { return one / (one + xsimd::exp(-v)); }, y, x);
+    }
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { forward(x, x, rows, cols); }
+    static void backward(const float* y, const float* dy, float* dx, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch one(1.0f);
+        kernels::map(rows * cols, [&](auto g, auto v) { return g * v * (one - v); }, dx, dy, y);
     }
     static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
-        const simd::float_batch one(1.0f);
-        kernels::map(rows * cols, [&](auto g, auto v) { return g * v * (one - v); }, dy, dy, y);
+        backward(y, dy, dy, rows, cols);
     }
     template <shape In, std::size_t Position>
     using bind = activation_layer<sigmoid, In, Position>;
@@ -65,12 +82,16 @@ struct sigmoid {
 struct tanh {
     static constexpr std::string_view name = "tanh";
     static constexpr bool monotone = true;
-    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept {
-        kernels::map(rows * cols, [](auto v) { return xsimd::tanh(v); }, x, x);
+    static void forward(const float* x, float* y, std::size_t rows, std::size_t cols) noexcept {
+        kernels::map(rows * cols, [](auto v) { return xsimd::tanh(v); }, y, x);
     }
-    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+    static void backward(const float* y, const float* dy, float* dx, std::size_t rows, std::size_t cols) noexcept {
         const simd::float_batch one(1.0f);
-        kernels::map(rows * cols, [&](auto g, auto v) { return g * (one - v * v); }, dy, dy, y);
+        kernels::map(rows * cols, [&](auto g, auto v) { return g * (one - v * v); }, dx, dy, y);
+    }
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { forward(x, x, rows, cols); }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        backward(y, dy, dy, rows, cols);
     }
     template <shape In, std::size_t Position>
     using bind = activation_layer<tanh, In, Position>;
@@ -108,21 +129,32 @@ public:
     static constexpr std::string_view name = Activation::name;
     static constexpr std::size_t flops_per_sample = In.size();
 
-    // Threads split the rows; each chunk is copied and activated while it is in cache.
+    // Threads split the rows. An activation that cannot write elsewhere gets each chunk
+    // copied and works on it in place while it is in cache.
     void forward(const layer_context& ctx, const forward_buffers& b) const {
         for_rows(ctx, [&](std::size_t begin, std::size_t end) {
             const std::size_t at = begin * In.channels();
-            std::memcpy(b.output + at, b.input + at, (end - begin) * In.channels() * sizeof(float));
-            Activation::forward(b.output + at, end - begin, In.channels());
+            if constexpr (out_of_place_activation<Activation>) {
+                Activation::forward(b.input + at, b.output + at, end - begin, In.channels());
+            } else {
+                std::memcpy(b.output + at, b.input + at, (end - begin) * In.channels() * sizeof(float));
+                Activation::forward(b.output + at, end - begin, In.channels());
+            }
         });
     }
     void backward(const layer_context& ctx, const backward_buffers& b) const {
         if (!b.input_gradient) return;
         for_rows(ctx, [&](std::size_t begin, std::size_t end) {
-            const std::size_t at = begin * In.channels();
-            std::memcpy(b.input_gradient + at, b.output_gradient + at, (end - begin) * In.channels() * sizeof(float));
-            if (!ctx.gradient_is_pre_activation)
+            const std::size_t at = begin * In.channels(), n = (end - begin) * In.channels();
+            if (ctx.gradient_is_pre_activation) {
+                std::memcpy(b.input_gradient + at, b.output_gradient + at, n * sizeof(float));
+            } else if constexpr (out_of_place_activation<Activation>) {
+                Activation::backward(b.output + at, b.output_gradient + at, b.input_gradient + at, end - begin,
+                                     In.channels());
+            } else {
+                std::memcpy(b.input_gradient + at, b.output_gradient + at, n * sizeof(float));
                 Activation::backward(b.output + at, b.input_gradient + at, end - begin, In.channels());
+            }
         });
     }
 

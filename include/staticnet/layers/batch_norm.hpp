@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "../core/template_float.hpp"
+#include "../kernels/normalization.hpp"
 #include "layer.hpp"
 
 namespace staticnet {
@@ -64,8 +65,8 @@ public:
     static constexpr std::size_t parameter_count = 2 * C;  // gamma, beta
     static constexpr std::size_t state_count = 2 * C;      // moving mean, moving variance
     static constexpr std::size_t flops_per_sample = 4 * In.size();
-    /// x_hat of the batch, then 1/sqrt(var + eps) per channel.
-    static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return batch * In.size() + C; }
+    /// The batch's mean and 1/sqrt(var + eps) per channel (backward recomputes x_hat from them).
+    static constexpr std::size_t cache_floats(std::size_t) noexcept { return 2 * C; }
 
     void initialize(std::span<float> params, std::span<float> state, rng&) const noexcept {
         for (std::size_t c = 0; c < C; ++c) {
@@ -96,8 +97,8 @@ public:
                 scale[c] = gamma[c] / std::sqrt(moving_var[c] + epsilon);
                 shift[c] = beta[c] - moving_mean[c] * scale[c];
             }
-            for_rows(ctx, rows, [&](std::size_t r) {
-                for (std::size_t c = 0; c < C; ++c) out[r * C + c] = in[r * C + c] * scale[c] + shift[c];
+            for_rows(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
+                kernels::scale_and_shift(in + first * C, n_rows, C, scale.data(), shift.data(), out + first * C);
             });
             return;
         }
@@ -105,24 +106,18 @@ public:
         // entry counts the rows, so synchronised statistics know the global count.
         std::array<double, C + 1> mean{}, var{};
         for_channels(ctx, [&](std::size_t first, std::size_t last) {
-            for (std::size_t r = 0; r < rows; ++r)
-                for (std::size_t c = first; c < last; ++c) mean[c] += in[r * C + c];
+            kernels::add_channel_sums(in, rows, C, first, last, mean.data());
         });
         mean[C] = static_cast<double>(rows);
         if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(mean);
         const double count = mean[C];
         for (std::size_t c = 0; c < C; ++c) mean[c] /= count;
         for_channels(ctx, [&](std::size_t first, std::size_t last) {
-            for (std::size_t r = 0; r < rows; ++r)
-                for (std::size_t c = first; c < last; ++c) {
-                    const double d = in[r * C + c] - mean[c];
-                    var[c] += d * d;
-                }
+            kernels::add_squared_deviations(in, rows, C, first, last, mean.data(), var.data());
         });
         if (ctx.batch_statistics != nullptr) (*ctx.batch_statistics)(std::span<double>(var.data(), C));
-        float* x_hat = b.cache;
-        float* inv_std = x_hat + ctx.batch * In.size();
-        std::array<float, C> mean_f{};
+        float* mean_f = b.cache;
+        float* inv_std = mean_f + C;
         for (std::size_t c = 0; c < C; ++c) {
             const double biased = var[c] / count;
             inv_std[c] = static_cast<float>(1.0 / std::sqrt(biased + epsilon));
@@ -136,12 +131,8 @@ public:
                 moving_var[c] = blend(moving_var[c], static_cast<float>(unbiased));
             }
         }
-        for_rows(ctx, rows, [&](std::size_t r) {
-            for (std::size_t c = 0; c < C; ++c) {
-                const float xh = (in[r * C + c] - mean_f[c]) * inv_std[c];
-                x_hat[r * C + c] = xh;
-                out[r * C + c] = gamma[c] * xh + beta[c];
-            }
+        for_rows(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
+            kernels::normalize(in + first * C, n_rows, C, mean_f, inv_std, gamma, beta, out + first * C);
         });
     }
 
@@ -150,17 +141,14 @@ public:
         float* din = b.input_gradient;
         float* dparams = b.parameter_gradients;
         const float* gamma = b.parameters;
-        const float* x_hat = b.cache;
-        const float* inv_std = x_hat + ctx.batch * In.size();
+        const float* in = b.input;
+        const float* mean = b.cache;
+        const float* inv_std = mean + C;
         const std::size_t rows = ctx.batch * per_sample_rows;
         // sums[0, C): sum of dy; [C, 2C): sum of dy * x_hat; [2C]: rows.
         std::array<double, 2 * C + 1> sums{};
         for_channels(ctx, [&](std::size_t first, std::size_t last) {
-            for (std::size_t r = 0; r < rows; ++r)
-                for (std::size_t c = first; c < last; ++c) {
-                    sums[c] += dout[r * C + c];
-                    sums[C + c] += static_cast<double>(dout[r * C + c]) * x_hat[r * C + c];
-                }
+            kernels::add_gradient_sums(dout, in, rows, C, first, last, mean, inv_std, sums.data(), sums.data() + C);
         });
         sums[2 * C] = static_cast<double>(rows);
         // This rank's share of d(gamma), d(beta): the gradient allreduce adds the others'.
@@ -177,9 +165,9 @@ public:
             mean_dy[c] = static_cast<float>(sums[c]) / n;
             mean_dy_xhat[c] = static_cast<float>(sums[C + c]) / n;
         }
-        for_rows(ctx, rows, [&](std::size_t r) {
-            for (std::size_t c = 0; c < C; ++c)
-                din[r * C + c] = scale[c] * (dout[r * C + c] - mean_dy[c] - x_hat[r * C + c] * mean_dy_xhat[c]);
+        for_rows(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
+            kernels::normalization_input_gradient(dout + first * C, in + first * C, n_rows, C, mean, inv_std,
+                                                  scale.data(), mean_dy.data(), mean_dy_xhat.data(), din + first * C);
         });
     }
 
@@ -196,11 +184,11 @@ private:
             f(begin * channel_group, std::min(C, end * channel_group));
         });
     }
+    /// Calls f(first row, row count) on the threads' shares of the rows.
     template <typename F>
     static void for_rows(const layer_context& ctx, std::size_t rows, F&& f) {
-        ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t r = begin; r < end; ++r) f(r);
-        }, std::max<std::size_t>(1, 4096 / C));
+        ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) { f(begin, end - begin); },
+                               std::max<std::size_t>(1, 4096 / C));
     }
 };
 
