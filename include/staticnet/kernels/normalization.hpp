@@ -94,10 +94,10 @@ namespace detail {
 /// paths run the same vector code on every element.
 template <typename Block>
 bool for_channel_blocks(std::size_t rows, std::size_t channels, Block&& block) noexcept {
-    constexpr std::size_t lanes = simd::float_lanes;
-    if (channels % lanes != 0) return false;
+    constexpr std::size_t width = simd::float_lanes;
+    if (channels % width != 0) return false;
     for (std::size_t r = 0, at = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < channels; c += lanes, at += lanes) block(at, c);
+        for (std::size_t c = 0; c < channels; c += width, at += width) block(at, c);
     return true;
 }
 inline simd::float_batch load(const float* p) noexcept { return simd::float_batch::load_unaligned(p); }
