@@ -6,9 +6,11 @@
 #include <staticnet/kernels/elementwise.hpp>
 #include <staticnet/kernels/gemm.hpp>
 #include <staticnet/kernels/im2col.hpp>
+#include <staticnet/kernels/normalization.hpp>
 #include <staticnet/layers/activations.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
@@ -323,6 +325,71 @@ TEST_CASE("element-wise kernels match scalar loops at every length, tails includ
                 REQUIRE(back[r * n + c] == Approx(p * (grad[r * n + c] - dot)).epsilon(1e-4).margin(1e-6));
             }
         }
+    }
+}
+
+TEST_CASE("batch normalisation kernels: whole registers and row tails give the same values", "[kernels][batch_norm]") {
+    // Rows of whole registers take the block path, other widths go row by row through map;
+    // an element must come out the same either way (a thread's share of the rows, or a
+    // network's channel count, may not change a result). Layout: the first `lanes * 2`
+    // channels of the wide matrix hold the narrow one's values.
+    constexpr std::size_t lanes = sn::simd::float_lanes, rows = 7, narrow = 2 * lanes, wide = narrow + 3;
+    sn::rng g(31);
+    auto per_channel = [&] { return random_vector(wide, g); };
+    const auto mean = per_channel(), gamma = per_channel(), beta = per_channel(), mean_dy = per_channel(),
+               mean_dy_x_hat = per_channel(), scale = per_channel();
+    auto inv_std = per_channel();
+    for (auto& v : inv_std) v = 0.5f + std::abs(v);
+    const auto x_wide = random_vector(rows * wide, g), dy_wide = random_vector(rows * wide, g);
+    std::vector<float> x(rows * narrow), dy(rows * narrow);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < narrow; ++c) {
+            x[r * narrow + c] = x_wide[r * wide + c];
+            dy[r * narrow + c] = dy_wide[r * wide + c];
+        }
+    auto run = [&](const std::vector<float>& in, const std::vector<float>& grad, std::size_t channels) {
+        std::vector<float> y(rows * channels), shifted(rows * channels), dx(rows * channels);
+        k::normalize(in.data(), rows, channels, mean.data(), inv_std.data(), gamma.data(), beta.data(), y.data());
+        k::scale_and_shift(in.data(), rows, channels, scale.data(), beta.data(), shifted.data());
+        k::normalization_input_gradient(grad.data(), in.data(), rows, channels, mean.data(), inv_std.data(), scale.data(),
+                                        mean_dy.data(), mean_dy_x_hat.data(), dx.data());
+        return std::array<std::vector<float>, 3>{y, shifted, dx};
+    };
+    const auto block = run(x, dy, narrow), by_row = run(x_wide, dy_wide, wide);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < wide; ++c) {
+            INFO("row " << r << ", channel " << c);
+            const std::size_t at = r * wide + c;
+            const double xh = static_cast<float>((x_wide[at] - mean[c]) * inv_std[c]);
+            const double expected[3] = {gamma[c] * xh + beta[c], double(x_wide[at]) * scale[c] + beta[c],
+                                        scale[c] * (dy_wide[at] - double(mean_dy[c]) - xh * mean_dy_x_hat[c])};
+            for (std::size_t i = 0; i < 3; ++i) {
+                CHECK(by_row[i][at] == Approx(expected[i]).margin(1e-5));
+                if (c < narrow) CHECK(block[i][r * narrow + c] == by_row[i][at]);
+            }
+        }
+
+    // The sums: each channel's rows in order, in double, for any range of channels.
+    std::vector<double> sums(wide), squares(wide), sum_dy(wide), sum_dy_x_hat(wide);
+    std::vector<double> mean_d(mean.begin(), mean.end());
+    k::add_channel_sums(x_wide.data(), rows, wide, 0, 5, sums.data());
+    k::add_channel_sums(x_wide.data(), rows, wide, 5, wide, sums.data());
+    k::add_squared_deviations(x_wide.data(), rows, wide, 0, wide, mean_d.data(), squares.data());
+    k::add_gradient_sums(dy_wide.data(), x_wide.data(), rows, wide, 0, wide, mean.data(), inv_std.data(), sum_dy.data(),
+                         sum_dy_x_hat.data());
+    for (std::size_t c = 0; c < wide; ++c) {
+        double s = 0, q = 0, d = 0, dx = 0;
+        for (std::size_t r = 0; r < rows; ++r) {
+            const std::size_t at = r * wide + c;
+            s += x_wide[at];
+            q += (x_wide[at] - mean_d[c]) * (x_wide[at] - mean_d[c]);
+            d += dy_wide[at];
+            dx += double(dy_wide[at]) * static_cast<float>((x_wide[at] - mean[c]) * inv_std[c]);
+        }
+        CHECK(sums[c] == Approx(s).margin(1e-12));
+        CHECK(squares[c] == Approx(q).margin(1e-12));
+        CHECK(sum_dy[c] == Approx(d).margin(1e-12));
+        CHECK(sum_dy_x_hat[c] == Approx(dx).margin(1e-12));
     }
 }
 

@@ -274,6 +274,8 @@ TEST_CASE("flatten, dropout and batch_norm backward match finite differences", "
     require_gradients<bound<sn::dropout<0.4f>, sn::shape{19}>>(3, 16);
     require_gradients<bound<sn::batch_norm<>, sn::shape{3, 3, 4}>>(4, 17);
     require_gradients<bound<sn::batch_norm<0.9f, 1e-5f>, sn::shape{6}>>(5, 18);
+    // 32 channels: whole SIMD registers per row (the kernels' block path), as in the ResNet.
+    require_gradients<bound<sn::batch_norm<>, sn::shape{2, 2, 32}>>(3, 19);
 }
 
 TEST_CASE("dropout drops about Rate of the values in training and none at inference", "[layers][dropout]") {
