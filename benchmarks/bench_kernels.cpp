@@ -281,7 +281,8 @@ void add_conv_layers(std::vector<benchmark>& list, std::size_t batch) {
     list.push_back({"conv3" + b, [=](const context& ctx) { bench_conv_layer<conv3>(ctx, "conv3" + b, batch, true); }});
 }
 
-// A batch_norm layer of the ResNet example (examples/resnet_cnn.hpp) in training: forward
+// A batch_norm layer of the ResNet example (examples/resnet_cnn.hpp), and one narrower than
+// an AVX-512 register, in training: forward
 // (statistics, normalisation) and backward (gradient sums, input gradient). Memory-bound: the
 // JSON gives the tensor size so that the time reads as bandwidth.
 template <typename Layer>
@@ -322,10 +323,12 @@ void add_batch_norm_layers(std::vector<benchmark>& list, std::size_t batch) {
     using stem = sn::batch_norm<>::bind<sn::shape{28, 28, 32}, 2>;
     using stage1 = sn::batch_norm<>::bind<sn::shape{14, 14, 32}, 6>;
     using stage2 = sn::batch_norm<>::bind<sn::shape{7, 7, 64}, 8>;
+    using narrow = sn::batch_norm<>::bind<sn::shape{14, 14, 8}, 8>;  // fewer channels than an AVX-512 register
     const std::string b = "_layer_b" + std::to_string(batch);
     list.push_back({"bn_28x28x32" + b, [=](const context& ctx) { bench_batch_norm_layer<stem>(ctx, "bn_28x28x32" + b, batch); }});
     list.push_back({"bn_14x14x32" + b, [=](const context& ctx) { bench_batch_norm_layer<stage1>(ctx, "bn_14x14x32" + b, batch); }});
     list.push_back({"bn_7x7x64" + b, [=](const context& ctx) { bench_batch_norm_layer<stage2>(ctx, "bn_7x7x64" + b, batch); }});
+    list.push_back({"bn_14x14x8" + b, [=](const context& ctx) { bench_batch_norm_layer<narrow>(ctx, "bn_14x14x8" + b, batch); }});
 }
 
 std::vector<benchmark> benchmarks() {

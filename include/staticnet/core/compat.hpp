@@ -40,6 +40,26 @@ inline float reduce_add(const float_batch& b) noexcept {
 #endif
 }
 
+/// a * b + c, rounded once where the CPU has FMA. xsimd 8 has no fma of its own for AVX-512
+/// registers: its generic one is a multiply and an add, which GCC contracts into one
+/// instruction and clang does not (half the GEMM's throughput there, and other roundings).
+inline float_batch fma(const float_batch& a, const float_batch& b, const float_batch& c) noexcept {
+#if XSIMD_WITH_AVX512F
+    return _mm512_fmadd_ps(a, b, c);
+#else
+    return xsimd::fma(a, b, c);
+#endif
+}
+
+/// c - a * b, rounded once where the CPU has FMA (see `fma`).
+inline float_batch fnma(const float_batch& a, const float_batch& b, const float_batch& c) noexcept {
+#if XSIMD_WITH_AVX512F
+    return _mm512_fnmadd_ps(a, b, c);
+#else
+    return xsimd::fnma(a, b, c);
+#endif
+}
+
 /// Name of the instruction set xsimd compiled for, e.g. "fma3+avx2".
 inline const char* arch_name() noexcept { return xsimd::default_arch::name(); }
 

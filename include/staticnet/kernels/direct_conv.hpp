@@ -109,7 +109,7 @@ void direct_conv_single_channel<G, Filters>::forward(const float* in, std::size_
                             const batch x(src[p * G.stride]);
 #pragma GCC unroll 8
                             for (std::size_t v = 0; v < vectors; ++v)
-                                acc[p][v] = xsimd::fma(x, w[ky * Kernel + kx][v], acc[p][v]);
+                                acc[p][v] = simd::fma(x, w[ky * Kernel + kx][v], acc[p][v]);
                         }
                     }
 #pragma GCC unroll 16
@@ -157,7 +157,7 @@ void direct_conv_single_channel<G, Filters>::backward_parameters(const float* in
                         const batch x(rows[ky * width + ox * G.stride + kx]);
 #pragma GCC unroll 8
                         for (std::size_t v = 0; v < vectors; ++v)
-                            dw[ky * Kernel + kx][v] = xsimd::fma(x, dz[v], dw[ky * Kernel + kx][v]);
+                            dw[ky * Kernel + kx][v] = simd::fma(x, dz[v], dw[ky * Kernel + kx][v]);
                     }
             }
         }

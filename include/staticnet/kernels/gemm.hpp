@@ -187,7 +187,7 @@ inline void micro_kernel(std::size_t kc, const float* __restrict a, std::size_t 
         for (std::size_t r = 0; r < MR; ++r) {
             const float_batch ar(Layout == sliver::rows ? group[r / 3][r % 3 * a_stride] : group[0][r]);
 #pragma GCC unroll 2
-            for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(ar, bv[v], acc[r][v]);
+            for (std::size_t v = 0; v < NV; ++v) acc[r][v] = simd::fma(ar, bv[v], acc[r][v]);
         }
 #pragma GCC unroll 8
         for (std::size_t g = 0; g < groups; ++g) group[g] += Layout == sliver::rows ? 1 : a_stride;

@@ -9,7 +9,10 @@
 /// they do not depend on how threads share the channels; the element-wise passes run every
 /// element through the same SIMD code (kernels::map), wherever it sits in a row.
 
+#include <array>
 #include <cstddef>
+#include <numeric>
+#include <utility>
 
 #include "elementwise.hpp"
 
@@ -88,58 +91,75 @@ inline void add_gradient_sums(const float* dy, const float* x, std::size_t rows,
 }
 
 namespace detail {
-/// Calls `block(at, c)` for every SIMD register's worth of a [rows x channels] matrix (`at`
-/// its offset, `c` its first channel) when whole registers tile a row and returns true;
-/// returns false (and calls nothing) otherwise, for the caller's row-by-row `map`. Both
-/// paths run the same vector code on every element.
-template <typename Block>
-bool for_channel_blocks(std::size_t rows, std::size_t channels, Block&& block) noexcept {
+/// Per-channel values are repeated over lcm(channels, SIMD width) floats, up to this many,
+/// so that a matrix with fewer channels than a register (or a width that does not divide
+/// it) still runs in whole registers.
+inline constexpr std::size_t max_channel_period = 16 * simd::float_lanes;
+
+/// out[r, c] = f(elements[r, c]..., per_channel[c]...) over a [rows x channels] matrix, `f`
+/// taking and returning float batches. Rows of whole registers go register by register;
+/// otherwise the matrix is read flat against the per-channel values repeated over a period
+/// of whole registers, and rows that do not fill a period go one by one through `map`.
+/// Every path runs the same vector code on each element.
+template <std::size_t E, std::size_t P, typename F>
+void map_channels(std::size_t rows, std::size_t channels, F&& f, float* out, std::array<const float*, E> elements,
+                  std::array<const float*, P> per_channel) noexcept {
     constexpr std::size_t width = simd::float_lanes;
-    if (channels % width != 0) return false;
-    for (std::size_t r = 0, at = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < channels; c += width, at += width) block(at, c);
-    return true;
+    using batch = simd::float_batch;
+    constexpr auto e = std::make_index_sequence<E>{};
+    constexpr auto k = std::make_index_sequence<P>{};
+    // The matrix as [count x period], `values` the per-channel values over one period.
+    auto whole_registers = [&](std::size_t count, std::size_t period, const std::array<const float*, P>& values) {
+        for (std::size_t i = 0, at = 0; i < count; ++i)
+            for (std::size_t c = 0; c < period; c += width, at += width)
+                [&]<std::size_t... I, std::size_t... K>(std::index_sequence<I...>, std::index_sequence<K...>) {
+                    f(batch::load_unaligned(elements[I] + at)..., batch::load_unaligned(values[K] + c)...)
+                        .store_unaligned(out + at);
+                }(e, k);
+    };
+    if (channels % width == 0) return whole_registers(rows, channels, per_channel);
+    std::size_t first_row = 0;
+    if (const std::size_t period = std::lcm(channels, width); period <= max_channel_period) {
+        alignas(64) float repeated[P][max_channel_period];
+        std::array<const float*, P> values{};
+        for (std::size_t j = 0; j < P; ++j) {
+            for (std::size_t i = 0; i < period; ++i) repeated[j][i] = per_channel[j][i % channels];
+            values[j] = repeated[j];
+        }
+        const std::size_t count = rows * channels / period;
+        whole_registers(count, period, values);
+        first_row = count * (period / channels);
+    }
+    for (std::size_t r = first_row; r < rows; ++r)
+        [&]<std::size_t... I, std::size_t... K>(std::index_sequence<I...>, std::index_sequence<K...>) {
+            map(channels, f, out + r * channels, (elements[I] + r * channels)..., per_channel[K]...);
+        }(e, k);
 }
-inline simd::float_batch load(const float* p) noexcept { return simd::float_batch::load_unaligned(p); }
 }  // namespace detail
 
 inline void normalize(const float* x, std::size_t rows, std::size_t channels, const float* mean, const float* inv_std,
                       const float* gamma, const float* beta, float* y) noexcept {
-    auto f = [](auto v, auto m, auto s, auto g, auto b) { return xsimd::fma(g, (v - m) * s, b); };
-    using detail::load;
-    if (detail::for_channel_blocks(rows, channels, [&](std::size_t at, std::size_t c) {
-            f(load(x + at), load(mean + c), load(inv_std + c), load(gamma + c), load(beta + c)).store_unaligned(y + at);
-        }))
-        return;
-    for (std::size_t r = 0, at = 0; r < rows; ++r, at += channels) map(channels, f, y + at, x + at, mean, inv_std, gamma, beta);
+    detail::map_channels(
+        rows, channels, [](auto v, auto m, auto s, auto g, auto b) { return simd::fma(g, (v - m) * s, b); }, y,
+        std::array{x}, std::array{mean, inv_std, gamma, beta});
 }
 
 inline void scale_and_shift(const float* x, std::size_t rows, std::size_t channels, const float* scale,
                             const float* shift, float* y) noexcept {
-    auto f = [](auto v, auto s, auto t) { return xsimd::fma(v, s, t); };
-    using detail::load;
-    if (detail::for_channel_blocks(rows, channels, [&](std::size_t at, std::size_t c) {
-            f(load(x + at), load(scale + c), load(shift + c)).store_unaligned(y + at);
-        }))
-        return;
-    for (std::size_t r = 0, at = 0; r < rows; ++r, at += channels) map(channels, f, y + at, x + at, scale, shift);
+    detail::map_channels(
+        rows, channels, [](auto v, auto s, auto t) { return simd::fma(v, s, t); }, y, std::array{x},
+        std::array{scale, shift});
 }
 
 inline void normalization_input_gradient(const float* dy, const float* x, std::size_t rows, std::size_t channels,
                                          const float* mean, const float* inv_std, const float* scale,
                                          const float* mean_dy, const float* mean_dy_x_hat, float* dx) noexcept {
-    auto f = [](auto g, auto v, auto m, auto is, auto s, auto mg, auto mgx) {
-        return s * xsimd::fnma((v - m) * is, mgx, g - mg);
-    };
-    using detail::load;
-    if (detail::for_channel_blocks(rows, channels, [&](std::size_t at, std::size_t c) {
-            f(load(dy + at), load(x + at), load(mean + c), load(inv_std + c), load(scale + c), load(mean_dy + c),
-              load(mean_dy_x_hat + c))
-                .store_unaligned(dx + at);
-        }))
-        return;
-    for (std::size_t r = 0, at = 0; r < rows; ++r, at += channels)
-        map(channels, f, dx + at, dy + at, x + at, mean, inv_std, scale, mean_dy, mean_dy_x_hat);
+    detail::map_channels(
+        rows, channels,
+        [](auto g, auto v, auto m, auto is, auto s, auto mg, auto mgx) {
+            return s * simd::fnma((v - m) * is, mgx, g - mg);
+        },
+        dx, std::array{dy, x}, std::array{mean, inv_std, scale, mean_dy, mean_dy_x_hat});
 }
 
 }  // namespace staticnet::kernels
