@@ -90,7 +90,7 @@ double fma_flops_per_second(std::size_t iterations) {
     const double t0 = process_cpu_seconds();
     for (std::size_t it = 0; it < iterations; ++it) {
 #pragma GCC unroll 64
-        for (std::size_t i = 0; i < chains; ++i) acc[i] = xsimd::fma(acc[i], x, y);
+        for (std::size_t i = 0; i < chains; ++i) acc[i] = sn::simd::fma(acc[i], x, y);
     }
     const double s = process_cpu_seconds() - t0;
     for (auto& v : acc) keep(v);
@@ -106,7 +106,7 @@ double dependent_fma_per_second(std::size_t iterations) {
     const double t0 = process_cpu_seconds();
     for (std::size_t it = 0; it < iterations; ++it) {
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; ++i) acc = xsimd::fma(acc, x, y);
+        for (int i = 0; i < 8; ++i) acc = sn::simd::fma(acc, x, y);
     }
     const double s = process_cpu_seconds() - t0;
     keep(acc);
@@ -399,8 +399,8 @@ int main(int argc, char** argv) {
     const options opt = parse(argc, argv);
     const machine_peak peak = measure_peak();
     std::printf("{\"kernel\":\"fma_peak\",\"arch\":\"%s\",\"lanes\":%zu,\"peak_gflops\":%.2f,\"clock_ghz\":%.3f,"
-                "\"clock_method\":\"dependent xsimd::fma chain, assuming %.0f-cycle FMA latency\","
-                "\"fma_per_cycle\":%.2f,\"peak_method\":\"independent xsimd::fma chains on one thread, best of 20, "
+                "\"clock_method\":\"dependent simd::fma chain, assuming %.0f-cycle FMA latency\","
+                "\"fma_per_cycle\":%.2f,\"peak_method\":\"independent simd::fma chains on one thread, best of 20, "
                 "process CPU time\",\"hardware_threads\":%u,\"load_average\":%.2f,\"pinned\":%s}\n",
                 sn::simd::arch_name(), sn::simd::float_lanes, peak.peak_gflops, peak.clock_ghz,
                 machine_peak::assumed_fma_latency, peak.fma_per_cycle, std::thread::hardware_concurrency(), load_average(),

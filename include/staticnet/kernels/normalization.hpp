@@ -7,7 +7,7 @@
 /// layers of every width share one copy of this code (it is most of what such a layer
 /// compiles to). Statistics are sums in double, each channel's rows added in row order, so
 /// they do not depend on how threads share the channels; the element-wise passes run every
-/// element through the same SIMD code (kernels::map), wherever it sits in a row.
+/// element through the same vector operations (`detail::map_channels`), wherever it sits.
 
 #include <array>
 #include <cstddef>
