@@ -40,13 +40,12 @@ inline float reduce_add(const float_batch& b) noexcept {
 #endif
 }
 
-/// a * b + c, rounded once where the CPU has FMA. xsimd 8 has no fma of its own for AVX-512
-/// registers: its generic one is a multiply and an add, which GCC contracts into one
-/// instruction and clang does not (half the GEMM's throughput there, and other roundings).
-/// (xsimd 8 cannot be told to default to narrower registers than the flags allow, so with
-/// AVX-512 flags its batch is the 512-bit one.)
+/// a * b + c, rounded once where the CPU has FMA. xsimd before 11 (Debian 12 has 8) has no
+/// fma of its own for AVX-512 registers: its generic one is a multiply and an add, which GCC
+/// contracts into one instruction and clang does not (half the GEMM's throughput there, and
+/// other roundings). With AVX-512 flags, xsimd 8's float batch is the 512-bit register.
 inline float_batch fma(const float_batch& a, const float_batch& b, const float_batch& c) noexcept {
-#if XSIMD_WITH_AVX512F && XSIMD_VERSION_MAJOR < 9
+#if XSIMD_WITH_AVX512F && XSIMD_VERSION_MAJOR < 11
     return _mm512_fmadd_ps(a, b, c);
 #else
     return xsimd::fma(a, b, c);
@@ -55,7 +54,7 @@ inline float_batch fma(const float_batch& a, const float_batch& b, const float_b
 
 /// c - a * b, rounded once where the CPU has FMA (see `fma`).
 inline float_batch fnma(const float_batch& a, const float_batch& b, const float_batch& c) noexcept {
-#if XSIMD_WITH_AVX512F && XSIMD_VERSION_MAJOR < 9
+#if XSIMD_WITH_AVX512F && XSIMD_VERSION_MAJOR < 11
     return _mm512_fnmadd_ps(a, b, c);
 #else
     return xsimd::fnma(a, b, c);
