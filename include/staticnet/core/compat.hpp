@@ -52,13 +52,9 @@ inline float_batch fma(const float_batch& a, const float_batch& b, const float_b
 #endif
 }
 
-/// c - a * b, rounded once where the CPU has FMA (see `fma`).
+/// c - a * b, rounded once where the CPU has FMA (negating a is exact).
 inline float_batch fnma(const float_batch& a, const float_batch& b, const float_batch& c) noexcept {
-#if XSIMD_WITH_AVX512F && XSIMD_VERSION_MAJOR < 11
-    return _mm512_fnmadd_ps(a, b, c);
-#else
-    return xsimd::fnma(a, b, c);
-#endif
+    return fma(-a, b, c);
 }
 
 /// Name of the instruction set xsimd compiled for, e.g. "fma3+avx2".
