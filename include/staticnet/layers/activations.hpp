@@ -145,16 +145,15 @@ public:
     void backward(const layer_context& ctx, const backward_buffers& b) const {
         if (!b.input_gradient) return;
         for_rows(ctx, [&](std::size_t begin, std::size_t end) {
-            const std::size_t at = begin * In.channels(), n = (end - begin) * In.channels();
-            if (ctx.gradient_is_pre_activation) {
-                std::memcpy(b.input_gradient + at, b.output_gradient + at, n * sizeof(float));
-            } else if constexpr (out_of_place_activation<Activation>) {
-                Activation::backward(b.output + at, b.output_gradient + at, b.input_gradient + at, end - begin,
-                                     In.channels());
-            } else {
-                std::memcpy(b.input_gradient + at, b.output_gradient + at, n * sizeof(float));
-                Activation::backward(b.output + at, b.input_gradient + at, end - begin, In.channels());
+            const std::size_t at = begin * In.channels();
+            if constexpr (out_of_place_activation<Activation>) {
+                if (!ctx.gradient_is_pre_activation)
+                    return Activation::backward(b.output + at, b.output_gradient + at, b.input_gradient + at,
+                                                end - begin, In.channels());
             }
+            std::memcpy(b.input_gradient + at, b.output_gradient + at, (end - begin) * In.channels() * sizeof(float));
+            if (!ctx.gradient_is_pre_activation)
+                Activation::backward(b.output + at, b.input_gradient + at, end - begin, In.channels());
         });
     }
 
