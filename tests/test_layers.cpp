@@ -139,6 +139,95 @@ TEST_CASE("conv2d on one channel (the direct kernel) matches finite differences"
     require_gradients<no_bias>(2, 9);
 }
 
+// A direct convolution in double: the reference for the Winograd path. Same padding, 3x3,
+// stride 1, Keras kernel layout; returns forward output, input gradient and kernel gradient
+// for the given output gradient (the activation is the identity).
+struct direct_convolution {
+    std::vector<double> output, input_gradient, kernel_gradient;
+};
+inline direct_convolution convolve_directly(const float* in, const float* kernel, const float* dout, std::size_t batch,
+                                            std::size_t h, std::size_t w, std::size_t c, std::size_t f) {
+    direct_convolution r;
+    r.output.assign(batch * h * w * f, 0.0);
+    r.input_gradient.assign(batch * h * w * c, 0.0);
+    r.kernel_gradient.assign(9 * c * f, 0.0);
+    for (std::size_t n = 0; n < batch; ++n)
+        for (std::size_t y = 0; y < h; ++y)
+            for (std::size_t x = 0; x < w; ++x)
+                for (std::size_t ky = 0; ky < 3; ++ky)
+                    for (std::size_t kx = 0; kx < 3; ++kx) {
+                        const auto iy = static_cast<std::ptrdiff_t>(y + ky) - 1, ix = static_cast<std::ptrdiff_t>(x + kx) - 1;
+                        if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(h) || ix >= static_cast<std::ptrdiff_t>(w)) continue;
+                        const std::size_t at_in = ((n * h + static_cast<std::size_t>(iy)) * w + static_cast<std::size_t>(ix)) * c;
+                        const std::size_t at_out = ((n * h + y) * w + x) * f;
+                        for (std::size_t ci = 0; ci < c; ++ci)
+                            for (std::size_t fi = 0; fi < f; ++fi) {
+                                const std::size_t k = ((ky * 3 + kx) * c + ci) * f + fi;
+                                r.output[at_out + fi] += double{in[at_in + ci]} * kernel[k];
+                                r.input_gradient[at_in + ci] += double{dout[at_out + fi]} * kernel[k];
+                                r.kernel_gradient[k] += double{in[at_in + ci]} * dout[at_out + fi];
+                            }
+                    }
+    return r;
+}
+
+template <typename L>
+void check_winograd_against_direct(std::size_t batch, std::uint64_t seed) {
+    constexpr auto in = L::input_shape;
+    constexpr std::size_t filters = L::output_shape.channels();
+    STATIC_REQUIRE(L::output_shape == sn::shape{in.height(), in.width(), filters});
+    sn::detail::layer_runner<L> r(batch), serial(batch, 1);
+    sn::rng g(seed);
+    for (auto& x : r.input) x = g.uniform(-1.0f, 1.0f);
+    for (auto& x : r.parameter_span()) x = g.uniform(-0.3f, 0.3f);
+    for (auto& x : r.output_gradient) x = g.uniform(-1.0f, 1.0f);
+    std::copy(r.input.begin(), r.input.end(), serial.input.begin());
+    std::copy(r.parameters.begin(), r.parameters.end(), serial.parameters.begin());
+    std::copy(r.output_gradient.begin(), r.output_gradient.end(), serial.output_gradient.begin());
+    const auto expected = convolve_directly(r.input.data(), r.parameters.data(), r.output_gradient.data(), batch,
+                                            in.height(), in.width(), in.channels(), filters);
+    for (auto* run : {&r, &serial}) {
+        std::fill(run->parameter_gradients.begin(), run->parameter_gradients.end(), 0.0f);
+        run->forward();
+        run->backward();
+    }
+    // Each value is a sum of up to 9 * channels products of magnitude <= 0.3: compare to the
+    // scale of such a sum.
+    const double tolerance = 1e-5 * 9 * static_cast<double>(in.channels());
+    auto close = [&](const auto& got, const std::vector<double>& want, const char* what) {
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            INFO(what << " " << i << ": " << got[i] << " vs " << want[i]);
+            REQUIRE(std::abs(double{got[i]} - want[i]) <= tolerance * (1.0 + std::abs(want[i])));
+        }
+    };
+    close(r.output, expected.output, "output");
+    close(r.input_gradient, expected.input_gradient, "input gradient");
+    close(r.parameter_gradients, expected.kernel_gradient, "kernel gradient");
+    // Threads split images and products, never a sum: one thread gives the same bits.
+    REQUIRE(std::equal(r.output.begin(), r.output.end(), serial.output.begin()));
+    REQUIRE(std::equal(r.input_gradient.begin(), r.input_gradient.end(), serial.input_gradient.begin()));
+    REQUIRE(std::equal(r.parameter_gradients.begin(), r.parameter_gradients.end(), serial.parameter_gradients.begin()));
+}
+
+TEST_CASE("conv2d by Winograd (3x3, stride 1, same padding) matches a direct convolution", "[layers][conv2d][winograd]") {
+    constexpr std::size_t lanes = sn::simd::float_lanes;
+    // Odd heights and widths (tiles sticking out), channel counts that are and are not whole registers.
+    check_winograd_against_direct<bound<sn::conv2d<lanes + 4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                        sn::shape{7, 5, 8}>>(3, 11);
+    check_winograd_against_direct<bound<sn::conv2d<2 * lanes, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                        sn::shape{6, 9, 2 * lanes + 3}>>(2, 12);
+    // The ResNet example's widths, and enough images for several chunks.
+    check_winograd_against_direct<bound<sn::conv2d<32, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                        sn::shape{14, 14, 32}>>(13, 13);
+    check_winograd_against_direct<bound<sn::conv2d<64, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                        sn::shape{7, 7, 64}>>(5, 14);
+}
+
+TEST_CASE("conv2d by Winograd matches finite differences", "[layers][conv2d][winograd][gradient]") {
+    require_gradients<bound<sn::conv2d<8, 3, sn::tanh, 1, sn::padding::same>, sn::shape{5, 6, 8}>>(2, 15);
+    require_gradients<bound<sn::conv2d<9, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::shape{3, 3, 10}>>(3, 16);
+}
+
 // The pixels the next layer reads, computed alone: the same values there (forward, input
 // gradient, bias gradient bitwise; the kernel gradient sums the same products in other k
 // blocks), zeros elsewhere.

@@ -30,6 +30,7 @@
 #include "../kernels/elementwise.hpp"
 #include "../kernels/gemm.hpp"
 #include "../kernels/im2col.hpp"
+#include "../kernels/winograd.hpp"
 #include "activations.hpp"
 #include "initializers.hpp"
 #include "layer.hpp"
@@ -98,9 +99,28 @@ public:
     static constexpr std::size_t parameter_count = kernel_count + (has_bias ? Filters : 0);
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
 
-    /// The most images an im2col chunk holds: about 1 MiB of columns.
-    static constexpr std::size_t max_chunk_images =
-        std::max<std::size_t>(1, (std::size_t{1} << 18) / (geometry.rows_per_image() * geometry.column_width()));
+private:
+    /// 3x3 stride-1 convolutions with zero padding and enough channels on both sides to fill
+    /// the products run Winograd's F(2x2, 3x3) (kernels/winograd.hpp): 2.25 times fewer
+    /// multiply-adds. Valid padding keeps im2col, so the reference CNN's results stay those
+    /// published for it.
+    static constexpr bool winograd_path =
+        Kernel == 3 && Stride == 1 && Padding == padding::same && In.channels() >= 8 && Filters >= 8;
+    static constexpr std::size_t winograd_tiles = kernels::winograd_tiles_per_image(geometry);
+    /// V (16 x tiles x channels) and M (16 x tiles x filters) of one image.
+    static constexpr std::size_t winograd_image_floats = 16 * winograd_tiles * (In.channels() + Filters);
+    /// U (or dU): 16 x channels x filters.
+    static constexpr std::size_t winograd_kernel_floats = 16 * In.channels() * Filters;
+
+public:
+
+    /// The most images a chunk holds: about 1 MiB of im2col columns, or 2 MiB of Winograd
+    /// matrices (V and M of every image: both are in use at once).
+    static constexpr std::size_t max_chunk_images = [] {
+        if constexpr (winograd_path)
+            return std::max<std::size_t>(1, (std::size_t{1} << 19) / winograd_image_floats);
+        else return std::max<std::size_t>(1, (std::size_t{1} << 18) / (geometry.rows_per_image() * geometry.column_width()));
+    }();
     /// Images per im2col chunk: the whole batch, or equal parts of at most `max_chunk_images`.
     static constexpr std::size_t chunk_images(std::size_t batch) noexcept {
         const std::size_t chunks = (batch + max_chunk_images - 1) / max_chunk_images;
@@ -110,6 +130,7 @@ public:
     /// not grow with the batch (7 images may make one chunk of 7, 8 images two of 4), and a
     /// workspace prepared for a batch must hold every smaller one (the last micro-batch).
     static constexpr std::size_t scratch_floats(std::size_t batch) noexcept {
+        if constexpr (winograd_path) return 2 * winograd_kernel_floats + std::min(batch, max_chunk_images) * winograd_image_floats;
         return std::min(batch, max_chunk_images) * geometry.rows_per_image() *
                (geometry.column_width() + (can_skip_pixels ? Filters : 0));
     }
@@ -141,12 +162,16 @@ public:
                 return;
             }
         }
-        for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
-            const float* columns = im2col(ctx, geometry, in + first * In.size(), images);
-            kernels::gemm(images * geometry.rows_per_image(), Filters, geometry.column_width(), columns,
-                          geometry.column_width(), kernels::op::none, kernel, Filters, kernels::op::none,
-                          out + first * output_shape.size(), Filters, false, ctx.pool);
-        });
+        if constexpr (winograd_path) {
+            winograd_forward(ctx, in, kernel, out);
+        } else {
+            for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
+                const float* columns = im2col(ctx, geometry, in + first * In.size(), images);
+                kernels::gemm(images * geometry.rows_per_image(), Filters, geometry.column_width(), columns,
+                              geometry.column_width(), kernels::op::none, kernel, Filters, kernels::op::none,
+                              out + first * output_shape.size(), Filters, false, ctx.pool);
+            });
+        }
         const std::size_t rows = ctx.batch * geometry.rows_per_image();
         ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
             for_row_blocks(begin, end, [&](std::size_t first, std::size_t count) {
@@ -194,6 +219,10 @@ public:
                 }, 64);
             if constexpr (has_bias) kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
         }
+        if constexpr (winograd_path) {
+            winograd_backward(ctx, in, dout, kernel, din, dparams);
+            return;
+        }
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const std::size_t chunk_rows = images * geometry.rows_per_image();
             const float* dz = dout + first * output_shape.size();
@@ -224,7 +253,7 @@ private:
         else return false;
     }();
     /// Whether the layer can compute part of its output (the im2col path only).
-    static constexpr bool can_skip_pixels = !reads_input_in_place && !direct_path;
+    static constexpr bool can_skip_pixels = !reads_input_in_place && !direct_path && !winograd_path;
     using direct_kernel = std::conditional_t<direct_path, kernels::direct_conv_single_channel<geometry, Filters>, void>;
 
     /// Calls f(first, count) on blocks of rows [begin, end) small enough for L1 (about 16 KiB),
@@ -248,6 +277,73 @@ private:
             kernels::im2col(g, in + begin * In.size(), end - begin, ctx.scratch + begin * g.rows_per_image() * g.column_width());
         });
         return ctx.scratch;
+    }
+
+    /// Forward by Winograd, chunk by chunk: input transform (threads split the images), the 16
+    /// products (threads split the products, each one serial, so sums do not depend on the
+    /// thread count), output transform.
+    static void winograd_forward(const layer_context& ctx, const float* in, const float* kernel, float* out) {
+        float* u = ctx.scratch;
+        float* v = u + 2 * winograd_kernel_floats;
+        kernels::winograd_transform_kernel(kernel, In.channels(), Filters, u);
+        for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
+            const std::size_t tiles = images * winograd_tiles;
+            float* m = v + 16 * tiles * In.channels();
+            ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
+                kernels::winograd_transform_input(geometry, in + (first + begin) * In.size(), end - begin, v,
+                                                  begin * winograd_tiles, tiles);
+            });
+            ctx.pool->parallel_for(16, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t p = begin; p < end; ++p)
+                    kernels::gemm(tiles, Filters, In.channels(), v + p * tiles * In.channels(), In.channels(),
+                                  kernels::op::none, u + p * In.channels() * Filters, Filters, kernels::op::none,
+                                  m + p * tiles * Filters, Filters, false, nullptr);
+            });
+            ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
+                kernels::winograd_transform_output(geometry, Filters, m, begin * winograd_tiles, tiles, end - begin,
+                                                   out + (first + begin) * output_shape.size());
+            });
+        });
+    }
+
+    /// Backward by Winograd (the adjoint of `winograd_forward`); `dout` is the pre-activation
+    /// gradient. dU sums over every chunk, then turns into the kernel gradient once.
+    static void winograd_backward(const layer_context& ctx, const float* in, const float* dout, const float* kernel,
+                                  float* din, float* dkernel) {
+        constexpr std::size_t C = In.channels();
+        float* u = ctx.scratch;
+        float* du = u + winograd_kernel_floats;
+        float* v = du + winograd_kernel_floats;
+        kernels::winograd_transform_kernel(kernel, C, Filters, u);
+        std::fill_n(du, winograd_kernel_floats, 0.0f);
+        for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
+            const std::size_t tiles = images * winograd_tiles;
+            float* dm = v + 16 * tiles * C;
+            ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
+                kernels::winograd_transform_input(geometry, in + (first + begin) * In.size(), end - begin, v,
+                                                  begin * winograd_tiles, tiles);
+                kernels::winograd_transform_output_gradient(geometry, Filters, dout + (first + begin) * output_shape.size(),
+                                                            end - begin, dm, begin * winograd_tiles, tiles);
+            });
+            ctx.pool->parallel_for(16, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t p = begin; p < end; ++p) {
+                    float* vp = v + p * tiles * C;
+                    const float* dmp = dm + p * tiles * Filters;
+                    kernels::gemm(C, Filters, tiles, vp, C, kernels::op::transpose, dmp, Filters, kernels::op::none,
+                                  du + p * C * Filters, Filters, true, nullptr);
+                    // dV replaces V, which this product was its last reader of.
+                    if (din != nullptr)
+                        kernels::gemm(tiles, C, Filters, dmp, Filters, kernels::op::none, u + p * C * Filters, Filters,
+                                      kernels::op::transpose, vp, C, false, nullptr);
+                }
+            });
+            if (din != nullptr)
+                ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
+                    kernels::winograd_transform_input_gradient(geometry, v, begin * winograd_tiles, tiles, end - begin,
+                                                               din + (first + begin) * In.size());
+                });
+        });
+        kernels::winograd_add_kernel_gradient(du, C, Filters, dkernel);
     }
 
     /// The sweep over the output pixels the next layer reads (all of them by default).
