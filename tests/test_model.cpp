@@ -269,6 +269,16 @@ TEST_CASE("skipped pixels and activations folded into max pooling leave the grad
                                     sn::conv2d<16, 3, sn::sigmoid, 1, sn::padding::same>, sn::max_pool2d<2>,  // 2x2 of 3x3
                                     sn::flatten, sn::dense<3, sn::softmax>>;
     check_against_layer_by_layer<tanh_net>(8);
+    // A ResNet stem: the relu layer before max pooling is skipped in backward (the pooling
+    // applies its derivative), and batch_norm reads the pooling's gradient buffer directly.
+    using stem_net = sn::sequential<sn::input<8, 8, 2>, sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                    sn::batch_norm<>, sn::relu, sn::max_pool2d<2>, sn::sigmoid, sn::max_pool2d<2>,
+                                    sn::flatten, sn::dense<3, sn::softmax>>;
+    // gradient_buffer[i]: layer i's output gradient; a skipped layer's input gradient is its output gradient.
+    STATIC_REQUIRE(stem_net::gradient_buffer[1] == stem_net::gradient_buffer[2]);  // relu (2): skipped
+    STATIC_REQUIRE(stem_net::gradient_buffer[3] == stem_net::gradient_buffer[4]);  // sigmoid (4): skipped
+    STATIC_REQUIRE(stem_net::gradient_buffer[2] != stem_net::gradient_buffer[3]);  // max pooling (3): runs
+    check_against_layer_by_layer<stem_net>(9);
 }
 
 TEST_CASE("losses compute Keras's values", "[train][losses]") {

@@ -128,6 +128,7 @@ public:
     static constexpr shape output_shape = In;
     static constexpr std::string_view name = Activation::name;
     static constexpr std::size_t flops_per_sample = In.size();
+    static constexpr bool passes_pre_activation_gradient = true;
 
     // Threads split the rows. An activation that cannot write elsewhere gets each chunk
     // copied and works on it in place while it is in cache.

@@ -60,6 +60,7 @@ public:
     static constexpr std::string_view name = "batch_norm";
     /// Training normalises with statistics of the whole batch: it cannot be cut into parts.
     static constexpr bool uses_batch_statistics = true;
+    static constexpr bool keeps_output_gradient = true;
     static constexpr shape input_shape = In;
     static constexpr shape output_shape = In;
     static constexpr std::size_t parameter_count = 2 * C;  // gamma, beta

@@ -101,21 +101,26 @@ public:
 
 private:
     /// 3x3 stride-1 convolutions with zero padding and enough channels on both sides to fill
-    /// the products run Winograd's F(2x2, 3x3) (kernels/winograd.hpp): 2.25 times fewer
+    /// the products run Winograd's F(4x4, 3x3) (kernels/winograd.hpp): up to 4 times fewer
     /// multiply-adds. Valid padding keeps im2col, so the reference CNN's results stay those
     /// published for it.
     static constexpr bool winograd_path =
         Kernel == 3 && Stride == 1 && Padding == padding::same && In.channels() >= 8 && Filters >= 8;
     static constexpr std::size_t winograd_tiles = kernels::winograd_tiles_per_image(geometry);
-    /// V (16 x tiles x channels) and M (16 x tiles x filters) of one image.
-    static constexpr std::size_t winograd_image_floats = 16 * winograd_tiles * (In.channels() + Filters);
-    /// U (or dU): 16 x channels x filters.
-    static constexpr std::size_t winograd_kernel_floats = 16 * In.channels() * Filters;
+    static constexpr std::size_t winograd_band = kernels::winograd_band_floats(geometry);
+    static constexpr std::size_t winograd_matrices = kernels::winograd_matrices;
+    /// V (matrices x tiles x channels) and M (matrices x tiles x filters) of one image, and
+    /// the transforms' band workspace (one per image of a chunk: threads split the images).
+    static constexpr std::size_t winograd_image_floats =
+        winograd_matrices * winograd_tiles * (In.channels() + Filters) + kernels::winograd_band_floats(geometry);
+    /// U (or dU): matrices x channels x filters.
+    static constexpr std::size_t winograd_kernel_floats = winograd_matrices * In.channels() * Filters;
 
 public:
 
     /// The most images a chunk holds: about 1 MiB of im2col columns, or 2 MiB of Winograd
-    /// matrices (V and M of every image: both are in use at once).
+    /// matrices (V and M of every image: both are in use at once; 512 KiB to 4 MiB measured
+    /// the same within this machine's noise, and larger chunks give the products more rows).
     static constexpr std::size_t max_chunk_images = [] {
         if constexpr (winograd_path)
             return std::max<std::size_t>(1, (std::size_t{1} << 19) / winograd_image_floats);
@@ -279,7 +284,7 @@ private:
         return ctx.scratch;
     }
 
-    /// Forward by Winograd, chunk by chunk: input transform (threads split the images), the 16
+    /// Forward by Winograd, chunk by chunk: input transform (threads split the images), the
     /// products (threads split the products, each one serial, so sums do not depend on the
     /// thread count), output transform.
     static void winograd_forward(const layer_context& ctx, const float* in, const float* kernel, float* out) {
@@ -288,12 +293,13 @@ private:
         kernels::winograd_transform_kernel(kernel, In.channels(), Filters, u);
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const std::size_t tiles = images * winograd_tiles;
-            float* m = v + 16 * tiles * In.channels();
+            float* m = v + winograd_matrices * tiles * In.channels();
+            float* bands = m + winograd_matrices * tiles * Filters;
             ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
                 kernels::winograd_transform_input(geometry, in + (first + begin) * In.size(), end - begin, v,
-                                                  begin * winograd_tiles, tiles);
+                                                  begin * winograd_tiles, tiles, bands + begin * winograd_band);
             });
-            ctx.pool->parallel_for(16, [&](std::size_t begin, std::size_t end) {
+            ctx.pool->parallel_for(winograd_matrices, [&](std::size_t begin, std::size_t end) {
                 for (std::size_t p = begin; p < end; ++p)
                     kernels::gemm(tiles, Filters, In.channels(), v + p * tiles * In.channels(), In.channels(),
                                   kernels::op::none, u + p * In.channels() * Filters, Filters, kernels::op::none,
@@ -318,14 +324,15 @@ private:
         std::fill_n(du, winograd_kernel_floats, 0.0f);
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const std::size_t tiles = images * winograd_tiles;
-            float* dm = v + 16 * tiles * C;
+            float* dm = v + winograd_matrices * tiles * C;
+            float* bands = dm + winograd_matrices * tiles * Filters;
             ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
                 kernels::winograd_transform_input(geometry, in + (first + begin) * In.size(), end - begin, v,
-                                                  begin * winograd_tiles, tiles);
+                                                  begin * winograd_tiles, tiles, bands + begin * winograd_band);
                 kernels::winograd_transform_output_gradient(geometry, Filters, dout + (first + begin) * output_shape.size(),
                                                             end - begin, dm, begin * winograd_tiles, tiles);
             });
-            ctx.pool->parallel_for(16, [&](std::size_t begin, std::size_t end) {
+            ctx.pool->parallel_for(winograd_matrices, [&](std::size_t begin, std::size_t end) {
                 for (std::size_t p = begin; p < end; ++p) {
                     float* vp = v + p * tiles * C;
                     const float* dmp = dm + p * tiles * Filters;
@@ -340,7 +347,7 @@ private:
             if (din != nullptr)
                 ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
                     kernels::winograd_transform_input_gradient(geometry, v, begin * winograd_tiles, tiles, end - begin,
-                                                               din + (first + begin) * In.size());
+                                                               din + (first + begin) * In.size(), bands + begin * winograd_band);
                 });
         });
         kernels::winograd_add_kernel_gradient(du, C, Filters, dkernel);

@@ -28,6 +28,16 @@
 /// micro-batches accumulate) and writes the input gradient to `b.input_gradient` unless it
 /// is null (the first layer needs none). It may overwrite `b.output_gradient`.
 ///
+/// A layer whose backward, told that its output gradient is already with respect to its
+/// activation's input (`gradient_is_pre_activation`), would only copy it to its input gradient
+/// says `static constexpr bool passes_pre_activation_gradient = true;` (activation layers):
+/// where the next layer applies the derivative, the model skips the layer's backward and the
+/// layers around it share the gradient buffer.
+///
+/// A layer that never writes to `b.output_gradient` may say so with
+/// `static constexpr bool keeps_output_gradient = true;`: a residual block whose body ends in
+/// it hands the body its own output gradient instead of a copy.
+///
 /// A layer whose training pass computes across the samples of a batch (batch statistics)
 /// declares `static constexpr bool uses_batch_statistics = true;`: the trainer then never
 /// cuts a batch into parts that run apart (see `sequential::samples_independent`).
@@ -143,6 +153,22 @@ namespace detail {
 template <typename L>
 constexpr bool uses_batch_statistics() {
     if constexpr (requires { L::uses_batch_statistics; }) return L::uses_batch_statistics;
+    else return false;
+}
+
+/// Whether a layer's backward is a copy when its gradient is pre-activation
+/// (`passes_pre_activation_gradient`; false if absent).
+template <typename L>
+constexpr bool passes_pre_activation_gradient() {
+    if constexpr (requires { L::passes_pre_activation_gradient; }) return L::passes_pre_activation_gradient;
+    else return false;
+}
+
+/// Whether a layer leaves its output gradient as it found it (`keeps_output_gradient`; false
+/// if absent).
+template <typename L>
+constexpr bool keeps_output_gradient() {
+    if constexpr (requires { L::keeps_output_gradient; }) return L::keeps_output_gradient;
     else return false;
 }
 

@@ -227,11 +227,16 @@ public:
         float* dout = b.output_gradient;
         float* din = b.input_gradient;
         // The body may overwrite its output gradient, and the shortcut needs it too: the body
-        // starts from a copy, in the buffer its last layer does not write.
-        ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
-            const std::size_t at = begin * output_shape.size();
-            std::memcpy(gradients[body_count % 2] + at, dout + at, (end - begin) * output_shape.size() * sizeof(float));
-        });
+        // starts from a copy, in the buffer its last layer does not write, unless that layer
+        // leaves its output gradient alone (batch_norm).
+        float* body_top = dout;
+        if constexpr (!keeps_output_gradient<inner<body_count - 1>>()) {
+            body_top = gradients[body_count % 2];
+            ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
+                const std::size_t at = begin * output_shape.size();
+                std::memcpy(body_top + at, dout + at, (end - begin) * output_shape.size() * sizeof(float));
+            });
+        }
         // Layer k reads its output gradient from gradients[(k + 1) % 2] (the chain's top from
         // `top`) and writes its input gradient to gradients[k % 2] (the chain's first layer to `bottom`).
         auto backward_chain = [&]<std::size_t First, std::size_t... J>(std::integral_constant<std::size_t, First>,
@@ -239,8 +244,7 @@ public:
             constexpr std::size_t count = sizeof...(J);
             (backward_inner<First + count - 1 - J, First, First + count>(ctx, b, w, cache, gradients, top, bottom), ...);
         };
-        backward_chain(std::integral_constant<std::size_t, 0>{}, std::make_index_sequence<body_count>{},
-                       gradients[body_count % 2], din);
+        backward_chain(std::integral_constant<std::size_t, 0>{}, std::make_index_sequence<body_count>{}, body_top, din);
         if constexpr (shortcut_count == 0) {
             if (din == nullptr) return;
             ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {

@@ -194,7 +194,7 @@ public:
     /// The gradient buffer the loss writes d(loss)/d(output) into before `backward`.
     float* output_gradient(std::size_t batch) noexcept { return output_gradient(batch, workspace_); }
     float* output_gradient(std::size_t batch, workspace& ws) noexcept {
-        return ws.floats_.data() + workspace_layout(batch).gradient[layer_count % 2];
+        return ws.floats_.data() + workspace_layout(batch).gradient[gradient_buffer[layer_count - 1]];
     }
 
     /// Backpropagates from `output_gradient(ctx.batch)` (overwritten) after `forward` on the
@@ -293,6 +293,30 @@ private:
         else return false;
     }
 
+    /// Whether layer I's backward would copy its output gradient unchanged (an activation layer
+    /// whose derivative the next layer applies, e.g. relu before max pooling): it is skipped,
+    /// and layers I - 1 and I + 1 share the buffer. The first layer always runs (it writes the
+    /// caller's input gradient).
+    template <std::size_t I>
+    static constexpr bool skips_backward() noexcept {
+        if constexpr (I > 0) return detail::passes_pre_activation_gradient<layer_type<I>>() && next_applies_derivative<I>();
+        else return false;
+    }
+public:
+    /// Which of the two gradient buffers of the workspace holds layer I's output gradient in
+    /// backward: they alternate from the loss's (layer_count % 2) down, except across a
+    /// skipped layer (`skips_backward`), whose neighbours share one.
+    static constexpr auto gradient_buffer = [] {
+        constexpr auto skips = []<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array<bool, layer_count>{skips_backward<I>()...};
+        }(std::make_index_sequence<layer_count>{});
+        std::array<std::size_t, layer_count> buffer{};
+        buffer[layer_count - 1] = layer_count % 2;
+        for (std::size_t i = layer_count - 1; i > 0; --i) buffer[i - 1] = skips[i] ? buffer[i] : 1 - buffer[i];
+        return buffer;
+    }();
+
+private:
     /// `ctx` for layer I: how much of its output the next layer reads.
     template <std::size_t I>
     static layer_context context_for(layer_context ctx) noexcept {
@@ -305,19 +329,20 @@ private:
         return ctx;
     }
 
-    // Layer I reads its output gradient from gradient buffer (I + 1) % 2 and writes its input
-    // gradient to I % 2: the buffers alternate and the loss writes to layer_count % 2.
+    // Layer I reads its output gradient from buffer `gradient_buffer[I]` and writes its input
+    // gradient to `gradient_buffer[I - 1]`, the output gradient of the layer before.
     template <std::size_t I>
     void backward_layer(const float* input, layer_context ctx, float* base, float* gradients, const layout& w,
                         bool last_pre_activation, float* input_gradient) {
+        if constexpr (skips_backward<I>()) return;
         ctx.gradient_is_pre_activation = (I == layer_count - 1 && last_pre_activation) || next_applies_derivative<I>();
         ctx.input_activation_backward = nullptr;
         if constexpr (I > 0) {
             if constexpr (next_applies_derivative<I - 1>())
                 ctx.input_activation_backward = &layer_type<I - 1>::activation_type::backward;
         }
-        float* output_gradient = base + w.gradient[(I + 1) % 2];
-        float* gradient_to_input = I == 0 ? input_gradient : base + w.gradient[I % 2];
+        float* output_gradient = base + w.gradient[gradient_buffer[I]];
+        float* gradient_to_input = I == 0 ? input_gradient : base + w.gradient[gradient_buffer[I == 0 ? 0 : I - 1]];
         std::get<I>(layers_).backward(
             context_for<I>(ctx), backward_buffers{
                      .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
