@@ -216,11 +216,17 @@ TEST_CASE("conv2d by Winograd (3x3, stride 1, same padding) matches a direct con
                                         sn::shape{7, 5, 8}>>(3, 11);
     check_winograd_against_direct<bound<sn::conv2d<2 * lanes, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
                                         sn::shape{6, 9, 2 * lanes + 3}>>(2, 12);
-    // The ResNet example's widths, and enough images for several chunks.
-    check_winograd_against_direct<bound<sn::conv2d<32, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
-                                        sn::shape{14, 14, 32}>>(13, 13);
+    // The ResNet example's widths, with enough images for three chunks (dU summed over them).
+    using wide = bound<sn::conv2d<32, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::shape{14, 14, 32}>;
+    STATIC_REQUIRE(wide::chunk_images(2 * wide::max_chunk_images + 1) < wide::max_chunk_images);
+    check_winograd_against_direct<wide>(2 * wide::max_chunk_images + 1, 13);
     check_winograd_against_direct<bound<sn::conv2d<64, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
                                         sn::shape{7, 7, 64}>>(5, 14);
+    // Images smaller than a tile.
+    check_winograd_against_direct<bound<sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                        sn::shape{1, 1, 8}>>(2, 15);
+    check_winograd_against_direct<bound<sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                                        sn::shape{2, 3, 9}>>(2, 16);
 }
 
 TEST_CASE("conv2d by Winograd matches finite differences", "[layers][conv2d][winograd][gradient]") {

@@ -147,9 +147,9 @@ TEST_CASE("initialisation is Glorot-uniform, seeded and reproducible", "[model][
 
 // d(loss)/d(parameter) of the whole network, analytic (one backward) vs central differences
 // of the loss computed by the model's own forward.
-template <typename Loss>
+template <typename Loss, typename Net = small_net>
 void check_network_gradient(std::uint64_t seed) {
-    small_net net;
+    Net net;
     net.initialize(seed);
     const std::size_t batch = 5;
     net.prepare(batch);
@@ -173,7 +173,7 @@ void check_network_gradient(std::uint64_t seed) {
     auto params = net.parameters();
     std::size_t checked = 0;
     for (std::size_t i = 0; i < params.size(); i += 3) {
-        if (analytic[i] == 0.0f && params[i] == 0.0f && i >= small_net::arena_size) continue;
+        if (analytic[i] == 0.0f && params[i] == 0.0f && i >= Net::arena_size) continue;
         const float saved = params[i], eps = 2e-3f;
         params[i] = saved + eps;
         const double up = loss();
@@ -192,6 +192,14 @@ TEST_CASE("whole-network backward matches finite differences for every loss", "[
     check_network_gradient<sn::categorical_crossentropy>(1);
     check_network_gradient<sn::sparse_categorical_crossentropy>(2);
     check_network_gradient<sn::mean_squared_error>(3);
+    // Activations folded into batch_norm and a residual block, softmax among them: with a fused
+    // loss the folded softmax's Jacobian must be skipped, without one applied.
+    using folded_net = sn::sequential<sn::input<6, 6, 2>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>,
+                                      sn::batch_norm<>, sn::tanh,
+                                      sn::residual<sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>, sn::batch_norm<>>,
+                                      sn::sigmoid, sn::flatten, sn::dense<3>, sn::batch_norm<>, sn::softmax>;
+    check_network_gradient<sn::categorical_crossentropy, folded_net>(4);
+    check_network_gradient<sn::mean_squared_error, folded_net>(5);
 }
 
 // The gradient of a whole network against its layers run one by one, each with a plain
@@ -274,6 +282,12 @@ TEST_CASE("skipped pixels and activations folded into max pooling leave the grad
     using stem_net = sn::sequential<sn::input<8, 8, 2>, sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
                                     sn::batch_norm<>, sn::relu, sn::max_pool2d<2>, sn::sigmoid, sn::max_pool2d<2>,
                                     sn::flatten, sn::dense<3, sn::softmax>>;
+    // relu folded into a residual block, its derivative applied by the pooling after it; a
+    // softmax folded into batch_norm, as the last layer.
+    using block_net = sn::sequential<sn::input<8, 8, 2>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>,
+                                     sn::residual<sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>, sn::batch_norm<>>,
+                                     sn::relu, sn::max_pool2d<2>, sn::flatten, sn::dense<3>, sn::batch_norm<>, sn::softmax>;
+    check_against_layer_by_layer<block_net>(10);
     // gradient_buffer[i]: layer i's output gradient; a skipped layer's input gradient is its output gradient.
     STATIC_REQUIRE(stem_net::gradient_buffer[1] == stem_net::gradient_buffer[2]);  // relu (2): skipped
     STATIC_REQUIRE(stem_net::gradient_buffer[3] == stem_net::gradient_buffer[4]);  // sigmoid (4): skipped

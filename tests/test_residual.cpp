@@ -122,6 +122,12 @@ TEST_CASE("residual blocks backward match finite differences", "[residual][gradi
         require_gradients<sn::residual<sn::dense<6, sn::tanh>>, sn::shape{6}>(3, 4);
         require_gradients<sn::residual<sn::residual<conv3<3>, sn::tanh>, sn::batch_norm<>, conv3<3>>, sn::shape{4, 4, 3}>(2, 5);
     }
+    SECTION("activations folded into batch_norm and blocks: a body and a projection ending in one") {
+        require_gradients<sn::residual<sn::projection<conv1<6, 2>, sn::batch_norm<>, sn::sigmoid>, conv3<6, 2>, sn::batch_norm<>,
+                                       sn::tanh>,
+                          sn::shape{5, 5, 3}>(3, 6);
+        require_gradients<sn::residual<sn::residual<conv3<3>, sn::batch_norm<>>, sn::tanh, conv3<3>>, sn::shape{4, 4, 3}>(2, 7);
+    }
 }
 
 namespace {

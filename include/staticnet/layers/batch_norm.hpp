@@ -61,6 +61,8 @@ public:
     /// Training normalises with statistics of the whole batch: it cannot be cut into parts.
     static constexpr bool uses_batch_statistics = true;
     static constexpr bool keeps_output_gradient = true;
+    /// An activation layer after it is folded into its normalisation pass (layer.hpp).
+    static constexpr bool applies_output_activation = true;
     static constexpr shape input_shape = In;
     static constexpr shape output_shape = In;
     static constexpr std::size_t parameter_count = 2 * C;  // gamma, beta
@@ -98,8 +100,9 @@ public:
                 scale[c] = gamma[c] / std::sqrt(moving_var[c] + epsilon);
                 shift[c] = beta[c] - moving_mean[c] * scale[c];
             }
-            for_rows(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
+            for_row_blocks(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
                 kernels::scale_and_shift(in + first * C, n_rows, C, scale.data(), shift.data(), out + first * C);
+                if (ctx.output_activation != nullptr) ctx.output_activation(out + first * C, n_rows, C);
             });
             return;
         }
@@ -132,13 +135,14 @@ public:
                 moving_var[c] = blend(moving_var[c], static_cast<float>(unbiased));
             }
         }
-        for_rows(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
+        for_row_blocks(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
             kernels::normalize(in + first * C, n_rows, C, mean_f, inv_std, gamma, beta, out + first * C);
+            if (ctx.output_activation != nullptr) ctx.output_activation(out + first * C, n_rows, C);
         });
     }
 
     void backward(const layer_context& ctx, const backward_buffers& b) const {
-        const float* dout = b.output_gradient;
+        float* dout = b.output_gradient;
         float* din = b.input_gradient;
         float* dparams = b.parameter_gradients;
         const float* gamma = b.parameters;
@@ -146,6 +150,10 @@ public:
         const float* mean = b.cache;
         const float* inv_std = mean + C;
         const std::size_t rows = ctx.batch * per_sample_rows;
+        if (ctx.output_activation_backward != nullptr)
+            for_row_blocks(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
+                ctx.output_activation_backward(b.output + first * C, dout + first * C, n_rows, C);
+            });
         // sums[0, C): sum of dy; [C, 2C): sum of dy * x_hat; [2C]: rows.
         std::array<double, 2 * C + 1> sums{};
         for_channels(ctx, [&](std::size_t first, std::size_t last) {
@@ -185,11 +193,18 @@ private:
             f(begin * channel_group, std::min(C, end * channel_group));
         });
     }
+    static constexpr std::size_t rows_per_block = std::max<std::size_t>(1, 4096 / C);  // 16 KiB
     /// Calls f(first row, row count) on the threads' shares of the rows.
     template <typename F>
     static void for_rows(const layer_context& ctx, std::size_t rows, F&& f) {
-        ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) { f(begin, end - begin); },
-                               std::max<std::size_t>(1, 4096 / C));
+        ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) { f(begin, end - begin); }, rows_per_block);
+    }
+    /// The same in blocks of 16 KiB, so that a folded activation meets each block in L1.
+    template <typename F>
+    static void for_row_blocks(const layer_context& ctx, std::size_t rows, F&& f) {
+        for_rows(ctx, rows, [&](std::size_t first, std::size_t count) {
+            for (std::size_t at = first; at < first + count; at += rows_per_block) f(at, std::min(rows_per_block, first + count - at));
+        });
     }
 };
 

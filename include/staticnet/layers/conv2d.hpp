@@ -4,8 +4,9 @@
 ///
 /// Parameters are laid out as Keras stores them: the kernel [Kernel, Kernel, C, Filters]
 /// then the bias [Filters] (none with `bias::none`, Keras's `use_bias=False`: a batch_norm
-/// right after the convolution subtracts any bias again, so it would only cost time). The
-/// convolution is computed as one matrix product per chunk of images (im2col, then GEMM);
+/// right after the convolution subtracts any bias again, so it would only cost time). 3x3
+/// stride-1 convolutions with `padding::same` run Winograd's F(4x4, 3x3) (see `winograd_path`
+/// below); the others are computed as one matrix product per chunk of images (im2col, then GEMM);
 /// chunks keep the column matrix at about 1 MiB whatever the batch, so that it stays in L2
 /// between im2col writing it and the GEMM reading it (2 MiB per core here: 1 MiB chunks
 /// measured 10-15% faster per conv2 layer than 4 MiB, at batch 32 and 256).
@@ -15,7 +16,7 @@
 /// The chunking depends on the batch size only, never on the thread count, so results are
 /// the same with any number of threads.
 /// When the next layer reads only the top-left part of the output (max pooling that leaves a
-/// tail: `layer_context::output_rows_read`), only that part is computed: im2col sweeps only
+/// tail: `layer_context::output_rows_read`), the im2col path computes only that part: im2col sweeps only
 /// its pixels, the product writes them compactly to scratch, and they are spread into the
 /// output (with bias and activation) while the rest is zeroed; backward gathers the same
 /// pixels' gradients. With the reference CNN this skips 17% of conv2's work and 56% of conv3's.
@@ -126,7 +127,7 @@ public:
             return std::max<std::size_t>(1, (std::size_t{1} << 19) / winograd_image_floats);
         else return std::max<std::size_t>(1, (std::size_t{1} << 18) / (geometry.rows_per_image() * geometry.column_width()));
     }();
-    /// Images per im2col chunk: the whole batch, or equal parts of at most `max_chunk_images`.
+    /// Images per chunk: the whole batch, or equal parts of at most `max_chunk_images`.
     static constexpr std::size_t chunk_images(std::size_t batch) noexcept {
         const std::size_t chunks = (batch + max_chunk_images - 1) / max_chunk_images;
         return chunks == 0 ? 0 : (batch + chunks - 1) / chunks;

@@ -34,9 +34,20 @@
 /// where the next layer applies the derivative, the model skips the layer's backward and the
 /// layers around it share the gradient buffer.
 ///
-/// A layer that never writes to `b.output_gradient` may say so with
-/// `static constexpr bool keeps_output_gradient = true;`: a residual block whose body ends in
-/// it hands the body its own output gradient instead of a copy.
+/// A layer that never writes to `b.output_gradient` (unless `ctx.output_activation_backward`
+/// is set, see below) may say so with `static constexpr bool keeps_output_gradient = true;`:
+/// a residual block whose body ends in it hands the body its own output gradient instead of
+/// a copy.
+///
+/// A layer that can apply an elementwise activation to its own output declares
+/// `static constexpr bool applies_output_activation = true;` (batch_norm, residual). An
+/// activation layer right after it is then *folded* into it: the model runs neither pass of
+/// the activation layer, whose output is the same buffer as this layer's, and sets
+/// `ctx.output_activation` in forward (apply it in place to the output, e.g. block by block
+/// while in cache) and `ctx.output_activation_backward` in backward (apply it in place to
+/// the output gradient, given the output, before anything else; null when the gradient is
+/// already with respect to the activation's input). The values are those of the two layers
+/// run apart, one pass over memory fewer each way.
 ///
 /// A layer whose training pass computes across the samples of a batch (batch statistics)
 /// declares `static constexpr bool uses_batch_statistics = true;`: the trainer then never
@@ -96,6 +107,11 @@ struct layer_context {
     /// each window's maximum follows from the pooled output, a quarter of the values the layer
     /// before would have gone through. Applied in place to the output gradient, given the output.
     void (*input_activation_backward)(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept = nullptr;
+    /// The activation folded into this layer (see `applies_output_activation`): applied in
+    /// place to the output in forward...
+    void (*output_activation)(float* x, std::size_t rows, std::size_t cols) noexcept = nullptr;
+    /// ... and its derivative, in place to the output gradient given the output, in backward.
+    void (*output_activation_backward)(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept = nullptr;
     /// Set when batch statistics must cover the whole global batch (synchronised batch_norm).
     const rank_reducer* batch_statistics = nullptr;
     /// Deterministic training: the state buffers of this forward pass point into a *record*
@@ -107,7 +123,7 @@ struct layer_context {
     float* state_record = nullptr;
     /// How much of this layer's output image the next layer reads: the first
     /// `output_rows_read` rows and `output_columns_read` columns (0: all of them). A layer may
-    /// compute only that part (conv2d does: with an 11x11 output before 2x2 max pooling it
+    /// compute only that part (conv2d's im2col path does: with an 11x11 output before 2x2 max pooling it
     /// skips 21 of 121 pixels, before a 3x3 -> 1x1 pooling 5 of 9); it then writes zeros to the
     /// rest in forward, and in backward it may assume the output gradient there is zero.
     std::size_t output_rows_read = 0;
@@ -161,6 +177,14 @@ constexpr bool uses_batch_statistics() {
 template <typename L>
 constexpr bool passes_pre_activation_gradient() {
     if constexpr (requires { L::passes_pre_activation_gradient; }) return L::passes_pre_activation_gradient;
+    else return false;
+}
+
+/// Whether activation layer A folds into layer L before it (see `applies_output_activation`).
+template <typename L, typename A>
+constexpr bool folds_into() {
+    if constexpr (requires { L::applies_output_activation; typename A::activation_type; })
+        return L::applies_output_activation && passes_pre_activation_gradient<A>();
     else return false;
 }
 

@@ -78,12 +78,16 @@ public:
             if (ctx.input_activation_backward != nullptr)
                 ctx.input_activation_backward(b.output + begin * output_shape.size(), dout + begin * output_shape.size(),
                                               (end - begin) * OH * OW, C);
-            std::memset(din + begin * In.size(), 0, (end - begin) * In.size() * sizeof(float));
             for (std::size_t n = begin; n < end; ++n) {
                 float* image = din + n * In.size();
                 const float* g = dout + n * output_shape.size();
                 const float* w = where + n * output_shape.size();
-                for (std::size_t i = 0; i < output_shape.size(); ++i) image[static_cast<std::size_t>(w[i])] += g[i];
+                if constexpr (Stride == Pool) {
+                    unpool_image(g, w, image);
+                } else {
+                    std::memset(image, 0, In.size() * sizeof(float));
+                    for (std::size_t i = 0; i < output_shape.size(); ++i) image[static_cast<std::size_t>(w[i])] += g[i];
+                }
             }
         });
     }
@@ -131,6 +135,41 @@ private:
                         }
                 }
             }
+    }
+
+    /// Backward of one image when the windows tile it (Stride == Pool): every input pixel lies
+    /// in at most one window, so one pass writes each window's gradient at its maximum and
+    /// zeros beside it, instead of zeroing the image and scattering into it. (0 + g, as the
+    /// scatter added, so that -0 gradients become +0 there too.)
+    static void unpool_image(const float* g, const float* where, float* image) noexcept {
+        const batch zero(0.0f);
+        for (std::size_t oy = 0; oy < OH; ++oy)
+            for (std::size_t ox = 0; ox < OW; ++ox) {
+                const float* window_gradient = g + (oy * OW + ox) * C;
+                const float* window_best = where + (oy * OW + ox) * C;
+                std::size_t c = 0;
+                for (; c + lanes <= C; c += lanes) {
+                    const batch gradient = batch::load_unaligned(window_gradient + c) + zero;
+                    const batch best = batch::load_unaligned(window_best + c);
+                    for (std::size_t ky = 0; ky < Pool; ++ky)
+                        for (std::size_t kx = 0; kx < Pool; ++kx) {
+                            const std::size_t here = ((oy * Stride + ky) * W + ox * Stride + kx) * C + c;
+                            const batch at = channel_offsets() + batch(static_cast<float>(here));
+                            xsimd::select(best == at, gradient, zero).store_unaligned(image + here);
+                        }
+                }
+                for (; c < C; ++c)
+                    for (std::size_t ky = 0; ky < Pool; ++ky)
+                        for (std::size_t kx = 0; kx < Pool; ++kx) {
+                            const std::size_t here = ((oy * Stride + ky) * W + ox * Stride + kx) * C + c;
+                            image[here] = static_cast<std::size_t>(window_best[c]) == here ? 0.0f + window_gradient[c] : 0.0f;
+                        }
+            }
+        // Rows and columns no window covers (2x2 windows on an odd size) get no gradient.
+        for (std::size_t y = 0; y < H; ++y) {
+            const std::size_t first_x = y < OH * Pool ? OW * Pool : 0;
+            std::fill(image + (y * W + first_x) * C, image + (y + 1) * W * C, 0.0f);
+        }
     }
 
     /// {0, 1, ..., lanes - 1}.

@@ -148,6 +148,8 @@ private:
 
 public:
     static constexpr std::string_view name = "residual";
+    /// An activation layer after the block is folded into its sum (layer.hpp).
+    static constexpr bool applies_output_activation = true;
     /// Batch statistics anywhere inside make the block compute across samples too.
     static constexpr bool uses_batch_statistics =
         for_inner([]<typename... L>() { return (false || ... || detail::uses_batch_statistics<L>()); });
@@ -194,24 +196,35 @@ public:
         ctx.gradient_is_pre_activation = false;
         ctx.output_rows_read = ctx.output_columns_read = 0;  // inner outputs are read whole (the sum)
         ctx.input_activation_backward = nullptr;
+        ctx.output_activation = nullptr;
         const auto w = cache_layout(ctx.batch);
         float* cache = b.cache;
+        const auto forward_inner = [&]<std::size_t K>() {
+            if constexpr (!folded<K>()) {
+                layer_context inner_ctx = ctx;
+                if constexpr (folded<K + 1>()) inner_ctx.output_activation = &inner<K + 1>::activation_type::forward;
+                std::get<K>(layers_).forward(
+                    inner_ctx, forward_buffers{.input = buffer<role::input, const float>(inner_input<K>(b.input, cache, w)),
+                                               .output = buffer<role::output, float>(cache + w.output[K]),
+                                               .parameters = buffer<role::parameters, const float>(b.parameters + parameter_offsets[K]),
+                                               .state = buffer<role::state, float>(b.state + state_offsets[K]),
+                                               .cache = buffer<role::cache, float>(cache + w.cache[K])});
+            }
+        };
         [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (std::get<K>(layers_).forward(
-                 ctx, forward_buffers{.input = buffer<role::input, const float>(inner_input<K>(b.input, cache, w)),
-                                      .output = buffer<role::output, float>(cache + w.output[K]),
-                                      .parameters = buffer<role::parameters, const float>(b.parameters + parameter_offsets[K]),
-                                      .state = buffer<role::state, float>(b.state + state_offsets[K]),
-                                      .cache = buffer<role::cache, float>(cache + w.cache[K])}),
-             ...);
+            (forward_inner.template operator()<K>(), ...);
         }(std::make_index_sequence<inner_count>{});
         const float* body = cache + w.output[body_count - 1];
         const float* shortcut = shortcut_count == 0 ? b.input.data() : cache + w.output[inner_count - 1];
         float* out = b.output;
+        const auto activation = outer.output_activation;
         ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
-            const std::size_t at = begin * output_shape.size();
-            kernels::map((end - begin) * output_shape.size(), [](auto f, auto s) { return f + s; }, out + at, body + at,
-                         shortcut + at);
+            // Image by image, so that a folded activation meets each sum in cache.
+            for (std::size_t n = begin; n < end; ++n) {
+                const std::size_t at = n * output_shape.size();
+                kernels::map(output_shape.size(), [](auto f, auto s) { return f + s; }, out + at, body + at, shortcut + at);
+                if (activation != nullptr) activation(out + at, output_shape.size() / output_shape.channels(), output_shape.channels());
+            }
         });
     }
 
@@ -220,25 +233,34 @@ public:
         ctx.gradient_is_pre_activation = false;
         ctx.output_rows_read = ctx.output_columns_read = 0;  // inner outputs are read whole (the sum)
         ctx.input_activation_backward = nullptr;
+        ctx.output_activation_backward = nullptr;
         const auto w = cache_layout(ctx.batch);
         float* cache = b.cache;
         float* const gradients[2] = {ctx.scratch + inner_scratch(ctx.batch),
                                      ctx.scratch + inner_scratch(ctx.batch) + align_floats(ctx.batch * widest)};
         float* dout = b.output_gradient;
         float* din = b.input_gradient;
+        // The derivative of an activation folded into the sum comes first: both paths start from it.
+        if (outer.output_activation_backward != nullptr)
+            ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
+                const std::size_t at = begin * output_shape.size();
+                outer.output_activation_backward(b.output + at, dout + at, (end - begin) * (output_shape.size() / output_shape.channels()),
+                                                 output_shape.channels());
+            });
         // The body may overwrite its output gradient, and the shortcut needs it too: the body
         // starts from a copy, in the buffer its last layer does not write, unless that layer
         // leaves its output gradient alone (batch_norm).
         float* body_top = dout;
         if constexpr (!keeps_output_gradient<inner<body_count - 1>>()) {
-            body_top = gradients[body_count % 2];
+            body_top = gradients[gradient_buffer[body_count - 1]];
             ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
                 const std::size_t at = begin * output_shape.size();
                 std::memcpy(body_top + at, dout + at, (end - begin) * output_shape.size() * sizeof(float));
             });
         }
-        // Layer k reads its output gradient from gradients[(k + 1) % 2] (the chain's top from
-        // `top`) and writes its input gradient to gradients[k % 2] (the chain's first layer to `bottom`).
+        // Layer k reads its output gradient from gradients[gradient_buffer[k]] (from `top` when it
+        // is the chain's last layer that runs) and writes its input gradient to the buffer of the
+        // layer before (the chain's first layer to `bottom`).
         auto backward_chain = [&]<std::size_t First, std::size_t... J>(std::integral_constant<std::size_t, First>,
                                                                       std::index_sequence<J...>, float* top, float* bottom) {
             constexpr std::size_t count = sizeof...(J);
@@ -282,13 +304,13 @@ private:
     static constexpr layout cache_layout(std::size_t batch) noexcept {
         layout w;
         std::size_t at = 0;
-        for_inner([&]<typename... L>() {
-            std::size_t k = 0;
-            ((w.output[k] = at, at += align_floats(batch * L::output_shape.size()), w.cache[k] = at,
-              at += align_floats(L::cache_floats(batch)), ++k),
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            // A folded activation layer's output is the output of the layer before it.
+            ((w.output[K] = folded<K>() ? w.output[K == 0 ? 0 : K - 1] : at,
+              at += folded<K>() ? 0 : align_floats(batch * inner<K>::output_shape.size()), w.cache[K] = at,
+              at += align_floats(inner<K>::cache_floats(batch))),
              ...);
-            return 0;
-        });
+        }(std::make_index_sequence<inner_count>{});
         w.total = at;
         return w;
     }
@@ -301,12 +323,41 @@ private:
         else return cache + w.output[K - 1];
     }
 
+    /// Whether inner layer K is an activation layer folded into the layer before it in its
+    /// chain (layer.hpp, `applies_output_activation`): it runs neither pass, and its output is
+    /// that layer's.
+    template <std::size_t K>
+    static constexpr bool folded() noexcept {
+        if constexpr (K == 0 || K == body_count || K >= inner_count) return false;  // a chain's first layer
+        else return folds_into<inner<K - 1>, inner<K>>();
+    }
+    /// Whether every layer of the chain after K (up to End) is folded away: K then reads `top`.
+    template <std::size_t K, std::size_t End>
+    static constexpr bool reads_top() noexcept {
+        return [&]<std::size_t... J>(std::index_sequence<J...>) { return (true && ... && folded<K + 1 + J>()); }
+        (std::make_index_sequence<End - K - 1>{});
+    }
+    /// Which of the two gradient buffers holds inner layer K's output gradient: each chain's
+    /// first layer reads buffer 1 (the projection's writes buffer 0), and they alternate up
+    /// the chain except across a folded layer, which shares its neighbours' buffer.
+    static constexpr auto gradient_buffer = [] {
+        constexpr auto folds = []<std::size_t... K>(std::index_sequence<K...>) {
+            return std::array<bool, inner_count>{folded<K>()...};
+        }(std::make_index_sequence<inner_count>{});
+        std::array<std::size_t, inner_count> buffer{};
+        for (std::size_t k = 0; k < inner_count; ++k)
+            buffer[k] = k == 0 || k == body_count ? 1 : folds[k] ? buffer[k - 1] : 1 - buffer[k - 1];
+        return buffer;
+    }();
+
     /// Backward of inner layer K of the chain [First, End).
     template <std::size_t K, std::size_t First, std::size_t End>
-    void backward_inner(const layer_context& ctx, const backward_buffers& b, const layout& w, float* cache,
+    void backward_inner(layer_context ctx, const backward_buffers& b, const layout& w, float* cache,
                         float* const (&gradients)[2], float* top, float* bottom) const {
-        float* output_gradient = K + 1 == End ? top : gradients[(K - First + 1) % 2];
-        float* input_gradient = K == First ? bottom : gradients[(K - First) % 2];
+        if constexpr (folded<K>()) return;
+        float* output_gradient = reads_top<K, End>() ? top : gradients[gradient_buffer[K]];
+        float* input_gradient = K == First ? bottom : gradients[gradient_buffer[K == First ? K : K - 1]];
+        if constexpr (folded<K + 1>() && K + 1 < End) ctx.output_activation_backward = &inner<K + 1>::activation_type::backward;
         std::get<K>(layers_).backward(
             ctx, backward_buffers{
                      .input = buffer<role::input, const float>(inner_input<K>(b.input, cache, w)),

@@ -68,6 +68,33 @@ private:
         return offsets;
     }
 
+    /// Whether layer I + 1 applies the derivative of layer I's activation.
+    template <std::size_t I>
+    static constexpr bool next_applies_derivative() noexcept {
+        if constexpr (I + 1 < layer_count)
+            return detail::ends_in_monotone_activation<layer_type<I>>() &&
+                   detail::applies_input_activation_derivative<layer_type<I + 1>>();
+        else return false;
+    }
+
+    /// Whether layer I is an activation layer folded into layer I - 1 (`applies_output_activation`
+    /// in layer.hpp): it runs neither pass, and its output is layer I - 1's.
+    template <std::size_t I>
+    static constexpr bool folded() noexcept {
+        if constexpr (I > 0 && I < layer_count) return detail::folds_into<layer_type<I - 1>, layer_type<I>>();
+        else return false;
+    }
+    /// Whether layer I's backward is skipped: folded, or it would copy its output gradient
+    /// unchanged (an activation layer whose derivative the next layer applies, e.g. relu before
+    /// max pooling). Layers I - 1 and I + 1 then share the buffer. The first layer always runs
+    /// (it writes the caller's input gradient).
+    template <std::size_t I>
+    static constexpr bool skips_backward() noexcept {
+        if constexpr (I > 0)
+            return folded<I>() || (detail::passes_pre_activation_gradient<layer_type<I>>() && next_applies_derivative<I>());
+        else return false;
+    }
+
 public:
     /// Trainable parameters of every layer.
     static constexpr std::size_t trainable_parameter_count =
@@ -80,10 +107,13 @@ public:
     /// Forward FLOPs of one sample (a multiply-add counts 2).
     static constexpr std::size_t flops_per_sample =
         for_layers([]<typename... L>() { return (std::size_t{0} + ... + L::flops_per_sample); });
-    /// Bytes of activations kept for backward per sample: every layer's output and cache.
-    static constexpr std::size_t activation_bytes_per_sample = for_layers([]<typename... L>() {
-        return (std::size_t{0} + ... + (L::output_shape.size() + L::cache_floats(1))) * sizeof(float);
-    });
+    /// Bytes of activations kept for backward per sample: every layer's output and cache (an
+    /// activation layer folded into the layer before shares that layer's output).
+    static constexpr std::size_t activation_bytes_per_sample = []<std::size_t... I>(std::index_sequence<I...>) {
+        return (std::size_t{0} + ... +
+                ((folded<I>() ? 0 : layer_type<I>::output_shape.size()) + layer_type<I>::cache_floats(1))) *
+               sizeof(float);
+    }(std::make_index_sequence<layer_count>{});
     /// Start of each layer's parameters in the parameter (and gradient) arena.
     static constexpr auto parameter_offsets =
         aligned_offsets(for_layers([]<typename... L>() { return std::array<std::size_t, layer_count>{L::parameter_count...}; }));
@@ -168,15 +198,22 @@ public:
         float* base = ws.floats_.data();
         ctx.scratch = base + w.scratch;
         float* state = ctx.state_record != nullptr ? ctx.state_record : state_.data();  // a record has the state's layout
+        const auto forward_layer = [&]<std::size_t I>() {
+            if constexpr (!folded<I>()) {
+                layer_context layer_ctx = context_for<I>(ctx);
+                layer_ctx.output_activation = nullptr;
+                if constexpr (folded<I + 1>()) layer_ctx.output_activation = &layer_type<I + 1>::activation_type::forward;
+                std::get<I>(layers_).forward(
+                    layer_ctx, forward_buffers{
+                        .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
+                        .output = buffer<role::output, float>(base + w.output[I]),
+                        .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
+                        .state = buffer<role::state, float>(state + state_offsets[I]),
+                        .cache = buffer<role::cache, float>(base + w.cache[I])});
+            }
+        };
         [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (std::get<I>(layers_).forward(
-                 context_for<I>(ctx), forward_buffers{
-                          .input = buffer<role::input, const float>(I == 0 ? input : base + w.output[I == 0 ? 0 : I - 1]),
-                          .output = buffer<role::output, float>(base + w.output[I]),
-                          .parameters = buffer<role::parameters, const float>(params_.data() + parameter_offsets[I]),
-                          .state = buffer<role::state, float>(state + state_offsets[I]),
-                          .cache = buffer<role::cache, float>(base + w.cache[I])}),
-             ...);
+            (forward_layer.template operator()<I>(), ...);
         }(std::make_index_sequence<layer_count>{});
         return base + w.output[layer_count - 1];
     }
@@ -260,14 +297,15 @@ private:
     static constexpr layout workspace_layout(std::size_t batch) noexcept {
         layout w;
         std::size_t at = 0, scratch = 0, widest = input_shape.size();
-        for_layers([&]<typename... L>() {
-            std::size_t i = 0;
-            ((w.output[i] = at, at += align_floats(batch * L::output_shape.size()), w.cache[i] = at,
-              at += align_floats(L::cache_floats(batch)), scratch = std::max(scratch, L::scratch_floats(batch)),
-              widest = std::max(widest, L::output_shape.size()), ++i),
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            // A folded activation layer's output is the output of the layer before it.
+            ((w.output[I] = folded<I>() ? w.output[I == 0 ? 0 : I - 1] : at,
+              at += folded<I>() ? 0 : align_floats(batch * layer_type<I>::output_shape.size()), w.cache[I] = at,
+              at += align_floats(layer_type<I>::cache_floats(batch)),
+              scratch = std::max(scratch, layer_type<I>::scratch_floats(batch)),
+              widest = std::max(widest, layer_type<I>::output_shape.size())),
              ...);
-            return 0;
-        });
+        }(std::make_index_sequence<layer_count>{});
         w.scratch = at;
         at += align_floats(scratch);
         for (auto& g : w.gradient) {
@@ -284,24 +322,6 @@ private:
         std::get<I>(layers_).initialize(layer_parameters<I>(), layer_state<I>(), g);
     }
 
-    /// Whether layer I + 1 applies the derivative of layer I's activation.
-    template <std::size_t I>
-    static constexpr bool next_applies_derivative() noexcept {
-        if constexpr (I + 1 < layer_count)
-            return detail::ends_in_monotone_activation<layer_type<I>>() &&
-                   detail::applies_input_activation_derivative<layer_type<I + 1>>();
-        else return false;
-    }
-
-    /// Whether layer I's backward would copy its output gradient unchanged (an activation layer
-    /// whose derivative the next layer applies, e.g. relu before max pooling): it is skipped,
-    /// and layers I - 1 and I + 1 share the buffer. The first layer always runs (it writes the
-    /// caller's input gradient).
-    template <std::size_t I>
-    static constexpr bool skips_backward() noexcept {
-        if constexpr (I > 0) return detail::passes_pre_activation_gradient<layer_type<I>>() && next_applies_derivative<I>();
-        else return false;
-    }
 public:
     /// Which of the two gradient buffers of the workspace holds layer I's output gradient in
     /// backward: they alternate from the loss's (layer_count % 2) down, except across a
@@ -335,6 +355,12 @@ private:
     void backward_layer(const float* input, layer_context ctx, float* base, float* gradients, const layout& w,
                         bool last_pre_activation, float* input_gradient) {
         if constexpr (skips_backward<I>()) return;
+        ctx.output_activation_backward = nullptr;
+        if constexpr (folded<I + 1>()) {
+            // The folded activation's derivative, unless its gradient is already pre-activation.
+            if (!((I + 1 == layer_count - 1 && last_pre_activation) || next_applies_derivative<I + 1>()))
+                ctx.output_activation_backward = &layer_type<I + 1>::activation_type::backward;
+        }
         ctx.gradient_is_pre_activation = (I == layer_count - 1 && last_pre_activation) || next_applies_derivative<I>();
         ctx.input_activation_backward = nullptr;
         if constexpr (I > 0) {

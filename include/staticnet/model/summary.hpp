@@ -10,6 +10,7 @@
 #include <ostream>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -39,22 +40,43 @@ struct summary_row {
     std::size_t values = 0, flops = 0, bytes = 0;
 };
 
+/// The layer before the K-th of a tuple of layers (void for the first).
+template <std::size_t K, typename Layers>
+struct layer_before {
+    using type = std::tuple_element_t<K - 1, Layers>;
+};
+template <typename Layers>
+struct layer_before<0, Layers> {
+    using type = void;
+};
+
 /// The row of bound layer `L`, labelled `label`, and below it, for a composite layer (a
 /// residual block), a row per inner layer, indented: the body, then the shortcut's layers
-/// marked "shortcut:". An inner row's bytes are part of its block's.
-template <typename L>
+/// marked "shortcut:". An inner row's bytes are part of its block's. An activation layer
+/// folded into the layer before it (`Before`; layer.hpp, `applies_output_activation`) shares
+/// that layer's output: its row counts no output bytes.
+template <typename L, typename Before = void>
 void summary_rows(std::vector<summary_row>& rows, std::string label, const std::string& indent) {
+    constexpr bool shares_output = [] {
+        if constexpr (std::is_void_v<Before>) return false;
+        else return folds_into<Before, L>();
+    }();
     label.insert(0, indent);
     if constexpr (requires { typename L::activation_type; }) label += " (" + std::string(L::activation_type::name) + ')';
     rows.push_back({std::move(label), L::output_shape, L::parameter_count + L::state_count, L::flops_per_sample,
-                    (L::output_shape.size() + L::cache_floats(1)) * sizeof(float)});
+                    ((shares_output ? 0 : L::output_shape.size()) + L::cache_floats(1)) * sizeof(float)});
     if constexpr (composite_layer<L>) {
         const std::string inner_indent = indent + "  ";
-        auto inner = [&]<typename... Inner>(std::tuple<Inner...>*, const std::string& prefix) {
-            (summary_rows<Inner>(rows, prefix + std::string(Inner::name), inner_indent), ...);
+        auto chain = [&]<typename... Inner>(std::tuple<Inner...>*, const std::string& prefix) {
+            using chain_type = std::tuple<Inner...>;
+            [&]<std::size_t... K>(std::index_sequence<K...>) {
+                (summary_rows<std::tuple_element_t<K, chain_type>, typename layer_before<K, chain_type>::type>(
+                     rows, prefix + std::string(std::tuple_element_t<K, chain_type>::name), inner_indent),
+                 ...);
+            }(std::index_sequence_for<Inner...>{});
         };
-        inner(static_cast<typename L::body_layers*>(nullptr), "");
-        inner(static_cast<typename L::shortcut_layers*>(nullptr), "shortcut: ");
+        chain(static_cast<typename L::body_layers*>(nullptr), "");
+        chain(static_cast<typename L::shortcut_layers*>(nullptr), "shortcut: ");
     }
 }
 
@@ -101,7 +123,8 @@ template <typename Net>
 void print_summary(std::ostream& os) {
     std::vector<std::vector<detail::summary_row>> layers(Net::layer_count);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (detail::summary_rows<typename Net::template layer_type<I>>(
+        (detail::summary_rows<typename Net::template layer_type<I>,
+                              typename detail::layer_before<I, typename Net::layers_type>::type>(
              layers[I], std::string(Net::template layer_type<I>::name) + '_' + std::to_string(I + 1), ""),
          ...);
     }(std::make_index_sequence<Net::layer_count>{});
