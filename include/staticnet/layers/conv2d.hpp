@@ -113,7 +113,7 @@ private:
     /// V (matrices x tiles x channels) and M (matrices x tiles x filters) of one image, and
     /// the transforms' band workspace (one per image of a chunk: threads split the images).
     static constexpr std::size_t winograd_image_floats =
-        winograd_matrices * winograd_tiles * (In.channels() + Filters) + kernels::winograd_band_floats(geometry);
+        winograd_matrices * winograd_tiles * (In.channels() + Filters) + winograd_band;
     /// U (or dU): matrices x channels x filters.
     static constexpr std::size_t winograd_kernel_floats = winograd_matrices * In.channels() * Filters;
 
@@ -178,6 +178,7 @@ public:
                               out + first * output_shape.size(), Filters, false, ctx.pool);
             });
         }
+        if constexpr (!has_pointwise_pass) return;
         const std::size_t rows = ctx.batch * geometry.rows_per_image();
         ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
             for_row_blocks(begin, end, [&](std::size_t first, std::size_t count) {
@@ -209,6 +210,8 @@ public:
         } else if (const auto part = pixels_read(ctx); can_skip_pixels && part.rows_per_image() < geometry.rows_per_image()) {
             backward_part(ctx, part, b);
             return;
+        } else if (!has_pointwise_pass) {
+            // Nothing to apply or sum (a ResNet's convolutions): no pass over the gradient.
         } else if (ctx.pool->size() == 1) {
             // One pass: each block's derivative, then its bias sums, while it is in L1 (the
             // sums run in row order either way, so the result is the same).
@@ -253,6 +256,9 @@ public:
 
 private:
     static constexpr bool reads_input_in_place = Kernel == 1 && Stride == 1;
+    /// Whether the output needs a pass after the product (bias, an activation other than the
+    /// identity), and so the gradient one before the backward products.
+    static constexpr bool has_pointwise_pass = has_bias || !std::is_same_v<Activation, identity>;
     static constexpr bool direct_path = [] {
         if constexpr (In.channels() == 1 && !reads_input_in_place && has_bias)
             return kernels::direct_conv_single_channel<geometry, Filters>::fits;

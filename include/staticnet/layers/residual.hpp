@@ -357,7 +357,7 @@ private:
         if constexpr (folded<K>()) return;
         float* output_gradient = reads_top<K, End>() ? top : gradients[gradient_buffer[K]];
         float* input_gradient = K == First ? bottom : gradients[gradient_buffer[K == First ? K : K - 1]];
-        if constexpr (folded<K + 1>() && K + 1 < End) ctx.output_activation_backward = &inner<K + 1>::activation_type::backward;
+        if constexpr (folded<K + 1>()) ctx.output_activation_backward = &inner<K + 1>::activation_type::backward;
         std::get<K>(layers_).backward(
             ctx, backward_buffers{
                      .input = buffer<role::input, const float>(inner_input<K>(b.input, cache, w)),
