@@ -4,8 +4,11 @@
 # Under MPI: NP=2 bash scripts/train.sh   (runs mpirun -np 2; see docs/distributed.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# Only what training needs: no clang, OpenCV or ONNX (those are scripts/test.sh's).
+bash scripts/install-deps.sh --train
+# Without the tests, so that CMake does not look for the test toolchain (Catch2, nlohmann
+# json); scripts/test.sh turns them back on in the same build folder.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTATICNET_BUILD_TESTS=OFF >/dev/null
 cmake --build build --target fashion_mnist -j "$(nproc)"
 if [ -n "${NP:-}" ]; then
   extra=()

@@ -9,7 +9,9 @@
 #include <staticnet/core/thread_pool.hpp>
 
 #include <initializer_list>
+#include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -133,6 +135,22 @@ TEST_CASE("default threads: the rank's CPUs shared out among the ranks that may 
         CHECK(p.oversubscribed(2));  // 2 ranks x 2 threads on 2 CPUs
         CHECK(sn::detail::model_threads(3, p, false) == 3);
         CHECK(sn::detail::model_threads(0, p, false) == 1);
+    }
+    SECTION("a count far above the rank's CPUs is capped at 4 per CPU, and rank 0 says so once") {
+        const std::vector<sn::cpu_mask> node{cpu_range(0, 1)};
+        const auto p = place(node[0], node);
+        CHECK(sn::detail::model_threads(sn::max_threads_per_cpu * 2, p, false) == 8);  // kept
+        std::ostringstream said;
+        auto* const old = std::cerr.rdbuf(said.rdbuf());
+        sn::detail::thread_cap_reported = false;
+        const std::size_t capped = sn::detail::model_threads(999, p, true);
+        const std::size_t again = sn::detail::model_threads(64, p, true);
+        std::cerr.rdbuf(old);
+        CHECK(capped == 8);
+        CHECK(again == 8);
+        CHECK_THAT(said.str(), Catch::Contains("999 threads asked for, but this rank may run on 2 CPUs: using 8"));
+        CHECK(said.str().find("64 threads") == std::string::npos);  // once per process
+        CHECK(sn::detail::model_threads(sn::thread_pool::max_threads, place(cpus({3}), {cpus({3})}), false) == 4);
     }
 }
 

@@ -15,6 +15,10 @@
 /// unbound (`--bind-to none`) share the whole machine; a rank whose mask is unknown is
 /// assumed to share. So `mpirun -np 2` on a 2-core machine (Open MPI binds each rank to a
 /// core) gives 1 thread each, and `mpirun --bind-to none -np 4` on 16 CPUs gives 4 each.
+///
+/// A count asked for is taken as it is up to `max_threads_per_cpu` threads per CPU of the
+/// rank, and capped there (with a warning): threads beyond the CPUs only take turns, and each
+/// holds a workspace, so `--threads 999` on 2 CPUs would cost memory and time for nothing.
 
 #include <algorithm>
 #include <atomic>
@@ -50,9 +54,13 @@ struct rank_placement {
     }
 };
 
+/// The most threads a model takes per CPU its rank may run on (more are capped to this).
+inline constexpr std::size_t max_threads_per_cpu = 4;
+
 namespace detail {
-/// The threads a rank's model takes: `requested`, or its placement's default when 0. With
-/// `report` (rank 0), warns once per process when the node would be oversubscribed.
+/// The threads a rank's model takes: `requested` (at most `max_threads_per_cpu` per CPU), or
+/// its placement's default when 0. With `report` (rank 0), warns once per process when the
+/// count was capped or the node would be oversubscribed.
 inline std::size_t model_threads(std::size_t requested, const rank_placement& placement, bool report);
 }  // namespace detail
 
@@ -80,8 +88,17 @@ inline rank_placement rank_placement::from_masks(const cpu_mask& own, std::span<
 
 namespace detail {
 inline std::atomic<bool> oversubscription_reported{false};
+inline std::atomic<bool> thread_cap_reported{false};
 
 inline std::size_t model_threads(std::size_t requested, const rank_placement& placement, bool report) {
+    const std::size_t cap = max_threads_per_cpu * std::max<std::size_t>(1, placement.cpus);
+    if (requested > cap) {
+        if (report && !thread_cap_reported.exchange(true))
+            std::cerr << "staticnet: warning: " << requested << " threads asked for, but this rank may run on "
+                      << placement.cpus << (placement.cpus == 1 ? " CPU" : " CPUs") << ": using " << cap << " (at most "
+                      << max_threads_per_cpu << " per CPU; more would only take turns)" << std::endl;
+        requested = cap;
+    }
     const std::size_t threads = requested != 0 ? requested : placement.default_threads();
     if (report && placement.oversubscribed(threads) && !oversubscription_reported.exchange(true)) {
         std::cerr << "staticnet: warning: " << placement.local_ranks << (placement.local_ranks == 1 ? " rank" : " ranks")

@@ -3,9 +3,14 @@
 /// `thread_pool`: the threads of one rank, persistent for the life of a model.
 ///
 /// A training step runs a few dozen short parallel regions (one per GEMM, per pooling
-/// layer...), each a few microseconds to a millisecond long, so waking threads must be cheap:
-/// workers spin briefly on an atomic generation counter before they sleep on it
-/// (`std::atomic::wait`). Work is split statically (worker i always gets the same part of
+/// layer...), each a few microseconds to a millisecond long, so waking threads must be cheap.
+/// Each worker waits on a word of its own, and a region wakes only the workers that have a
+/// part in it: a region of 2 costs the same in a pool of 2 and in a pool of 64, the idle
+/// workers sleep through it. When the pool has no more threads than the CPUs the process
+/// may run on, a thread spins briefly (about 50-200 microseconds of pause instructions)
+/// before it sleeps, since the next region usually starts within microseconds; in a larger
+/// pool nobody spins, because a spinning thread would hold the CPU that the thread it waits
+/// for needs (`spins()`). Work is split statically (worker i always gets the same part of
 /// the same region), which keeps results independent of scheduling, and the calling thread
 /// does a share of the work itself. Dispatch allocates nothing: the task is passed as a
 /// function pointer and a context pointer.
@@ -40,31 +45,32 @@ namespace staticnet {
 
 class thread_pool {
 public:
-    /// The most threads a pool can have (the worker count of a region travels in 16 bits).
+    /// The most threads a pool can have.
     static constexpr std::size_t max_threads = 0xFFFF;
+
+    /// What the pool's threads did since it was made (`activity()`), for tests and benchmarks.
+    struct activity_counts {
+        std::uint64_t regions = 0;  ///< regions dispatched to more than one thread
+        std::uint64_t wakeups = 0;  ///< times a worker stopped waiting to take a part
+        std::uint64_t pauses = 0;   ///< pause instructions spent spinning, by every thread
+    };
 
     /// `threads` counts the caller too; 0 means the CPUs this process may run on
     /// (`available_cpus()`, core/cpu_mask.hpp). Throws `std::invalid_argument` above `max_threads`.
-    explicit thread_pool(std::size_t threads = 0) {
-        if (threads == 0) threads = available_cpus();
-        if (threads > max_threads)
-            throw std::invalid_argument("thread_pool: " + std::to_string(threads) + " threads, at most " +
-                                        std::to_string(max_threads));
-        size_ = threads;
-        workers_.reserve(threads - 1);
-        for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
-    }
+    explicit thread_pool(std::size_t threads = 0);
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
-    ~thread_pool() {
-        stop_.store(true, std::memory_order_relaxed);
-        generation_.fetch_add(1 << 16, std::memory_order_release);
-        generation_.notify_all();
-        for (auto& t : workers_) t.join();
-    }
+    ~thread_pool();
 
     /// Number of threads that share the work (the caller included).
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+    /// Whether threads spin before they sleep: only while the pool has no more threads than
+    /// the CPUs the process may run on.
+    [[nodiscard]] bool spins() const noexcept { return spin_limit_ != 0; }
+
+    /// The counts so far (each read on its own, so a region in flight may be half counted).
+    [[nodiscard]] activity_counts activity() const noexcept;
 
     /// Calls `f(worker, workers)` once on each of `workers = min(size(), max_workers)`
     /// threads and returns when all are done (`workers` is 1 while the pool is busy: see
@@ -91,6 +97,15 @@ public:
     }
 
 private:
+    /// One worker's wake-up word and counters, on a cache line of its own so that waking one
+    /// worker does not disturb the others. The word is 32 bits: `std::atomic::wait` on it is
+    /// a futex on Linux, not a shared table of waiters.
+    struct alignas(64) worker_slot {
+        std::atomic<std::uint32_t> signal{0};  ///< bumped once per region the worker has a part in
+        std::atomic<std::uint64_t> wakeups{0};
+        std::atomic<std::uint64_t> pauses{0};
+    };
+
     struct idle_on_exit {
         std::atomic<bool>& busy;
         ~idle_on_exit() { busy.store(false, std::memory_order_release); }
@@ -101,90 +116,137 @@ private:
         (*static_cast<Fn*>(context))(worker, workers);
     }
 
-    void run_task(void (*task)(void*, std::size_t, std::size_t), void* context, std::size_t max_workers) {
-        const std::size_t n = std::min(size_, std::max<std::size_t>(1, max_workers));
-        // A busy pool's task, count and generation belong to the region in flight: a second
-        // region dispatched over them would deadlock (nested) or mix the two (concurrent).
-        if (n == 1 || busy_.exchange(true, std::memory_order_acquire)) {
-            task(context, 0, 1);
-            return;
-        }
-        const idle_on_exit idle{busy_};
-        task_ = task;
-        context_ = context;
-        pending_.store(n - 1, std::memory_order_relaxed);
-        // One word carries the generation and its worker count, so a worker that wakes late
-        // never pairs an old generation with a new count.
-        const std::uint64_t next = ((generation_.load(std::memory_order_relaxed) >> 16) + 1) << 16 | n;
-        generation_.store(next, std::memory_order_release);
-        generation_.notify_all();
-        execute(0, n);
-        // Spin briefly (the others usually finish within microseconds), then sleep: on an
-        // oversubscribed machine a descheduled worker must not cost us our time slice.
-        for (int i = 0; i < spin_limit && pending_.load(std::memory_order_acquire) != 0; ++i) spin_pause();
-        for (std::size_t left; (left = pending_.load(std::memory_order_acquire)) != 0;)
-            pending_.wait(left, std::memory_order_acquire);
-        if (error_) {
-            auto e = std::exchange(error_, nullptr);
-            std::rethrow_exception(e);
-        }
-    }
-
-    static void spin_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        std::this_thread::yield();
-#endif
-    }
-
-    void execute(std::size_t w, std::size_t workers) {
-        try {
-            task_(context_, w, workers);
-        } catch (...) {
-            std::lock_guard lock(error_mutex_);
-            if (!error_) error_ = std::current_exception();
-        }
-    }
-
-    void worker_loop(std::size_t index) {
-        // Workers compute in the trainer's floating-point mode (see denormals.hpp).
-        flush_denormals::set_for_this_thread();
-        std::uint64_t seen = 0;
-        for (;;) {
-            // Spin a little: the next region usually starts within microseconds.
-            std::uint64_t now = generation_.load(std::memory_order_acquire);
-            for (int i = 0; i < spin_limit && now == seen; ++i) {
-                spin_pause();
-                now = generation_.load(std::memory_order_acquire);
-            }
-            if (now == seen) {
-                generation_.wait(seen, std::memory_order_acquire);
-                now = generation_.load(std::memory_order_acquire);
-            }
-            seen = now;
-            if (stop_.load(std::memory_order_relaxed)) return;
-            const std::size_t workers = static_cast<std::size_t>(now & 0xFFFF);
-            if (index < workers) {
-                execute(index, workers);
-                if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
-            }
-        }
-    }
+    void run_task(void (*task)(void*, std::size_t, std::size_t), void* context, std::size_t max_workers);
+    void execute(std::size_t w, std::size_t workers);
+    void worker_loop(std::size_t index);
+    static void spin_pause() noexcept;
 
     /// About 50-200 microseconds of pause instructions before a thread sleeps.
     static constexpr int spin_limit = 4000;
 
     std::size_t size_ = 1;
+    int spin_limit_ = 0;  ///< `spin_limit`, or 0 in a pool larger than the CPUs
+    std::unique_ptr<worker_slot[]> slots_;  ///< slot i belongs to worker i (slot 0 is unused)
     std::vector<std::thread> workers_;
-    std::atomic<std::uint64_t> generation_{0};
-    std::atomic<std::size_t> pending_{0};
+    std::atomic<std::uint32_t> pending_{0};  ///< workers of the region in flight not done yet
     std::atomic<bool> stop_{false};
     std::atomic<bool> busy_{false};  ///< a region is in flight
+    // The region in flight: written before the workers' signals (release), read after (acquire).
     void (*task_)(void*, std::size_t, std::size_t) = nullptr;
     void* context_ = nullptr;
+    std::size_t region_workers_ = 1;
+    std::atomic<std::uint64_t> regions_{0};
+    std::atomic<std::uint64_t> caller_pauses_{0};
     std::mutex error_mutex_;
     std::exception_ptr error_;
 };
+
+// ------------------------------------------------------------------ implementation
+
+inline thread_pool::thread_pool(std::size_t threads) {
+    if (threads == 0) threads = available_cpus();
+    if (threads > max_threads)
+        throw std::invalid_argument("thread_pool: " + std::to_string(threads) + " threads, at most " +
+                                    std::to_string(max_threads));
+    size_ = threads;
+    spin_limit_ = threads <= available_cpus() ? spin_limit : 0;
+    slots_ = std::make_unique<worker_slot[]>(threads);
+    workers_.reserve(threads - 1);
+    for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+inline thread_pool::~thread_pool() {
+    stop_.store(true, std::memory_order_release);
+    for (std::size_t i = 1; i < size_; ++i) {
+        slots_[i].signal.fetch_add(1, std::memory_order_release);
+        slots_[i].signal.notify_one();
+    }
+    for (auto& t : workers_) t.join();
+}
+
+inline auto thread_pool::activity() const noexcept -> activity_counts {
+    activity_counts a{.regions = regions_.load(std::memory_order_relaxed),
+                      .wakeups = 0,
+                      .pauses = caller_pauses_.load(std::memory_order_relaxed)};
+    for (std::size_t i = 1; i < size_; ++i) {
+        a.wakeups += slots_[i].wakeups.load(std::memory_order_relaxed);
+        a.pauses += slots_[i].pauses.load(std::memory_order_relaxed);
+    }
+    return a;
+}
+
+inline void thread_pool::run_task(void (*task)(void*, std::size_t, std::size_t), void* context,
+                                  std::size_t max_workers) {
+    const std::size_t n = std::min(size_, std::max<std::size_t>(1, max_workers));
+    // A busy pool's task and count belong to the region in flight: a second region dispatched
+    // over them would deadlock (nested) or mix the two (concurrent).
+    if (n == 1 || busy_.exchange(true, std::memory_order_acquire)) {
+        task(context, 0, 1);
+        return;
+    }
+    const idle_on_exit idle{busy_};
+    task_ = task;
+    context_ = context;
+    region_workers_ = n;
+    pending_.store(static_cast<std::uint32_t>(n - 1), std::memory_order_relaxed);
+    regions_.fetch_add(1, std::memory_order_relaxed);
+    // Only the workers with a part are woken; the release publishes the region to each.
+    for (std::size_t i = 1; i < n; ++i) {
+        slots_[i].signal.fetch_add(1, std::memory_order_release);
+        slots_[i].signal.notify_one();
+    }
+    execute(0, n);
+    int spun = 0;
+    for (; spun < spin_limit_ && pending_.load(std::memory_order_acquire) != 0; ++spun) spin_pause();
+    if (spun != 0) caller_pauses_.fetch_add(static_cast<std::uint64_t>(spun), std::memory_order_relaxed);
+    for (std::uint32_t left; (left = pending_.load(std::memory_order_acquire)) != 0;)
+        pending_.wait(left, std::memory_order_acquire);
+    if (error_) {
+        auto e = std::exchange(error_, nullptr);
+        std::rethrow_exception(e);
+    }
+}
+
+inline void thread_pool::spin_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
+
+inline void thread_pool::execute(std::size_t w, std::size_t workers) {
+    try {
+        task_(context_, w, workers);
+    } catch (...) {
+        std::lock_guard lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+    }
+}
+
+inline void thread_pool::worker_loop(std::size_t index) {
+    // Workers compute in the trainer's floating-point mode (see denormals.hpp).
+    flush_denormals::set_for_this_thread();
+    worker_slot& slot = slots_[index];
+    std::uint32_t seen = 0;
+    for (;;) {
+        std::uint32_t now = slot.signal.load(std::memory_order_acquire);
+        int spun = 0;
+        for (; spun < spin_limit_ && now == seen; ++spun) {
+            spin_pause();
+            now = slot.signal.load(std::memory_order_acquire);
+        }
+        if (spun != 0) slot.pauses.fetch_add(static_cast<std::uint64_t>(spun), std::memory_order_relaxed);
+        while (now == seen) {
+            slot.signal.wait(seen, std::memory_order_acquire);
+            now = slot.signal.load(std::memory_order_acquire);
+        }
+        seen = now;
+        if (stop_.load(std::memory_order_acquire)) return;
+        slot.wakeups.fetch_add(1, std::memory_order_relaxed);
+        execute(index, region_workers_);
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    }
+}
 
 }  // namespace staticnet

@@ -185,7 +185,8 @@ public:
     /// A model whose gradients are synchronised through `comm` (which must outlive it).
     explicit model(Communicator& comm, typename Optimizer::options opt = {}, model_settings settings = {})
         : comm_(&comm), optimizer_(opt), settings_(settings),
-          pool_(detail::model_threads(settings.threads, comm.placement(), comm.rank() == 0)) {
+          pool_(detail::model_threads(settings.threads, comm.placement(), comm.rank() == 0)),
+          running_threads_(std::min(pool_.size(), std::max<std::size_t>(1, comm.placement().cpus))) {
         net_.initialize(settings.seed);
         optimizer_.reset(Net::arena_size);
         if (comm.rank() == 0) simd::warn_once_if_narrower_than_cpu();
@@ -369,6 +370,9 @@ private:
     Optimizer optimizer_;
     model_settings settings_;
     thread_pool pool_;
+    /// The pool's threads that can run at once (no more than the rank's CPUs): more only take
+    /// turns, so they do not count when a step chooses how its threads share the work.
+    std::size_t running_threads_ = 1;
     thread_pool one_thread_{1};  ///< the layers' pool inside a thread's own part
     /// Per thread (sample-parallel steps and inference): a workspace and a gradient block.
     std::vector<typename Net::workspace> thread_workspaces_;
@@ -702,8 +706,11 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
             }
         }, 4096);
     };
-    if (parts * 2 > threads) {
-        // Rounds of up to `threads` parts, one per thread.
+    // Sharing each layer pays only with more running threads than half the parts, and with a
+    // whole part to share: a short batch (batch 1) runs its layers faster on one thread than
+    // split into regions of a few microseconds.
+    if (parts * 2 > running_threads_ || batch < part) {
+        // Rounds of up to `threads` parts, one per thread (the pool wakes only those with a part).
         for (std::size_t from = 0; from < parts; from += threads) {
             const std::size_t in_round = std::min(threads, parts - from);
             pool_.run([&](std::size_t w, std::size_t) {
