@@ -10,16 +10,21 @@
 // --export-onnx FILE writes the trained network as an ONNX model (docs/onnx.md) when training ends.
 //
 // --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
-// set: each rank reads only its own shards (validation still uses the IDX test set). With
-// --stream the shards are read from disk as training runs instead of loaded whole (memory
-// bounded by --shuffle-buffer N samples plus the read-ahead; docs/data.md says what the
-// shuffle guarantees).
+// set: each rank reads only its own shards. With --stream the shards are read from disk as
+// training runs instead of loaded whole (memory bounded by --shuffle-buffer N samples plus
+// the read-ahead; docs/data.md says what the shuffle guarantees). --test-shards DIR validates
+// and tests on a shard set (every rank loads it whole) instead of the IDX test set.
+//
+// The training and test sets must have the same classes (count, and names where both have
+// them: classes.txt, image folders); the job is refused otherwise, naming both lists.
 //
 // Every data set is held as bytes (a quarter of float32), converted batch by batch.
 //
 // --train-dir DIR --test-dir DIR train and test on image folders instead (DIR/<class>/*.png,
-// 28x28 grayscale, or any size with --resize; scripts/make_image_folders.py writes
-// Fashion-MNIST that way), when built with stb_image (libstb-dev).
+// images in sub-folders of a class folder too; 28x28 grayscale, or any size with --resize;
+// scripts/make_image_folders.py writes Fashion-MNIST that way), when built with stb_image
+// (libstb-dev). Colour images are read as grayscale; what was converted or resized is said
+// on stderr.
 //
 // --checkpoint DIR writes a checkpoint there after every epoch (the newest 3 are kept);
 // --resume continues from the newest valid one up to --epochs in total (an error if there
@@ -52,6 +57,7 @@
 #include <optional>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace sn = staticnet;
@@ -62,7 +68,7 @@ namespace {
 struct arguments : examples::training_options {
     std::size_t shuffle_buffer = 8192;
     bool resize = false, stream = false;
-    std::string export_onnx, train_dir, test_dir;
+    std::string export_onnx, train_dir, test_dir, test_shards;
 };
 
 /// Reads the command line, or ends the program: status 0 after --help, 2 and one line on
@@ -86,6 +92,8 @@ arguments parse(int argc, char** argv) {
         ->needs(train_dir);
     train_dir->needs(test_dir);
     test_dir->needs(train_dir);
+    app.add_option("--test-shards", a.test_shards, "validate and test on staticnet-shard's files instead of the IDX test set")
+        ->type_name("DIR")->excludes(test_dir);
     app.add_option("--export-onnx", a.export_onnx, "write the trained network as an ONNX model when training ends")
         ->type_name("FILE.onnx");
     examples::parse_training_options(app, a, argc, argv);
@@ -112,6 +120,19 @@ sn::data::byte_dataset first(sn::data::byte_dataset d, std::size_t n) {
     return part;
 }
 
+/// A shard set's data read whole or in this rank's part; a sample shape other than the
+/// network's is refused with the staticnet-shard options that make the right one.
+sn::data::byte_dataset load_shards_for_network(const std::string& dir, std::size_t rank, std::size_t ranks) {
+    try {
+        return sn::data::load_shard_bytes(dir, rank, ranks, reference_cnn::input_shape);
+    } catch (const sn::data_error& e) {
+        if (std::string_view(e.what()).find("shape mismatch") == std::string_view::npos) throw;
+        throw sn::data_error(std::string(e.what()) +
+                             "; the network takes 28x28x1: make the shards with staticnet-shard --shape 28x28x1 "
+                             "(with --resize for other sizes, --to-grey for colour images)");
+    }
+}
+
 /// The IDX test set of Fashion-MNIST in `dir` alone (the training set comes from shards).
 sn::data::byte_dataset load_test_set(const std::filesystem::path& dir) {
     const bool suggest = sn::data::detail::is_default_fashion_dir(dir);
@@ -119,42 +140,88 @@ sn::data::byte_dataset load_test_set(const std::filesystem::path& dir) {
                                     sn::data::detail::find_idx_file(dir, "t10k-labels-idx1-ubyte", suggest), 10);
 }
 
+#if STATICNET_EXAMPLE_IMAGES
+/// Says on stderr what reading an image folder changed: colour made grey, sizes changed,
+/// images found in sub-folders (nothing when it changed nothing).
+void report_conversions(const char* option, const std::string& dir, const sn::data::image_folder_report& r) {
+    constexpr auto in = reference_cnn::input_shape;
+    const std::string shape = sn::detail::shape_text({in.height(), in.width(), in.channels()});
+    const auto note = [&](std::size_t count, const std::string& what) {
+        if (count != 0)
+            std::cerr << "fashion_mnist: " << option << " '" << dir << "': " << count << " of " << r.images << " images "
+                      << what << "\n";
+    };
+    note(r.colour_to_grey, "are colour: read as grayscale (the network takes " + shape + ")");
+    note(r.alpha_dropped, "have an alpha channel: dropped");
+    note(r.resized, "are not 28x28: resized to 28x28 (--resize)");
+    note(r.in_sub_folders, "were found in sub-folders of their class folders");
+}
+#endif
+
 template <typename Communicator>
 int train(const arguments& args, Communicator& comm) {
     const bool root = comm.rank() == 0;
     // Pixels stay bytes in memory (a quarter of float32); batches are converted as they are made.
     sn::data::byte_train_test data;
     const bool sharded = !args.shards.empty();
+    const auto rank = static_cast<std::size_t>(comm.rank()), ranks = static_cast<std::size_t>(comm.size());
+    sn::data::class_list train_classes, test_classes;
     if (args.train_dir.empty()) {
-        if (sharded && args.stream) {
-            data.test = load_test_set(args.data);
-        } else if (sharded) {  // this rank's shards only; the epoch is the sum of all ranks' parts
-            data.train = sn::data::load_shard_bytes(args.shards, static_cast<std::size_t>(comm.rank()),
-                                                    static_cast<std::size_t>(comm.size()), reference_cnn::input_shape);
-            data.test = load_test_set(args.data);
-        } else {
+        if (sharded && !args.stream) {  // this rank's shards only; the epoch is the sum of all ranks' parts
+            data.train = load_shards_for_network(args.shards, rank, ranks);
+            train_classes = sn::data::class_list::of(data.train, "--shards '" + args.shards + "'");
+        } else if (!sharded) {
             data = sn::data::load_fashion_mnist_bytes(args.data);
+            train_classes = sn::data::class_list::of(data.train, "the IDX training set in '" + args.data + "'");
+        }
+        if (!args.test_shards.empty()) {
+            data.test = load_shards_for_network(args.test_shards, 0, 1);
+            test_classes = sn::data::class_list::of(data.test, "--test-shards '" + args.test_shards + "'");
+        } else {
+            if (sharded) data.test = load_test_set(args.data);
+            test_classes = sn::data::class_list::of(data.test, "the IDX test set in '" + args.data + "'");
         }
     } else {
 #if STATICNET_EXAMPLE_IMAGES
         // The test folder must hold the training folder's classes, so that labels agree.
+        sn::data::image_folder_report train_report, test_report;
         data.train = sn::data::load_image_folder_bytes(
-            args.train_dir, {.sample_shape = reference_cnn::input_shape, .resize = args.resize});
+            args.train_dir, {.sample_shape = reference_cnn::input_shape, .resize = args.resize, .resize_flag = "--resize"},
+            &train_report);
         data.test = sn::data::load_image_folder_bytes(args.test_dir, {.sample_shape = reference_cnn::input_shape,
                                                                       .resize = args.resize,
-                                                                      .classes = data.train.class_names});
+                                                                      .classes = data.train.class_names,
+                                                                      .resize_flag = "--resize"},
+                                                      &test_report);
+        if (root) {
+            report_conversions("--train-dir", args.train_dir, train_report);
+            report_conversions("--test-dir", args.test_dir, test_report);
+        }
         if (data.train.num_classes > 10)
             throw sn::data_error("--train-dir '" + args.train_dir + "' has " + std::to_string(data.train.num_classes) +
                                  " classes, but the network has 10 outputs");
+        train_classes = sn::data::class_list::of(data.train, "--train-dir '" + args.train_dir + "'");
+        test_classes = sn::data::class_list::of(data.test, "--test-dir '" + args.test_dir + "'");
 #endif
     }
     data.train = first(std::move(data.train), args.limit);
 
     std::optional<sn::data::shard_stream> stream;
-    if (args.stream)
-        stream.emplace(args.shards, static_cast<std::size_t>(comm.rank()), static_cast<std::size_t>(comm.size()),
-                       reference_cnn::input_shape,
-                       sn::data::shard_stream_options{.shuffle_buffer = args.shuffle_buffer, .seed = args.seed});
+    if (args.stream) {
+        try {
+            stream.emplace(args.shards, rank, ranks, reference_cnn::input_shape,
+                           sn::data::shard_stream_options{.shuffle_buffer = args.shuffle_buffer, .seed = args.seed});
+        } catch (const sn::data_error& e) {
+            if (std::string_view(e.what()).find("shape mismatch") == std::string_view::npos) throw;
+            throw sn::data_error(std::string(e.what()) + "; the network takes 28x28x1: make the shards with "
+                                 "staticnet-shard --shape 28x28x1 (with --resize for other sizes, --to-grey for colour images)");
+        }
+        train_classes = {"--shards '" + args.shards + "'", stream->num_classes(), stream->class_names()};
+    }
+    // Labels are numbers: a test set of other classes would give an accuracy that means nothing.
+    sn::data::require_same_classes(train_classes, test_classes,
+                                   "give a test set of the training set's classes (--test-shards DIR, or --test-dir DIR "
+                                   "with --train-dir)");
     const std::size_t train_size = stream ? stream->size() : data.train.size();
 
     sn::model<reference_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(

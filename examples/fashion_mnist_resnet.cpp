@@ -87,6 +87,11 @@ int train(const arguments& args, Communicator& comm) {
     if (sharded)  // this rank's shards only; the epoch is the sum of all ranks' parts
         data.train = sn::data::load_shards(args.shards, static_cast<std::size_t>(comm.rank()),
                                            static_cast<std::size_t>(comm.size()), resnet_cnn::input_shape);
+    // Validation is on the IDX test set: shards of other classes would make its accuracy meaningless.
+    sn::data::require_same_classes(sn::data::class_list::of(data.train, sharded ? "--shards '" + args.shards + "'"
+                                                                                : "the IDX training set in '" + args.data + "'"),
+                                   sn::data::class_list::of(data.test, "the IDX test set in '" + args.data + "'"),
+                                   "this example validates on Fashion-MNIST's test set (fashion_mnist takes --test-shards DIR)");
     data.train = first(data.train, args.limit);
 
     sn::model<resnet_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(

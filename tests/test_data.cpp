@@ -4,6 +4,8 @@
 
 #include "temp_dir.hpp"
 
+#include <staticnet/data/byte_dataset.hpp>
+#include <staticnet/data/class_list.hpp>
 #include <staticnet/data/idx.hpp>
 
 #include <zlib.h>
@@ -475,4 +477,32 @@ TEST_CASE("Fashion-MNIST from the system data set", "[data][idx][fashion]") {
     for (std::int32_t l : t.test.labels) REQUIRE((l >= 0 && l <= 9));
     CHECK(xt::amin(t.train.images)() >= 0.0f);
     CHECK(xt::amax(t.train.images)() == 1.0f);
+}
+
+TEST_CASE("class lists: a test set of other classes is refused, naming both lists") {
+    // Issue 29: 3-class shards were validated against Fashion-MNIST's 10 classes without a word.
+    const sd::class_list shards{"--shards 'colour'", 3, {"circle", "square", "stripes"}};
+    const sd::class_list idx{"the IDX test set", 10, {}};
+    CHECK(sd::describe(shards) == "3 classes: circle, square, stripes");
+    CHECK(sd::describe(idx) == "10 classes (no names: labels 0-9)");
+    CHECK_THROWS_AS(sd::require_same_classes(shards, idx), staticnet::data_error);
+    CHECK_THROWS_WITH(sd::require_same_classes(shards, idx, "give --test-shards DIR"),
+                      Catch::Contains("the training set (--shards 'colour') has 3 classes: circle, square, stripes") &&
+                          Catch::Contains("the test set (the IDX test set) has 10 classes (no names: labels 0-9)") &&
+                          Catch::EndsWith("; give --test-shards DIR"));
+    // Same count, other names (or order): labels would mean other classes.
+    const sd::class_list reordered{"test shards", 3, {"square", "circle", "stripes"}};
+    CHECK_THROWS_WITH(sd::require_same_classes(shards, reordered),
+                      Catch::Contains("3 classes: square, circle, stripes"));
+    // Matching: the same names, or the same count where one side has no names.
+    CHECK_NOTHROW(sd::require_same_classes(shards, {"test shards", 3, {"circle", "square", "stripes"}}));
+    CHECK_NOTHROW(sd::require_same_classes(shards, {"unnamed", 3, {}}));
+    CHECK_NOTHROW(sd::require_same_classes(idx, idx));
+    sd::byte_dataset d;
+    d.num_classes = 2;
+    d.class_names = {"a", "b"};
+    const auto of = sd::class_list::of(d, "here");
+    CHECK(of.source == "here");
+    CHECK(of.count == 2);
+    CHECK(of.names == d.class_names);
 }

@@ -324,6 +324,60 @@ TEST_CASE("image folders: sizes, resizing and bad folders") {
     CHECK_THROWS_WITH(sd::load_image_folder(empty / "nope"), Contains("does not exist"));
 }
 
+TEST_CASE("image folders: sub-folders of a class folder are read, as Keras reads them") {
+    // Issue 29: 500 of 600 images were read because 100 sat in sub-folders, without a word.
+    temp_dir dir;
+    fs::create_directories(dir / "cat" / "indoor" / "night");
+    fs::create_directories(dir / "cat" / ".thumbnails");
+    fs::create_directories(dir / "dog" / "park");
+    write_png(dir / "cat" / "1.png", 3, 2, 1, pattern(6, 1));
+    write_png(dir / "cat" / "indoor" / "2.png", 3, 2, 1, pattern(6, 2));
+    write_png(dir / "cat" / "indoor" / "night" / "3.png", 3, 2, 1, pattern(6, 3));
+    write_png(dir / "cat" / ".thumbnails" / "hidden.png", 3, 2, 1, pattern(6, 9));  // hidden: skipped
+    write_png(dir / "dog" / "park" / "4.png", 3, 2, 1, pattern(6, 4));  // a class with no top-level image
+    sd::image_folder_report report;
+    const auto d = sd::load_image_folder_bytes(dir.path, {}, &report);
+    CHECK(d.class_names == std::vector<std::string>{"cat", "dog"});
+    REQUIRE(d.size() == 4);
+    CHECK(std::vector<int>(d.labels.begin(), d.labels.end()) == std::vector<int>{0, 0, 0, 1});
+    // Sorted by path: cat/1.png, cat/indoor/2.png, cat/indoor/night/3.png, dog/park/4.png.
+    for (std::uint8_t s = 1; s <= 4; ++s) CHECK(d.images.data()[(s - 1) * 6] == pattern(6, s)[0]);
+    CHECK(report.images == 4);
+    CHECK(report.in_sub_folders == 3);
+    CHECK(report.colour_to_grey == 0);
+    CHECK(report.resized == 0);
+    CHECK(report.sample_shape == staticnet::shape{2, 3, 1});
+    // A class whose folders hold no image at any depth is still refused, naming it.
+    fs::create_directories(dir / "empty" / "deeper");
+    CHECK_THROWS_WITH(sd::load_image_folder(dir.path),
+                      Contains((dir / "empty").string()) && Contains("holds no images") && Contains("nor do its sub-folders"));
+}
+
+TEST_CASE("image folders: the report counts colour made grey, grey made colour, alpha and resizes") {
+    temp_dir dir;
+    fs::create_directories(dir / "a");
+    write_png(dir / "a" / "rgb.png", 4, 4, 3, pattern(48, 1));
+    write_png(dir / "a" / "rgba.png", 4, 4, 4, pattern(64, 2));
+    write_png(dir / "a" / "grey.png", 2, 2, 1, pattern(4, 3));
+    sd::image_folder_report r;
+    (void)sd::load_image_folder(dir.path, {.sample_shape = staticnet::shape{4, 4, 1}, .resize = true}, &r);
+    CHECK(r.images == 3);
+    CHECK(r.colour_to_grey == 2);
+    CHECK(r.alpha_dropped == 1);
+    CHECK(r.grey_to_colour == 0);
+    CHECK(r.resized == 1);
+    (void)sd::load_image_folder(dir.path, {.sample_shape = staticnet::shape{4, 4, 3}, .resize = true}, &r);
+    CHECK(r.colour_to_grey == 0);
+    CHECK(r.grey_to_colour == 1);
+    CHECK(r.alpha_dropped == 1);
+    CHECK(r.sample_shape == staticnet::shape{4, 4, 3});
+    // The size error names the caller's option when it is given one.
+    CHECK_THROWS_WITH(sd::load_image_folder(dir.path, {.sample_shape = staticnet::shape{4, 4, 1}, .resize_flag = "--resize"}),
+                      Contains("grey.png' is 2x2") && Contains("ask for a resize (--resize)"));
+    CHECK_THROWS_WITH(sd::load_image_folder(dir.path, {.sample_shape = staticnet::shape{4, 4, 1}}),
+                      Contains("ask for a resize") && !Contains("(--"));
+}
+
 TEST_CASE("image folders: a corrupt PNG and a truncated JPEG are named") {
     temp_dir dir;
     fs::create_directories(dir / "a");

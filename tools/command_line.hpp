@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace staticnet::tools {
 
@@ -38,7 +40,11 @@ CLI::Validator positive_real();
 int usage_error(std::string_view program, std::string message);
 
 /// Parses the command line into the options bound to `app`, or ends the program: status 0
-/// after `--help`, status 2 and one line on stderr for anything CLI11 rejects.
+/// after `--help`, status 2 and one line on stderr for anything CLI11 rejects. An option
+/// `app` does not have is reported first, as the option it most likely meant ("--epoch: no
+/// such option; did you mean --epochs?"): CLI11 would report it after the options'
+/// requirements ("--train-dir requires --test-dir" for a mistyped "--tests-dir"), or as "The
+/// following arguments were not expected".
 void parse_or_exit(CLI::App& app, int argc, char** argv);
 
 // ---------------------------------------------------------------- implementation
@@ -49,6 +55,58 @@ namespace detail {
 inline std::string range_text(std::uint64_t min, std::uint64_t max) {
     if (max == std::numeric_limits<std::uint64_t>::max()) return min == 0 ? "" : " >= " + std::to_string(min);
     return " from " + std::to_string(min) + " to " + std::to_string(max);
+}
+
+/// The number of single-character edits (insert, delete, replace) from `a` to `b`.
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+/// The first "--name" of the command line that `app` has no option for, with the option it
+/// most likely meant; empty when every one is known. Values of known options are skipped
+/// (`--launcher-args "--bind-to none"`), and so is everything after a bare "--".
+inline std::string unknown_option(const CLI::App& app, int argc, char** argv) {
+    const auto options = app.get_options();
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--") return {};
+        if (!arg.starts_with("--")) continue;
+        const std::string name(arg.substr(2, arg.find('=') == std::string_view::npos ? std::string_view::npos
+                                                                                       : arg.find('=') - 2));
+        const CLI::Option* known = nullptr;
+        for (const auto* o : options)
+            for (const auto& l : o->get_lnames())
+                if (l == name) known = o;
+        if (known != nullptr) {
+            if (arg.find('=') == std::string_view::npos) i += std::max(0, known->get_items_expected_min());
+            continue;
+        }
+        // The closest name, if it is close: 2 edits at most, and fewer than half the name's
+        // letters (so "--x" does not become "--seed").
+        std::string best;
+        std::size_t best_distance = 3;
+        for (const auto* o : options)
+            for (const auto& l : o->get_lnames()) {
+                const std::size_t d = edit_distance(name, l);
+                if (d < best_distance && 2 * d < std::max(name.size(), l.size())) {
+                    best = l;
+                    best_distance = d;
+                }
+            }
+        return "--" + name + ": no such option" + (best.empty() ? std::string() : "; did you mean --" + best + "?");
+    }
+    return {};
 }
 
 }  // namespace detail
@@ -88,6 +146,8 @@ inline int usage_error(std::string_view program, std::string message) {
 }
 
 inline void parse_or_exit(CLI::App& app, int argc, char** argv) {
+    if (const std::string problem = detail::unknown_option(app, argc, argv); !problem.empty())
+        std::exit(usage_error(app.get_name(), problem));
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {

@@ -4,11 +4,16 @@
 //   staticnet-shard SOURCE --shards K --out DIR [--seed S] [--classes N]
 //                   [--records-per-block B] [--force]
 //     SOURCE: --images FILE --labels FILE (IDX) | --npy IMAGES LABELS | --csv FILE [--shape HxWxC]
-//             | --image-dir DIR [--shape HxWxC [--resize]]   (the last when built with stb_image)
+//             | --image-dir DIR [--shape HxWxC [--resize] [--to-grey]]   (the last when built with stb_image)
 //   staticnet-shard --verify DIR
 //
 // Class names (an image folder's sub-folders) are written next to the shards, one per line
 // in DIR/classes.txt (docs/shard_format.md); --verify checks them against the shards.
+//
+// Refused before anything is written: more shards than records (a shard needs one), and a
+// --shape whose channels would drop the colour of colour images (1 or 2 channels) unless
+// --to-grey asks for that. A run that fails leaves DIR as it found it: the files it wrote
+// are removed, and DIR too when the run made it.
 //
 // Exit status: 0 success, 1 a data problem (unreadable input, damaged shard), 2 a usage error.
 #include <algorithm>
@@ -58,7 +63,7 @@ struct arguments {
     std::string images, labels, out, verify_dir, image_dir, csv, shape_text;
     std::vector<std::string> npy;  ///< images, labels
     std::optional<staticnet::shape> shape;
-    bool resize = false;
+    bool resize = false, to_grey = false;
     std::size_t shards = 0, classes = 10;
     bool classes_given = false;
     std::uint32_t records_per_block = sd::shard_write_options{}.records_per_block;
@@ -90,6 +95,8 @@ arguments parse(int argc, char** argv) {
     auto* shape = app.add_option("--shape", a.shape_text, "sample shape for --csv and --image-dir, e.g. 28x28x1")
                       ->type_name("HxWxC");
     auto* resize = app.add_flag("--resize", a.resize, "resize images of another size to --shape (bilinear)")->needs(shape);
+    auto* to_grey = app.add_flag("--to-grey", a.to_grey, "read colour images as grayscale when --shape has 1 or 2 channels")
+                        ->needs(shape);
     auto* shards = app.add_option("--shards", a.shards, "number of shard files")
                        ->type_name("K")->check(cli::whole_number(1, 99999));
     auto* out = app.add_option("--out", a.out, "directory of the shard files (made if missing)")->type_name("DIR");
@@ -106,7 +113,7 @@ arguments parse(int argc, char** argv) {
     auto* verify = app.add_option("--verify", a.verify_dir, "check every shard file of the set in DIR")
                        ->type_name("DIR")
                        ->excludes(images, labels, shards, out, seeded, classes, block, force)
-                       ->excludes(npy, csv, image_dir, shape, resize);
+                       ->excludes(npy, csv, image_dir, shape, resize, to_grey);
     images->excludes(npy, csv, image_dir);
     labels->excludes(npy, csv, image_dir);
     npy->excludes(csv, image_dir);
@@ -127,6 +134,9 @@ arguments parse(int argc, char** argv) {
         std::exit(cli::usage_error(program, "missing " + missing + " (or --npy, --csv, --image-dir; or --verify DIR)"));
     if (shape->count() != 0 && csv->count() + image_dir->count() == 0)
         std::exit(cli::usage_error(program, "--shape goes with --csv or --image-dir"));
+    if ((resize->count() != 0 || to_grey->count() != 0) && image_dir->count() == 0)
+        std::exit(cli::usage_error(program, std::string(resize->count() != 0 ? "--resize" : "--to-grey") +
+                                                " goes with --image-dir"));
     if (shape->count() != 0) {
         std::array<std::size_t, 3> d{};
         std::size_t at = 0, k = 0;
@@ -203,11 +213,60 @@ sd::dataset load(const arguments& a) {
     if (!a.npy.empty()) return sd::load_npy(a.npy[0], a.npy[1], classes);
     if (!a.csv.empty()) return sd::load_csv(a.csv, {.sample_shape = a.shape, .num_classes = classes});
 #if STATICNET_SHARD_IMAGES
-    if (!a.image_dir.empty())
-        return sd::load_image_folder(a.image_dir, {.sample_shape = a.shape, .resize = a.resize});
+    if (!a.image_dir.empty()) {
+        sd::image_folder_report report;
+        auto d = sd::load_image_folder(
+            a.image_dir,
+            {.sample_shape = a.shape, .resize = a.resize, .resize_flag = a.shape ? "--resize" : "--shape HxWxC --resize"},
+            &report);
+        // Colour read into 1 or 2 channels is colour lost: only on request.
+        if (report.colour_to_grey != 0 && !a.to_grey)
+            throw usage_error{"--shape " + a.shape_text + ": " + std::to_string(report.colour_to_grey) + " of the " +
+                              std::to_string(report.images) + " images in '" + a.image_dir + "' are colour, and " +
+                              std::to_string(report.sample_shape.channels()) +
+                              (report.sample_shape.channels() == 1 ? " channel keeps" : " channels keep") +
+                              " grey only; give --shape HxWx3 to keep the colour, or add --to-grey to read them as grayscale"};
+        if (report.colour_to_grey != 0)
+            std::cout << "read " << report.colour_to_grey << " colour images as grayscale (--to-grey)\n";
+        if (report.resized != 0)
+            std::cout << "resized " << report.resized << " images to " << report.sample_shape.height() << "x"
+                      << report.sample_shape.width() << " (--resize)\n";
+        if (report.in_sub_folders != 0)
+            std::cout << "read " << report.in_sub_folders << " of the " << report.images
+                      << " images from sub-folders of the class folders\n";
+        return d;
+    }
 #endif
     return sd::load_idx(a.images, a.labels, a.classes);
 }
+
+/// Undoes a split that did not finish: removes the files it wrote, and the directories it
+/// made (each only when empty). Does nothing once `done()`.
+class split_cleanup {
+public:
+    /// Makes `dir` and any parent it lacks, and remembers which it made.
+    void make_directories(const fs::path& dir) {
+        for (fs::path p = dir; !p.empty() && !fs::exists(p); p = p.parent_path()) {
+            made_.push_back(p);
+            if (p == p.parent_path()) break;
+        }
+        fs::create_directories(dir);
+    }
+    void wrote(fs::path file) { written_.push_back(std::move(file)); }
+    void done() noexcept {
+        written_.clear();
+        made_.clear();
+    }
+    ~split_cleanup() {
+        std::error_code ec;  // best effort: the error that brought us here is the one to report
+        for (const auto& f : written_) fs::remove(f, ec);
+        for (const auto& d : made_) fs::remove(d, ec);  // innermost first; only if empty
+    }
+
+private:
+    std::vector<fs::path> made_;
+    std::vector<fs::path> written_;
+};
 
 int split(const arguments& a) {
     const fs::path out = a.out;
@@ -219,40 +278,45 @@ int split(const arguments& a) {
     std::error_code ec;
     if (fs::exists(out, ec) && !fs::is_directory(out, ec))
         throw usage_error{"--out '" + out.string() + "' exists and is not a directory"};
-    fs::create_directories(out);
-    for (const auto& e : fs::directory_iterator(out)) {
-        if (e.path().extension() != sd::shard_extension) continue;
-        if (!a.force)
-            throw usage_error{"'" + out.string() + "' already holds shard files (e.g. '" +
-                              e.path().filename().string() + "'); remove them or pass --force to replace them"};
-    }
-    if (a.force)
+    if (fs::is_directory(out, ec) && !a.force)
         for (const auto& e : fs::directory_iterator(out))
-            if (e.path().extension() == sd::shard_extension || e.path().filename() == sd::class_names_file_name)
-                fs::remove(e.path());
+            if (e.path().extension() == sd::shard_extension)
+                throw usage_error{"'" + out.string() + "' already holds shard files (e.g. '" +
+                                  e.path().filename().string() + "'); remove them or pass --force to replace them"};
 
+    // Everything that can refuse the job does so before the first file is touched.
     const auto data = load(a);
     const std::size_t classes = data.num_classes;
     const std::size_t n = data.size();
+    if (shards > n)
+        throw usage_error{"--shards " + std::to_string(shards) + " for " + std::to_string(n) +
+                          " records: every shard file needs a record; give --shards " + std::to_string(n) + " or fewer"};
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t{0});
     if (seed) {
         staticnet::rng g(*seed);
         staticnet::shuffle(order.begin(), order.end(), g);
     }
-    if (shards > n)
-        std::cerr << "staticnet-shard: warning: " << shards << " shards for " << n
-                  << " records: some shard files will be empty\n";
+
+    split_cleanup cleanup;
+    cleanup.make_directories(out);
+    if (a.force)
+        for (const auto& e : fs::directory_iterator(out))
+            if (e.path().extension() == sd::shard_extension || e.path().filename() == sd::class_names_file_name)
+                fs::remove(e.path());
     for (std::size_t k = 0; k < shards; ++k) {
         const std::size_t first = k * n / shards, last = (k + 1) * n / shards;
         const fs::path file = out / sd::shard_file_name(k, shards);
+        cleanup.wrote(file);
         sd::write_shard(file, data, std::span<const std::size_t>(order).subspan(first, last - first), options);
         std::cout << file.string() << ": " << (last - first) << " records\n";
     }
     if (!data.class_names.empty()) {
+        cleanup.wrote(out / sd::class_names_file_name);
         sd::write_class_names(out, data.class_names);
         std::cout << (out / sd::class_names_file_name).string() << ": " << data.class_names.size() << " class names\n";
     }
+    cleanup.done();
     std::cout << "wrote " << shards << " shard files with " << n << " records of " << data.images.shape()[1] << "x"
               << data.images.shape()[2] << "x" << data.images.shape()[3] << ", " << classes << " classes"
               << (seed ? ", shuffled with seed " + std::to_string(*seed) : std::string(", in file order")) << "\n";

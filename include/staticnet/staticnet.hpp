@@ -16,6 +16,7 @@
 #include "comm/local.hpp"
 #include "comm/placement.hpp"
 #include "data/byte_dataset.hpp"
+#include "data/class_list.hpp"
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"

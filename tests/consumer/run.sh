@@ -7,7 +7,8 @@
 #   (a) install: configure staticnet (tests, examples, benchmarks off), install it, move the
 #       installation elsewhere (it must be relocatable, as vcpkg and Conan move it), then build
 #       tests/consumer against it with find_package and run it: staticnet::native at the
-#       CPU's SIMD width, and the default-flags build warning that it is narrower
+#       CPU's SIMD width, and the default-flags build warning that it is narrower; and an
+#       image-folder reader linked with staticnet::image alone, where stb is installed
 #   (b) add_subdirectory: build tests/consumer with staticnet as a subdirectory and run it
 #   (c) pkg-config: the installed staticnet.pc gives flags that build a one-file program
 #   (d) the CMake package's corners, configure only: a consumer without MPI, COMPONENTS mpi,
@@ -100,6 +101,13 @@ if [[ $has_mpi == 1 ]]; then
     [[ -x $work/consumer-package/consumer_mpi ]] || fail "staticnet::mpi is installed but consumer_mpi was not built"
     "$work/consumer-package/consumer_mpi" || fail "consumer_mpi (find_package) failed"
 fi
+# staticnet::image where stb was found: image_folder.hpp links with that target alone.
+if [[ -f $prefix/share/cmake/staticnet/staticnetImageTargets.cmake ]]; then
+    [[ -x $work/consumer-package/consumer_image ]] || fail "staticnet::image is installed but consumer_image was not built"
+    "$work/consumer-package/consumer_image" || fail "consumer_image (find_package, staticnet::image) failed"
+elif pkg-config --exists stb 2>/dev/null; then
+    fail "stb is installed (pkg-config stb) but the installation has no staticnet::image"
+fi
 echo "ok ($((SECONDS - step_start)) s)"
 
 # ---------------------------------------------------------------- (b) add_subdirectory
@@ -113,6 +121,9 @@ quiet "$work/consumer-subdir-build.log" cmake --build "$work/consumer-subdir" -j
 "$work/consumer-subdir/consumer" || fail "the consumer built with add_subdirectory failed (above)"
 if [[ -x $work/consumer-subdir/consumer_mpi ]]; then
     "$work/consumer-subdir/consumer_mpi" || fail "consumer_mpi (add_subdirectory) failed"
+fi
+if [[ -x $work/consumer-subdir/consumer_image ]]; then
+    "$work/consumer-subdir/consumer_image" || fail "consumer_image (add_subdirectory) failed"
 fi
 echo "ok ($((SECONDS - step_start)) s)"
 

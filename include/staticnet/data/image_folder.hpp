@@ -4,11 +4,13 @@
 /// of Keras's `image_dataset_from_directory`), read into a `dataset`.
 ///
 /// Class names are the sub-folders' names sorted (byte order); a label is the index of its
-/// class; samples come class by class, files sorted by name, so a folder always gives the
-/// same data set. Files with other extensions, and hidden folders, are ignored. Images are decoded by stb_image
-/// and converted to the sample's channels (grayscale <-> RGB, alpha dropped); an image of
-/// another size is an error naming the file and both sizes, unless `resize` asks for a
-/// bilinear resize. Pixels are v / 255 like the IDX reader's. An unreadable or corrupt
+/// class. A class folder's images are read from its sub-folders too, at any depth (as Keras
+/// does), so `cats/indoor/1.png` is a cat; samples come class by class, files sorted by their
+/// path, so a folder always gives the same data set. Files with other extensions, and hidden
+/// files and folders, are ignored. Images are decoded by stb_image and converted to the
+/// sample's channels (grayscale <-> RGB, alpha dropped); an image of another size is an error
+/// naming the file and both sizes, unless `resize` asks for a bilinear resize. What was
+/// converted or resized is counted in an `image_folder_report`, for a program to say so. Pixels are v / 255 like the IDX reader's. An unreadable or corrupt
 /// image (PNG chunk checksums are verified, which stb_image skips), an empty class folder
 /// or a folder without classes throws `staticnet::data_error` naming the path.
 ///
@@ -73,6 +75,20 @@ struct image_folder_options {
     /// The classes the folder must have, in label order (a test set's folder read with the
     /// training set's `class_names`, so that labels mean the same); empty: whatever it has.
     std::vector<std::string> classes{};
+    /// How the caller's user asks for a resize (e.g. "--resize"), named in the error for an
+    /// image of another size; empty: the message says "ask for a resize".
+    std::string resize_flag{};
+};
+
+/// What `load_image_folder` did to the images, beyond decoding them.
+struct image_folder_report {
+    std::size_t images = 0;           ///< images read
+    std::size_t in_sub_folders = 0;   ///< of those, found below a class folder's top level
+    std::size_t colour_to_grey = 0;   ///< colour images (3 or 4 channels) read as grayscale
+    std::size_t grey_to_colour = 0;   ///< grayscale images (1 or 2 channels) read as colour
+    std::size_t alpha_dropped = 0;    ///< images whose alpha channel was dropped
+    std::size_t resized = 0;          ///< images of another size, resized to the samples'
+    shape sample_shape{};             ///< the (H, W, C) of every sample
 };
 
 /// The image file extensions read (compared without case).
@@ -80,15 +96,18 @@ inline constexpr std::array<std::string_view, 4> image_extensions{".png", ".jpg"
 
 /// Reads `dir/<class>/<image>` into a `dataset` whose `class_names` are the classes.
 [[nodiscard]] inline dataset load_image_folder(const std::filesystem::path& dir,
-                                               const image_folder_options& options = {});
+                                               const image_folder_options& options = {},
+                                               image_folder_report* report = nullptr);
 
 /// `load_image_folder` keeping the decoded pixels as bytes (`byte_dataset`).
 [[nodiscard]] inline byte_dataset load_image_folder_bytes(const std::filesystem::path& dir,
-                                                          const image_folder_options& options = {});
+                                                          const image_folder_options& options = {},
+                                                          image_folder_report* report = nullptr);
 
 /// One decoded image: H x W x C bytes, row-major, channels last.
 struct decoded_image {
     std::size_t height = 0, width = 0, channels = 0;
+    std::size_t file_channels = 0;  ///< the channels stored in the file (before any conversion)
     std::vector<std::uint8_t> pixels;
 };
 
@@ -180,6 +199,7 @@ inline decoded_image decode_image(std::span<const std::uint8_t> bytes, const std
     img.height = static_cast<std::size_t>(h);
     img.width = static_cast<std::size_t>(w);
     img.channels = channels != 0 ? channels : static_cast<std::size_t>(n);
+    img.file_channels = static_cast<std::size_t>(n);
     img.pixels.assign(p, p + img.height * img.width * img.channels);
     stbi_image_free(p);
     return img;
@@ -187,21 +207,25 @@ inline decoded_image decode_image(std::span<const std::uint8_t> bytes, const std
 
 namespace detail {
 template <typename Data>
-Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_options& options);
+Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_options& options,
+                          image_folder_report* report);
 }  // namespace detail
 
-inline dataset load_image_folder(const std::filesystem::path& dir, const image_folder_options& options) {
-    return detail::load_image_folder_as<dataset>(dir, options);
+inline dataset load_image_folder(const std::filesystem::path& dir, const image_folder_options& options,
+                                 image_folder_report* report) {
+    return detail::load_image_folder_as<dataset>(dir, options, report);
 }
 
-inline byte_dataset load_image_folder_bytes(const std::filesystem::path& dir, const image_folder_options& options) {
-    return detail::load_image_folder_as<byte_dataset>(dir, options);
+inline byte_dataset load_image_folder_bytes(const std::filesystem::path& dir, const image_folder_options& options,
+                                            image_folder_report* report) {
+    return detail::load_image_folder_as<byte_dataset>(dir, options, report);
 }
 
 namespace detail {
 
 template <typename Data>
-Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_options& options) {
+Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_options& options,
+                          image_folder_report* report) {
     namespace fs = std::filesystem;
     const auto fail = [&](const std::string& problem) -> void {
         throw data_error("image folder '" + dir.string() + "': " + problem);
@@ -235,15 +259,38 @@ Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_o
         fail("its class folders are {" + have + "} but {" + want + "} were expected (those of the other data set)");
     }
 
+    // A class's images, at any depth below its folder (as Keras reads them), sorted by path;
+    // hidden entries are skipped, and a hidden folder with all it holds.
+    const auto images_below = [&](const fs::path& folder, std::vector<fs::path>& out) {
+        std::vector<fs::path> pending{folder};
+        while (!pending.empty()) {
+            const fs::path here = pending.back();
+            pending.pop_back();
+            for (const auto& e : sorted_entries(here)) {
+                if (e.filename().string().starts_with('.')) continue;
+                if (fs::is_directory(e, ec)) pending.push_back(e);
+                else if (detail::is_image_file(e)) out.push_back(e);
+            }
+        }
+        std::sort(out.begin(), out.end());
+    };
     std::vector<std::pair<fs::path, std::int32_t>> files;
+    std::size_t in_sub_folders = 0;
     for (std::size_t k = 0; k < classes.size(); ++k) {
         const fs::path folder = dir / classes[k];
-        const std::size_t before = files.size();
-        for (const auto& f : sorted_entries(folder))
-            if (detail::is_image_file(f) && !fs::is_directory(f, ec)) files.emplace_back(f, static_cast<std::int32_t>(k));
-        if (files.size() == before)
-            throw data_error("image folder '" + folder.string() + "': the class folder holds no images (.png, .jpg, .jpeg or .bmp)");
+        std::vector<fs::path> found;
+        images_below(folder, found);
+        if (found.empty())
+            throw data_error("image folder '" + folder.string() +
+                             "': the class folder holds no images (.png, .jpg, .jpeg or .bmp), nor do its sub-folders");
+        for (auto& f : found) {
+            in_sub_folders += f.parent_path() != folder;
+            files.emplace_back(std::move(f), static_cast<std::int32_t>(k));
+        }
     }
+    image_folder_report counts;
+    counts.images = files.size();
+    counts.in_sub_folders = in_sub_folders;
 
     std::optional<shape> sample = options.sample_shape;
     if (sample && (!sample->is_image() || sample->channels() < 1 || sample->channels() > 4 || sample->height() == 0 ||
@@ -268,9 +315,15 @@ Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_o
             if (!options.resize)
                 throw data_error("image '" + name + "' is " + std::to_string(img.height) + "x" + std::to_string(img.width) +
                                  " (height x width) but the samples are " + std::to_string(sample->height()) + "x" +
-                                 std::to_string(sample->width()) + "; resize the images or ask for a resize");
+                                 std::to_string(sample->width()) + "; resize the images or ask for a resize" +
+                                 (options.resize_flag.empty() ? std::string() : " (" + options.resize_flag + ")"));
             img.pixels = detail::resize_bilinear(img, sample->height(), sample->width());
+            ++counts.resized;
         }
+        const std::size_t stored = img.file_channels, wanted = sample->channels();
+        counts.colour_to_grey += stored >= 3 && wanted <= 2;
+        counts.grey_to_colour += stored <= 2 && wanted >= 3;
+        counts.alpha_dropped += (stored == 2 || stored == 4) && (wanted == 1 || wanted == 3);
         if (i == 0) {
             d.images = decltype(d.images)(
                 std::array<std::size_t, 4>{files.size(), sample->height(), sample->width(), sample->channels()});
@@ -285,6 +338,8 @@ Data load_image_folder_as(const std::filesystem::path& dir, const image_folder_o
     }
     d.num_classes = classes.size();
     d.class_names = std::move(classes);
+    counts.sample_shape = *sample;
+    if (report != nullptr) *report = counts;
     return d;
 }
 
