@@ -442,9 +442,10 @@ static_assert(plain_net::samples_independent && !small_net::samples_independent)
 TEST_CASE("steps cut into thread parts give bitwise the same training with 1 to 4 threads", "[model][threads]") {
     const auto d = synthetic(200, 11);
     // batch 40 = parts of 16, 16 and 8: rounds of one part per thread (1-3 threads), and one
-    // round of three (4 threads); batch 32 on 4 threads: two parts, one after the other,
-    // with all threads on each layer.
-    for (const std::size_t batch : {std::size_t{40}, std::size_t{32}}) {
+    // round of three (4 threads); batch 32 on 4 running threads, and batch 16 on 2 or more:
+    // parts one after the other, with all threads on each layer (threads beyond the CPUs do
+    // not count as running: on 2 CPUs, batch 32 takes rounds).
+    for (const std::size_t batch : {std::size_t{40}, std::size_t{32}, std::size_t{16}}) {
         auto train = [&](std::size_t threads) {
             sn::model<plain_net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = threads, .seed = 2});
             m.fit(d, {.epochs = 2, .batch_size = batch, .seed = 4, .validation = &d, .verbose = false});
@@ -461,6 +462,31 @@ TEST_CASE("steps cut into thread parts give bitwise the same training with 1 to 
             CHECK(train(threads) == one);
         }
     }
+}
+
+TEST_CASE("a batch shorter than a thread part trains on one thread, waking no worker", "[model][threads]") {
+    // Issue 29: at batch 1 two threads sharing each layer took 84 s per epoch where one took
+    // 9 s. A short batch now runs its layers on the calling thread; only the optimizer's
+    // pass over the parameters is a parallel region, once per step.
+    const auto d = synthetic(24, 13);
+    sn::model<plain_net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 2, .seed = 2});
+    m.fit(d, {.epochs = 1, .batch_size = 1, .seed = 4, .verbose = false});
+    CHECK(m.steps_done() == 24);
+    CHECK(m.threads().activity().regions <= 24);
+    sn::model<plain_net, sn::adam, sn::sparse_categorical_crossentropy> one({}, {.threads = 1, .seed = 2});
+    one.fit(d, {.epochs = 1, .batch_size = 1, .seed = 4, .verbose = false});
+    CHECK(std::vector<float>(m.network().parameters().begin(), m.network().parameters().end()) ==
+          std::vector<float>(one.network().parameters().begin(), one.network().parameters().end()));
+}
+
+TEST_CASE("a thread count far above the CPUs is capped at 4 per CPU", "[model][threads]") {
+    // --threads 999 on 2 CPUs never finished (issue 29); it trains with 8 threads now.
+    sn::model<plain_net, sn::sgd, sn::sparse_categorical_crossentropy> m(
+        {}, {.threads = sn::max_threads_per_cpu * sn::available_cpus() + 1});
+    CHECK(m.thread_count() == sn::max_threads_per_cpu * sn::available_cpus());
+    sn::model<plain_net, sn::sgd, sn::sparse_categorical_crossentropy> kept(
+        {}, {.threads = sn::max_threads_per_cpu * sn::available_cpus()});
+    CHECK(kept.thread_count() == sn::max_threads_per_cpu * sn::available_cpus());
 }
 
 TEST_CASE("a step cut into thread parts computes the gradient of the whole batch", "[model][threads]") {
