@@ -305,7 +305,7 @@ private:
     /// Targets for `count` samples with these labels (one-hot rows when the loss needs them).
     batch_targets one_hot(const std::int32_t* labels, std::size_t count);
     void prepare_buffers(std::size_t batch);
-    void check_finite_gradient(std::size_t step);
+    void check_finite_gradient(std::size_t step, thread_pool& pool);
     /// Samples per evaluation or prediction pass: never more than a training micro-batch, so
     /// `micro_batch` bounds the workspace for everything.
     [[nodiscard]] std::size_t eval_batch() const noexcept {
@@ -508,12 +508,12 @@ batch_targets model<Net, Optimizer, Loss, Communicator>::one_hot(const std::int3
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_t step) {
+void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_t step, thread_pool& pool) {
     // g - g is 0 for every finite g and NaN for NaN or infinity: one pass, no branches; the
     // threads take a range each.
     const auto grads = net_.gradients();
     std::atomic<bool> finite{true};
-    kernels::for_simd_ranges(grads.size(), &pool_, [&](std::size_t begin, std::size_t end) {
+    kernels::for_simd_ranges(grads.size(), &pool, [&](std::size_t begin, std::size_t end) {
         simd::float_batch acc(0.0f);
         std::size_t i = begin;
         for (; i + simd::float_lanes <= end; i += simd::float_lanes) {
@@ -657,9 +657,13 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     synchronize_gradients();
     if (records != 0) replay_state_records(records);
     const auto t2 = clock::now();
-    check_finite_gradient(optimizer_.iterations() + 1);
-    if constexpr (requires { optimizer_.step(net_.parameters(), net_.gradients(), &pool_); })
-        optimizer_.step(net_.parameters(), net_.gradients(), &pool_);  // shared by the threads
+    // Shared by the threads, except after a step too short for them (a batch under one part
+    // ran on this thread): waking them would cost more than these passes over the
+    // parameters (element-wise, so the split does not change the result).
+    thread_pool& update_pool = parts != 0 && batch < settings_.thread_part ? one_thread_ : pool_;
+    check_finite_gradient(optimizer_.iterations() + 1, update_pool);
+    if constexpr (requires { optimizer_.step(net_.parameters(), net_.gradients(), &update_pool); })
+        optimizer_.step(net_.parameters(), net_.gradients(), &update_pool);
     else
         optimizer_.step(net_.parameters(), net_.gradients());
     const auto t3 = clock::now();
@@ -698,6 +702,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
     // Part 0 goes straight into the (zeroed) arena, every other part into a thread's block,
     // added to the arena in part order: the same operations for any number of threads.
     auto add_parts = [&](std::size_t from, std::size_t to, std::size_t block_of_first) {
+        if (to <= std::max<std::size_t>(from, 1)) return;  // part 0 alone: already in the arena, wake nobody
         pool_.parallel_for(Net::arena_size, [&](std::size_t begin, std::size_t end) {
             for (std::size_t p = std::max<std::size_t>(from, 1); p < to; ++p) {
                 const float* g = thread_gradients_[p - from + block_of_first].data();
