@@ -6,12 +6,12 @@
 
 Every ```cpp block is one of these, said by a comment on the line before its fence:
 
-    (none, with `int main`)                  a whole program, compiled as it is
+    (none, with `int main`) or program       a whole program, compiled as it is
     <!-- snippet: namespace -->              declarations: compiled at namespace scope
     <!-- snippet: function -->               statements: compiled in a function body that
                                              provides `net`, `reference_cnn`, `data`, `train`,
                                              `test`, `model`, `options`, `h`, `resume`, `log`,
-                                             `steps_per_epoch` (see CONTEXT below)
+                                             `steps_per_epoch` (CONTEXT_* below)
     <!-- snippet: function +previous -->     the same, after the previous block of the page
                                              (which must be `namespace`), e.g. a layer and its test
     <!-- snippet: fragment -->               not C++ on its own (`...`, placeholders): skipped
