@@ -114,9 +114,10 @@ sn::data::byte_dataset first(sn::data::byte_dataset d, std::size_t n) {
 
 /// The IDX test set of Fashion-MNIST in `dir` alone (the training set comes from shards).
 sn::data::byte_dataset load_test_set(const std::filesystem::path& dir) {
-    const bool suggest = sn::data::detail::is_default_fashion_dir(dir);
-    return sn::data::load_idx_bytes(sn::data::detail::find_idx_file(dir, "t10k-images-idx3-ubyte", suggest),
-                                    sn::data::detail::find_idx_file(dir, "t10k-labels-idx1-ubyte", suggest), 10);
+    // One after the other: a missing directory is reported for the images file first.
+    const auto images = sn::data::find_idx_file(dir, "t10k-images-idx3-ubyte");
+    const auto labels = sn::data::find_idx_file(dir, "t10k-labels-idx1-ubyte");
+    return sn::data::load_idx_bytes(images, labels, 10);
 }
 
 template <typename Communicator>

@@ -263,6 +263,15 @@ inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, con
 
 }  // namespace detail
 
+/// The IDX file `name` of a data set in `dir`: `dir/name.gz` when present, else `dir/name`.
+/// Neither: a `data_error` that says how to get them (the Debian package when `dir` is the
+/// default Fashion-MNIST directory). For a program that reads one half of the data set, e.g.
+/// `load_idx_bytes(find_idx_file(dir, "t10k-images-idx3-ubyte"), find_idx_file(dir,
+/// "t10k-labels-idx1-ubyte"), 10)`.
+inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, const std::string& name) {
+    return detail::find_idx_file(dir, name, detail::is_default_fashion_dir(dir));
+}
+
 inline idx_header read_idx_header(const std::filesystem::path& file) {
     auto s = detail::open_idx(file);
     return detail::read_header(s);

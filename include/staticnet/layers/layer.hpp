@@ -7,7 +7,8 @@
 /// binds each spec to the output shape of the layer before it (`Spec::bind<InputShape,
 /// Position>`), which gives the *layer*: a class that knows every size at compile time and
 /// satisfies `layer` below. Shape errors are found while binding and reported by
-/// `static_assert` with the layer position and the shapes (see `detail::wiring` below).
+/// `static_assert` with the layer position and the shapes (each layer's `detail::check_*_wiring()`, through
+/// `STATICNET_WIRING_CHECK` below).
 ///
 /// A layer owns no memory. The model hands it, per call, named buffers into its arenas
 /// (`layer_buffers.hpp`; each buffer's role is part of its type, so two cannot be swapped):
