@@ -11,8 +11,8 @@
 /// holding:
 ///
 ///  - at the start, the run's settings as a Markdown table (tag `hyperparameters`, the Text
-///    tab): fit options, optimizer, loss, learning rate, ranks, threads, parameter count,
-///    and `tensorboard_options::hyperparameters`;
+///    tab): `run_settings` (train/run_settings.hpp), the learning rate at the start and
+///    `tensorboard_options::hyperparameters`;
 ///  - every `step_every` steps, at the global step (`model.steps_done()`): `batch/loss`,
 ///    `batch/accuracy` (running means over the epoch so far, as rank 0 sees its samples),
 ///    `batch/learning_rate` and `batch/images_per_second` (all ranks, since the epoch began);
@@ -42,6 +42,7 @@
 #include "../io/tensorboard_events.hpp"
 #include "history.hpp"
 #include "model.hpp"
+#include "run_settings.hpp"
 
 namespace staticnet {
 
@@ -54,7 +55,7 @@ struct tensorboard_options {
     /// Buckets of each histogram.
     std::size_t histogram_buckets = 30;
     /// More rows for the hyper-parameter table (name, value), e.g. the network's name.
-    std::vector<std::pair<std::string, std::string>> hyperparameters;
+    setting_rows hyperparameters;
 };
 
 class tensorboard_writer {
@@ -87,7 +88,7 @@ private:
 namespace detail {
 
 /// "| name | value |" rows of a Markdown table; '|' in a value would end its cell.
-inline std::string markdown_table(const std::vector<std::pair<std::string, std::string>>& rows) {
+inline std::string markdown_table(const setting_rows& rows) {
     std::string out = "| setting | value |\n| --- | --- |\n";
     for (const auto& [name, value] : rows) {
         std::string cell = value;
@@ -133,23 +134,8 @@ template <typename Model>
 void tensorboard_writer::on_train_begin(Model& model, const fit_options& options) {
     if (directory_.empty() || model.comm().rank() != 0) return;
     if (!events_) events_.emplace(directory_);
-    using net = typename Model::network_type;
-    std::vector<std::pair<std::string, std::string>> rows{
-        {"epochs", std::to_string(options.epochs)},
-        {"batch_size", std::to_string(options.batch_size)},
-        {"optimizer", std::string(Model::optimizer_type::name)},
-        {"learning_rate", detail::setting_text(model.learning_rate())},
-        {"loss", std::string(Model::loss_type::name)},
-        {"seed", std::to_string(options.seed)},
-        {"shuffle", options.shuffle ? "true" : "false"},
-        {"flip", options.flip ? "true" : "false"},
-        {"crop_padding", std::to_string(options.crop_padding)},
-        {"initial_epoch", std::to_string(options.initial_epoch)},
-        {"resume", options.resume ? "true" : "false"},
-        {"ranks", std::to_string(model.comm().size())},
-        {"threads", std::to_string(model.thread_count())},
-        {"parameters", std::to_string(net::parameter_count)},
-    };
+    setting_rows rows = run_settings(model, options);
+    rows.emplace_back("learning_rate (at the start)", detail::setting_text(model.learning_rate()));
     rows.insert(rows.end(), options_.hyperparameters.begin(), options_.hyperparameters.end());
     events_->write(static_cast<std::int64_t>(model.steps_done()),
                    tensorboard_summary{}.text("hyperparameters", detail::markdown_table(rows)));
