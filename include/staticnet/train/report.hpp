@@ -114,8 +114,11 @@ inline std::string percent(double share) { return fixed(100.0 * share, 1) + "%";
 
 /// The colour of a confusion-matrix cell: white to blue (diagonal) or red (elsewhere) with
 /// the share of its row; confusions are usually small shares, so they are scaled up.
+inline double cell_intensity(double share, bool diagonal) {
+    return std::clamp(diagonal ? share : std::sqrt(share) * 1.6, 0.0, 1.0);
+}
 inline std::string cell_colour(double share, bool diagonal) {
-    const double t = std::clamp(diagonal ? share : std::sqrt(share) * 1.6, 0.0, 1.0);
+    const double t = cell_intensity(share, diagonal);
     const int r0 = diagonal ? 31 : 200, g0 = diagonal ? 90 : 40, b0 = diagonal ? 180 : 40;
     auto mix = [&](int to) { return static_cast<int>(std::lround(255 + (to - 255) * t)); };
     char text[16];
@@ -151,7 +154,7 @@ inline std::string confusion_svg(const std::vector<std::size_t>& counts, const s
             svg.rect(x, y, cell, cell, cell_colour(share, t == p), "#e4e4e4");
             if (cell >= 30 && n != 0)
                 svg.text(x + cell / 2, y + cell / 2 + 4, std::to_string(n), 11, "middle", t == p ? "bold" : "normal",
-                         0.0, share > 0.45 ? "#ffffff" : "#222222");
+                         0.0, cell_intensity(share, t == p) > 0.6 ? "#ffffff" : "#222222");
         }
         const double recall = row == 0 ? 0.0 : static_cast<double>(counts[t * k + t]) / static_cast<double>(row);
         svg.text(left + grid + 36, y + cell / 2 + 4, percent(recall), 11, "middle");
