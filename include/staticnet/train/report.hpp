@@ -48,6 +48,7 @@
 #include "../data/labelled_data.hpp"
 #include "../data/loader.hpp"
 #include "../io/png.hpp"
+#include "../model/summary.hpp"
 #include "history.hpp"
 #include "history_chart.hpp"
 #include "history_io.hpp"
