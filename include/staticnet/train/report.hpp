@@ -226,7 +226,11 @@ std::string training_report_html(Model& model, const history& h, const fit_optio
         if (predicted[i] != t) wrong.push_back(i);
     }
     auto p_true = [&](std::size_t i) { return p(i, static_cast<std::size_t>(labels(i))); };
-    std::stable_sort(wrong.begin(), wrong.end(), [&](std::size_t a, std::size_t b) { return p_true(a) < p_true(b); });
+    // Ties in test-set order. (Not std::stable_sort: clang 19 with libstdc++ 12 warns about
+    // its deprecated get_temporary_buffer.)
+    std::sort(wrong.begin(), wrong.end(), [&](std::size_t a, std::size_t b) {
+        return p_true(a) < p_true(b) || (p_true(a) == p_true(b) && a < b);
+    });
     wrong.resize(std::min(wrong.size(), report.worst_images));
     std::size_t correct = 0;
     for (std::size_t c = 0; c < k; ++c) correct += counts[c * k + c];
