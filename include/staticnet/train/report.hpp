@@ -61,9 +61,9 @@ namespace staticnet {
 struct report_options {
     std::string title = "Training report";
     /// The program's own settings (e.g. its command line), listed before `run_settings`.
-    setting_rows settings;
+    setting_rows settings{};
     /// Class names by label; empty: the test set's `class_names`, else the label numbers.
-    std::vector<std::string> class_names;
+    std::vector<std::string> class_names{};
     std::size_t worst_images = 24;  ///< misclassified test images shown
     std::size_t input_images = 32;  ///< training inputs shown
 };

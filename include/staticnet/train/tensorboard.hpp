@@ -55,7 +55,7 @@ struct tensorboard_options {
     /// Buckets of each histogram.
     std::size_t histogram_buckets = 30;
     /// More rows for the hyper-parameter table (name, value), e.g. the network's name.
-    setting_rows hyperparameters;
+    setting_rows hyperparameters{};
 };
 
 class tensorboard_writer {
