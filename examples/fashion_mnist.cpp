@@ -7,6 +7,11 @@
 // --history FILE.csv and --plot FILE.svg write the per-epoch history and a chart of loss and
 // accuracy (train and validation) when training ends.
 //
+// --tensorboard DIR writes a TensorBoard event file there as training runs (scalars per step
+// and per epoch, weight and gradient histograms, the settings); --report FILE.html writes a
+// page with the curves, the confusion matrix, the worst-classified test images and the
+// training inputs when training ends (docs/training.md).
+//
 // --export-onnx FILE writes the trained network as an ONNX model (docs/onnx.md) when training ends.
 //
 // --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
@@ -181,11 +186,14 @@ int train(const arguments& args, Communicator& comm) {
     const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
     // One fit per data source, for both outputs: each callback combination would be another
     // instantiation of fit, and compile time.
+    sn::tensorboard_writer tensorboard = examples::tensorboard_callback("fashion_mnist", args);
     const auto fit = [&](auto& train_set) {
-        return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints);
+        return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints, tensorboard);
     };
     const sn::history history = stream ? fit(*stream) : fit(data.train);
     if (!args.export_onnx.empty()) model.save_onnx(args.export_onnx);  // rank 0 writes
+    examples::write_report(model, history, options, stream ? sn::data::dataset_ref{} : &data.train, data.test, args,
+                           "fashion_mnist", "staticnet: reference CNN on Fashion-MNIST");
     return examples::report_results(model, history, data.test, args, "staticnet: reference CNN on Fashion-MNIST");
 }
 

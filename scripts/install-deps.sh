@@ -10,6 +10,7 @@ set -euo pipefail
 packages=(cmake g++ make pkg-config libxtensor-dev libxsimd-dev libboost-mpi-dev libboost-serialization-dev
           catch2 openmpi-bin libopenmpi-dev zlib1g-dev dataset-fashion-mnist iproute2
           clang libclang-rt-14-dev clang-19 libc++-19-dev libc++abi-19-dev libcli11-dev nlohmann-json3-dev python3-onnx python3-opencv
+          python3-crc32c python3-protobuf protobuf-compiler chromium  # the watch:* tests: TensorBoard files, report page
           libstb-dev python3-numpy python3-pil)
 missing=()
 for p in "${packages[@]}"; do

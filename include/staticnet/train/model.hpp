@@ -889,14 +889,16 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
         }
         each_callback([&](auto& c) { detail::call_on_epoch_begin(c, *this, epoch, options.epochs); });
         double loss_sum = position_.loss_sum, correct = position_.correct, seen = position_.seen;
-        // The log of step `step` (1-based) with the running means so far: before the step and after it.
-        auto step_log = [&](std::size_t step_number) {
+        // The log of step `step` (1-based) with the running means so far: before the step and
+        // after it (`done`: the epoch's steps completed by then).
+        auto step_log = [&](std::size_t step_number, std::size_t done) {
             return batch_log{epoch, options.epochs, step_number, steps, seen > 0 ? loss_sum / seen : 0.0,
                              seen > 0 ? correct / seen : 0.0,
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                             std::min(done * global_batch, epoch_samples) - first_step * global_batch};
         };
         for (std::size_t step = first_step; step < steps; ++step) {
-            const batch_log before = step_log(step + 1);
+            const batch_log before = step_log(step + 1, step);
             each_callback([&](auto& c) { detail::call_on_batch_begin(c, *this, before); });
             const auto [lo, hi, batch_size] = step_part(step);
             const std::size_t count = hi - lo;
@@ -924,7 +926,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
             position_.loss_sum = loss_sum;
             position_.correct = correct;
             position_.seen = seen;
-            const batch_log after = step_log(step + 1);
+            const batch_log after = step_log(step + 1, step + 1);
             each_callback([&](auto& c) { detail::call_on_batch_end(c, *this, after); });
         }
         const auto totals = global_sums(std::array<double, 3>{loss_sum, correct, seen});
