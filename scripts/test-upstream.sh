@@ -27,7 +27,8 @@ version() {  # version <header> <macro prefix>: "MAJOR.MINOR.PATCH" from a libra
     "$(sed -n "s/^#define ${p}_VERSION_PATCH \([0-9]*\).*/\1/p" "$h")"
 }
 xsimd_header=$prefix/include/xsimd/config/xsimd_config.hpp
-xtensor_header=$(ls "$prefix"/include/xtensor/core/xtensor_config.hpp "$prefix"/include/xtensor/xtensor_config.hpp 2>/dev/null | head -n 1)
+xtensor_header=$prefix/include/xtensor/core/xtensor_config.hpp  # xtensor >= 0.26
+[[ -f $xtensor_header ]] || xtensor_header=$prefix/include/xtensor/xtensor_config.hpp
 echo "== unit tests against xsimd $(version "$xsimd_header" XSIMD), xtensor $(version "$xtensor_header" XTENSOR)," \
      "xtl $(version "$prefix/include/xtl/xtl_config.hpp" XTL) from $prefix"
 
