@@ -277,9 +277,7 @@ public:
 private:
     static constexpr bool output_is_softmax = [] {
         using last = typename Net::template layer_type<Net::layer_count - 1>;
-        if constexpr (requires { typename last::activation_type; })
-            return std::same_as<typename last::activation_type, softmax>;
-        else return false;
+        return traits_of<last>().activation.forward == activation_info_of<softmax>.forward;
     }();
     static constexpr bool fused_softmax = output_is_softmax && Loss::fuses_softmax;
 
