@@ -184,7 +184,7 @@ int train(const arguments& args, Communicator& comm) {
         return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints);
     };
     const sn::history history = stream ? fit(*stream) : fit(data.train);
-    if (!args.export_onnx.empty()) model.save_onnx(args.export_onnx);  // rank 0 writes
+    if (!args.export_onnx.empty()) sn::save_onnx(model, args.export_onnx);  // rank 0 writes
     return examples::report_results(model, history, data.test, args, "staticnet: reference CNN on Fashion-MNIST");
 }
 

@@ -54,7 +54,6 @@
 #include "../data/labelled_data.hpp"
 #include "../data/loader.hpp"
 #include "../data/shard_stream.hpp"
-#include "../io/onnx.hpp"
 #include "../kernels/elementwise.hpp"
 #include "../layers/activations.hpp"
 #include "../model/sequential.hpp"
@@ -256,10 +255,6 @@ public:
 
     [[nodiscard]] Net& network() noexcept { return net_; }
     [[nodiscard]] const Net& network() const noexcept { return net_; }
-    /// Writes the network for inference as an ONNX file (`staticnet::save_onnx`); rank 0 writes.
-    void save_onnx(const std::filesystem::path& file) const {
-        if (comm_->rank() == 0) staticnet::save_onnx(net_, file);
-    }
     [[nodiscard]] Optimizer& optimizer_state() noexcept { return optimizer_; }
     [[nodiscard]] Communicator& comm() noexcept { return *comm_; }
     [[nodiscard]] thread_pool& threads() noexcept { return pool_; }
