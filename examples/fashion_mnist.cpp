@@ -191,7 +191,7 @@ int train(const arguments& args, Communicator& comm) {
         return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints, tensorboard);
     };
     const sn::history history = stream ? fit(*stream) : fit(data.train);
-    if (!args.export_onnx.empty()) model.save_onnx(args.export_onnx);  // rank 0 writes
+    if (!args.export_onnx.empty()) sn::save_onnx(model, args.export_onnx);  // rank 0 writes
     examples::write_report(model, history, options, stream ? sn::data::dataset_ref{} : &data.train, data.test, args,
                            "fashion_mnist", "staticnet: reference CNN on Fashion-MNIST");
     return examples::report_results(model, history, data.test, args, "staticnet: reference CNN on Fashion-MNIST");

@@ -1,4 +1,4 @@
-// The shared file helpers (core/file_io.hpp, io/gzip_stream.hpp): atomic replacement of a
+// The shared file helpers (core/file_io.hpp, core/gzip_stream.hpp): atomic replacement of a
 // file and what a failed write leaves behind, whole-file reads, the little-endian encoding
 // of every staticnet file, the hex and shape text of error messages, and the raw-or-gzip
 // input stream.
@@ -8,7 +8,7 @@
 
 #include <staticnet/core/error.hpp>
 #include <staticnet/core/file_io.hpp>
-#include <staticnet/io/gzip_stream.hpp>
+#include <staticnet/core/gzip_stream.hpp>
 #include <staticnet/io/png.hpp>
 
 #include <zlib.h>

@@ -6,7 +6,7 @@
 /// dimensions), one big-endian uint32 size per dimension, then the elements in row-major
 /// order. Files may be stored raw or gzip-compressed; compression is recognised by the gzip
 /// magic bytes (1f 8b), never by the file name, and is undone on the fly
-/// (`io/gzip_stream.hpp`).
+/// (`core/gzip_stream.hpp`).
 ///
 /// The readers trust nothing in the file: every problem (missing file, truncated header or
 /// data, wrong magic number, wrong rank, absurd sizes, trailing bytes, corrupt gzip stream,
@@ -29,7 +29,7 @@
 #include "../core/compat.hpp"
 #include "../core/error.hpp"
 #include "../core/file_io.hpp"
-#include "../io/gzip_stream.hpp"
+#include "../core/gzip_stream.hpp"
 #include "byte_dataset.hpp"
 #include "dataset.hpp"
 

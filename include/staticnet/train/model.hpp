@@ -54,7 +54,6 @@
 #include "../data/labelled_data.hpp"
 #include "../data/loader.hpp"
 #include "../data/shard_stream.hpp"
-#include "../io/onnx.hpp"
 #include "../kernels/elementwise.hpp"
 #include "../layers/activations.hpp"
 #include "../model/sequential.hpp"
@@ -256,10 +255,6 @@ public:
 
     [[nodiscard]] Net& network() noexcept { return net_; }
     [[nodiscard]] const Net& network() const noexcept { return net_; }
-    /// Writes the network for inference as an ONNX file (`staticnet::save_onnx`); rank 0 writes.
-    void save_onnx(const std::filesystem::path& file) const {
-        if (comm_->rank() == 0) staticnet::save_onnx(net_, file);
-    }
     [[nodiscard]] Optimizer& optimizer_state() noexcept { return optimizer_; }
     [[nodiscard]] Communicator& comm() noexcept { return *comm_; }
     [[nodiscard]] thread_pool& threads() noexcept { return pool_; }
@@ -277,9 +272,7 @@ public:
 private:
     static constexpr bool output_is_softmax = [] {
         using last = typename Net::template layer_type<Net::layer_count - 1>;
-        if constexpr (requires { typename last::activation_type; })
-            return std::same_as<typename last::activation_type, softmax>;
-        else return false;
+        return traits_of<last>().activation.forward == activation_info_of<softmax>.forward;
     }();
     static constexpr bool fused_softmax = output_is_softmax && Loss::fuses_softmax;
 
