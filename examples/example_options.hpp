@@ -6,8 +6,8 @@
 
 #include <staticnet/staticnet.hpp>
 #include <staticnet/train/history_chart.hpp>
-#include <staticnet/train/report.hpp>
-#include <staticnet/train/tensorboard.hpp>
+#include <staticnet/io/report.hpp>
+#include <staticnet/io/tensorboard.hpp>
 
 #include <cstddef>
 #include <cstdint>

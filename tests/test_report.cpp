@@ -1,4 +1,4 @@
-// The training report page (train/report.hpp): what it holds, that it stays self-contained,
+// The training report page (io/report.hpp): what it holds, that it stays self-contained,
 // and the file it writes. (tests/report/check_report.py renders an example's page in
 // headless Chromium.)
 #include <catch2/catch.hpp>
@@ -6,7 +6,7 @@
 #include "temp_dir.hpp"
 
 #include <staticnet/staticnet.hpp>
-#include <staticnet/train/report.hpp>
+#include <staticnet/io/report.hpp>
 
 #include <cstddef>
 #include <cstdint>

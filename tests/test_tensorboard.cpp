@@ -8,7 +8,7 @@
 #include <staticnet/staticnet.hpp>
 #include <staticnet/core/crc32c.hpp>
 #include <staticnet/io/tfrecord.hpp>
-#include <staticnet/train/tensorboard.hpp>
+#include <staticnet/io/tensorboard.hpp>
 
 #include <cstdint>
 #include <filesystem>

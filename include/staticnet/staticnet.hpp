@@ -3,8 +3,8 @@
 /// The single-process library in one include. Opt-in, included on purpose: data
 /// parallelism over MPI (<staticnet/comm/mpi.hpp>, link staticnet::mpi), SVG charts of a
 /// training history (<staticnet/train/history_chart.hpp>), TensorBoard event files
-/// (<staticnet/train/tensorboard.hpp>), the training report page
-/// (<staticnet/train/report.hpp>) and image folders (<staticnet/data/image_folder.hpp>,
+/// (<staticnet/io/tensorboard.hpp>), the training report page
+/// (<staticnet/io/report.hpp>) and image folders (<staticnet/data/image_folder.hpp>,
 /// which needs stb_image).
 
 #include "core/aligned_buffer.hpp"

@@ -45,7 +45,7 @@
 ///  - `checkpoint_callback` (io/checkpoint.hpp): checkpoints to resume from;
 ///  - `lambda_callback`, `on_epoch_end_callback` (below): hooks made of lambdas, for quick
 ///    one-offs;
-///  - `tensorboard_writer` (train/tensorboard.hpp, opt-in: not in `staticnet.hpp`): a
+///  - `tensorboard_writer` (io/tensorboard.hpp, opt-in: not in `staticnet.hpp`): a
 ///    TensorBoard event file of the run.
 
 #include <type_traits>

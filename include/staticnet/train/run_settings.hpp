@@ -2,8 +2,8 @@
 /// @file
 /// `run_settings(model, options)`: how a run was set up, as (name, value) rows of text: the
 /// fit options, the optimizer, the loss, the ranks and threads, the parameter count. The
-/// TensorBoard writer (train/tensorboard.hpp) writes them as its hyper-parameter table and
-/// the training report (train/report.hpp) shows them, so both name a setting alike.
+/// TensorBoard writer (io/tensorboard.hpp) writes them as its hyper-parameter table and
+/// the training report (io/report.hpp) shows them, so both name a setting alike.
 
 #include <string>
 #include <utility>

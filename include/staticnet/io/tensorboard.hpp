@@ -4,7 +4,7 @@
 /// it where Keras and PyTorch users watch theirs (`tensorboard --logdir runs`). Opt-in: the
 /// umbrella header `staticnet.hpp` does not include it.
 ///
-///     #include <staticnet/train/tensorboard.hpp>
+///     #include <staticnet/io/tensorboard.hpp>
 ///     model.fit(train, options, sn::tensorboard_writer{"runs/exp1"});
 ///
 /// One event file per writer (per run), in the directory given (io/tensorboard_events.hpp),
@@ -39,10 +39,10 @@
 #include <utility>
 #include <vector>
 
-#include "../io/tensorboard_events.hpp"
-#include "history.hpp"
-#include "model.hpp"
-#include "run_settings.hpp"
+#include "../train/history.hpp"
+#include "../train/model.hpp"
+#include "../train/run_settings.hpp"
+#include "tensorboard_events.hpp"
 
 namespace staticnet {
 

@@ -3,7 +3,7 @@
 /// The training report: one self-contained HTML page with what people look at when a run
 /// ends. Opt-in: the umbrella header `staticnet.hpp` does not include it.
 ///
-///     #include <staticnet/train/report.hpp>
+///     #include <staticnet/io/report.hpp>
 ///     auto h = model.fit(data.train, options);
 ///     sn::write_training_report(model, h, options, &data.train, &data.test, "report.html",
 ///                               {.title = "Fashion-MNIST", .class_names = names});
@@ -47,13 +47,13 @@
 #include "../core/error.hpp"
 #include "../data/labelled_data.hpp"
 #include "../data/loader.hpp"
-#include "../io/png.hpp"
 #include "../model/summary.hpp"
-#include "history.hpp"
-#include "history_chart.hpp"
-#include "history_io.hpp"
-#include "model.hpp"
-#include "run_settings.hpp"
+#include "../train/history.hpp"
+#include "../train/history_chart.hpp"
+#include "../train/history_io.hpp"
+#include "../train/model.hpp"
+#include "../train/run_settings.hpp"
+#include "png.hpp"
 
 namespace staticnet {
 
