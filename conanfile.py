@@ -2,8 +2,9 @@
 
     conan create . [-o "staticnet/*:with_mpi=True"]
 
-Written for xtensor 0.24 to 0.26 and xsimd 8 to 13 (include/staticnet/core/compat.hpp bridges
-both generations). The package holds the headers only; CMakeDeps and PkgConfigDeps generate
+Tested with xtensor 0.24.3 and 0.27.1, xsimd 8.1.0 and 14.3.0, xtl 0.7.2 and 0.8.2 (Debian 12's
+and the current releases: scripts/test.sh and scripts/test-upstream.sh); the ranges below take
+the releases between them, which include/staticnet/core/compat.hpp bridges. The package holds the headers only; CMakeDeps and PkgConfigDeps generate
 the consumers' files from package_info(): staticnet::staticnet, and staticnet::mpi with
 with_mpi=True.
 """
@@ -46,8 +47,8 @@ class StaticnetConan(ConanFile):
     def requirements(self):
         # Public headers include all of these, so they are transitive (the default for a
         # header-library's requires).
-        self.requires("xtensor/[>=0.24 <0.27]")
-        self.requires("xsimd/[>=8 <14]")
+        self.requires("xtensor/[>=0.24 <0.28]")
+        self.requires("xsimd/[>=8 <15]")
         self.requires("zlib/[>=1.2.11 <2]")
         if self.options.with_mpi:
             self.requires("boost/[>=1.74 <2]")

@@ -13,7 +13,7 @@
 // as the global batch. Only rank 0 prints; the numbers are global (all ranks' images).
 //
 // --loader (one process) measures whether data loading costs step time: `fit` on data read
-// from shard files (load_shards, partitioned, batches assembled by the prefetching loader)
+// from shard files (load_shards, partitioned, batches assembled by fit's loader on the pool)
 // against training steps on batches already assembled in memory, alternately.
 #include <staticnet/staticnet.hpp>
 

@@ -3,7 +3,7 @@
 # (`fashion_mnist --epochs 1 --json`) under `mpirun -np NP`, with the default threads and with
 # each `--threads T`, alternately, `--rounds` times. Prints the median seconds per epoch of each
 # and, last, one JSON object with `default_over_best` (the default's median / the best
-# explicit median; issue 12 asks for at most 1.05).
+# explicit median; the goal is at most 1.05).
 #
 #   benchmarks/compare_thread_defaults.sh [--np 2] [--threads "1 2"] [--rounds 3] [--build DIR]
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The 3-epoch checks of issue 13 (not in CI: about 4 training runs of 3 epochs each).
+# The 3-epoch checks of training from your own data (not in CI: about 4 training runs of 3 epochs each).
 #
 #   benchmarks/data_sources.sh [--build DIR] [--data DIR] [--epochs N] [--out FILE.jsonl]
 #

@@ -36,7 +36,7 @@ RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 # Open MPI allreduce of 110,000 floats, median us, and its FMA peaks.
 DEVICE_ALLREDUCE_US = {2: (115, 115), 4: (160, 160), 8: (225, 257), 16: (245, 270)}
 DEVICE_FMA_1CORE, DEVICE_FMA_16CORES, FLOP_PER_IMAGE = 169e9, 1384e9, 18.6e6
-HERE_FMA_1CORE = 176e9  # bench_kernels on the 2-core development machine (benchmarks/README.md)
+HERE_FMA_1CORE = 176e9  # bench_kernels on the 2-core development machine (benchmarks/LOG.md)
 
 
 def load(path):

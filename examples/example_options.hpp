@@ -6,6 +6,8 @@
 
 #include <staticnet/staticnet.hpp>
 #include <staticnet/train/history_chart.hpp>
+#include <staticnet/io/report.hpp>
+#include <staticnet/io/tensorboard.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <exception>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "../tools/command_line.hpp"
 #if STATICNET_EXAMPLE_MPI
@@ -32,6 +35,7 @@ struct training_options {
     std::uint64_t seed = 1;
     bool json = false, resume = false, deterministic = false;
     std::string checkpoint, shards, history_csv, plot_svg;
+    std::string tensorboard, report_html;  // --tensorboard DIR, --report FILE.html
 };
 
 /// Adds the shared options to `app` (given twice, an option's last value wins); returns
@@ -64,6 +68,11 @@ inline CLI::Option* add_training_options(CLI::App& app, training_options& o, con
         ->type_name("FILE.csv");
     app.add_option("--plot", o.plot_svg, "write a chart of loss and accuracy (SVG) when training ends")
         ->type_name("FILE.svg");
+    app.add_option("--tensorboard", o.tensorboard, "write a TensorBoard event file there as training runs")
+        ->type_name("DIR");
+    app.add_option("--report", o.report_html,
+                   "write a report page (curves, confusion matrix, worst images, inputs) when training ends")
+        ->type_name("FILE.html");
     return shards;
 }
 
@@ -86,6 +95,38 @@ struct json_lines {
         std::fflush(stdout);
     }
 };
+
+/// Fashion-MNIST's classes by label (its IDX files hold only the numbers).
+inline const std::vector<std::string> fashion_mnist_class_names{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+
+/// The options of a run as (name, value) rows, for TensorBoard's hyper-parameter table and
+/// the report's settings.
+inline sn::setting_rows settings_rows(const char* program, const training_options& o) {
+    return {{"program", program}, {"data", o.shards.empty() ? o.data : o.shards + " (shards)"},
+            {"limit", o.limit == 0 ? "all" : std::to_string(o.limit)},
+            {"initial learning rate", std::to_string(o.learning_rate)},
+            {"deterministic", o.deterministic ? "true" : "false"}};
+}
+
+/// The TensorBoard callback of --tensorboard DIR; without it, one that writes nothing (one
+/// callback list either way: each combination would be another instantiation of fit).
+inline sn::tensorboard_writer tensorboard_callback(const char* program, const training_options& o) {
+    return sn::tensorboard_writer(o.tensorboard, {.hyperparameters = settings_rows(program, o)});
+}
+
+/// The report page of --report FILE.html (rank 0). `train` is what the run trained on, when
+/// it is in memory.
+template <typename Model, typename Test>
+void write_report(Model& model, const sn::history& history, const sn::fit_options& options, sn::data::dataset_ref train,
+                  const Test& test, const training_options& o, const char* program, const char* title) {
+    if (o.report_html.empty()) return;
+    sn::write_training_report(model, history, options, train, &test, o.report_html,
+                              {.title = title,
+                               .settings = settings_rows(program, o),
+                               .class_names = test.class_names.empty() ? fashion_mnist_class_names
+                                                                       : std::vector<std::string>{}});
+}
 
 /// The end of a training run: the history as CSV and as a chart when asked (rank 0), then the
 /// test loss and accuracy, as JSON with --json.

@@ -7,6 +7,11 @@
 // --history FILE.csv and --plot FILE.svg write the per-epoch history and a chart of loss and
 // accuracy (train and validation) when training ends.
 //
+// --tensorboard DIR writes a TensorBoard event file there as training runs (scalars per step
+// and per epoch, weight and gradient histograms, the settings); --report FILE.html writes a
+// page with the curves, the confusion matrix, the worst-classified test images and the
+// training inputs when training ends (docs/training.md).
+//
 // --export-onnx FILE writes the trained network as an ONNX model (docs/onnx.md) when training ends.
 //
 // --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
@@ -135,9 +140,10 @@ sn::data::byte_dataset load_shards_for_network(const std::string& dir, std::size
 
 /// The IDX test set of Fashion-MNIST in `dir` alone (the training set comes from shards).
 sn::data::byte_dataset load_test_set(const std::filesystem::path& dir) {
-    const bool suggest = sn::data::detail::is_default_fashion_dir(dir);
-    return sn::data::load_idx_bytes(sn::data::detail::find_idx_file(dir, "t10k-images-idx3-ubyte", suggest),
-                                    sn::data::detail::find_idx_file(dir, "t10k-labels-idx1-ubyte", suggest), 10);
+    // One after the other: a missing directory is reported for the images file first.
+    const auto images = sn::data::find_idx_file(dir, "t10k-images-idx3-ubyte");
+    const auto labels = sn::data::find_idx_file(dir, "t10k-labels-idx1-ubyte");
+    return sn::data::load_idx_bytes(images, labels, 10);
 }
 
 #if STATICNET_EXAMPLE_IMAGES
@@ -247,11 +253,14 @@ int train(const arguments& args, Communicator& comm) {
     const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
     // One fit per data source, for both outputs: each callback combination would be another
     // instantiation of fit, and compile time.
+    sn::tensorboard_writer tensorboard = examples::tensorboard_callback("fashion_mnist", args);
     const auto fit = [&](auto& train_set) {
-        return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints);
+        return model.fit(train_set, options, examples::json_lines{.enabled = args.json}, checkpoints, tensorboard);
     };
     const sn::history history = stream ? fit(*stream) : fit(data.train);
-    if (!args.export_onnx.empty()) model.save_onnx(args.export_onnx);  // rank 0 writes
+    if (!args.export_onnx.empty()) sn::save_onnx(model, args.export_onnx);  // rank 0 writes
+    examples::write_report(model, history, options, stream ? sn::data::dataset_ref{} : &data.train, data.test, args,
+                           "fashion_mnist", "staticnet: reference CNN on Fashion-MNIST");
     return examples::report_results(model, history, data.test, args, "staticnet: reference CNN on Fashion-MNIST");
 }
 

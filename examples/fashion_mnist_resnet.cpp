@@ -10,6 +10,10 @@
 // --shards DIR trains from shard files made by `staticnet-shard` instead of the IDX training
 // set: each rank reads only its own shards (validation still uses the IDX test set).
 //
+// --tensorboard DIR writes a TensorBoard event file as training runs; --report FILE.html a
+// page with the curves, confusion matrix, worst-classified images and the augmented training
+// inputs when training ends (docs/training.md).
+//
 // --checkpoint DIR writes a checkpoint there after every epoch (the newest 3 are kept);
 // --resume continues from the newest valid one up to --epochs in total (an error if there
 // is none: it never silently starts over).
@@ -117,7 +121,11 @@ int train(const arguments& args, Communicator& comm) {
     const sn::checkpoint_callback checkpoints{.directory = args.checkpoint, .every_epochs = 1, .keep = 3};
     const sn::cosine_decay schedule{.initial = args.learning_rate, .minimum = args.learning_rate / 100};
     // One fit for both outputs: each callback combination is another instantiation of fit.
-    const sn::history history = model.fit(data.train, options, schedule, examples::json_lines{.enabled = args.json}, checkpoints);
+    sn::tensorboard_writer tensorboard = examples::tensorboard_callback("fashion_mnist_resnet", args);
+    const sn::history history =
+        model.fit(data.train, options, schedule, examples::json_lines{.enabled = args.json}, checkpoints, tensorboard);
+    examples::write_report(model, history, options, &data.train, data.test, args, "fashion_mnist_resnet",
+                           "staticnet: ResNet-style CNN on Fashion-MNIST");
     return examples::report_results(model, history, data.test, args, "staticnet: ResNet-style CNN on Fashion-MNIST");
 }
 

@@ -41,10 +41,16 @@ test_packages=(
   "clang|compile-fail tests under clang 14, the fuzzers"
   "libclang-rt-14-dev|the fuzzers' runtime"
   "clang-19|the unit tests built with clang 19"
+  "libc++-19-dev|the unit tests built with clang 19 and its own standard library"
+  "libc++abi-19-dev|libc++'s ABI library"
   "python3-onnx|checks exported ONNX files (onnx.checker)"
   "python3-opencv|runs exported ONNX files (OpenCV's dnn)"
   "python3-numpy|scripts/make_image_folders.py (image-folder tests)"
   "python3-pil|scripts/make_image_folders.py (image-folder tests)"
+  "python3-crc32c|reads TensorBoard event files back (watch:tensorboard_readback)"
+  "python3-protobuf|decodes their Event and Summary messages"
+  "protobuf-compiler|compiles TensorBoard's message definitions for that test"
+  "chromium|renders the report page (watch:report_chromium)"
 )
 entries=("${train_packages[@]}")
 [ "$set_name" = train ] || entries+=("${test_packages[@]}")

@@ -451,6 +451,12 @@ TEST_CASE("load_fashion_mnist finds .gz or raw files and says what is missing", 
     CHECK_FALSE(sd::detail::is_default_fashion_dir(dir.path));
     CHECK_THAT(data_error_of([&] { (void)sd::detail::find_idx_file(dir / "gone", "x-idx1-ubyte", true); }),
                Contains("x-idx1-ubyte") && Contains("does not exist") && Contains("apt-get install dataset-fashion-mnist"));
+    // The public lookup: the .gz file when it is there, and for a directory of the user's
+    // an error that asks for the directory rather than for the Debian package.
+    CHECK(sd::find_idx_file(dir.path, "train-images-idx3-ubyte") == dir / "train-images-idx3-ubyte.gz");
+    CHECK(sd::find_idx_file(dir.path, "train-labels-idx1-ubyte") == dir / "train-labels-idx1-ubyte");
+    CHECK_THAT(data_error_of([&] { (void)sd::find_idx_file(dir / "gone", "x-idx1-ubyte"); }),
+               Contains("x-idx1-ubyte") && Contains("pass the directory") && !Contains("apt-get"));
 }
 
 TEST_CASE("Fashion-MNIST from the system data set", "[data][idx][fashion]") {

@@ -1,4 +1,4 @@
-// The shared file helpers (core/file_io.hpp, io/gzip_stream.hpp): atomic replacement of a
+// The shared file helpers (core/file_io.hpp, core/gzip_stream.hpp): atomic replacement of a
 // file and what a failed write leaves behind, whole-file reads, the little-endian encoding
 // of every staticnet file, the hex and shape text of error messages, and the raw-or-gzip
 // input stream.
@@ -8,7 +8,8 @@
 
 #include <staticnet/core/error.hpp>
 #include <staticnet/core/file_io.hpp>
-#include <staticnet/io/gzip_stream.hpp>
+#include <staticnet/core/gzip_stream.hpp>
+#include <staticnet/io/png.hpp>
 
 #include <zlib.h>
 
@@ -21,6 +22,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -260,4 +262,50 @@ TEST_CASE("gzip_stream reads raw and gzip files alike", "[io][gzip]") {
     }
     CHECK_THROWS_WITH(detail::gzip_stream(dir / "gone", "test file"),
                       Contains("test file '") && Contains("gone") && Contains("does not exist"));
+}
+
+// ------------------------------------------------------------------ PNG (the report's images)
+
+TEST_CASE("encode_png writes a PNG whose chunks check out and whose rows inflate back", "[io][png]") {
+    const std::vector<std::uint8_t> pixels{0, 64, 128, 255, 10, 20};  // 3 x 2 grey
+    const std::vector<std::uint8_t> png = sn::encode_png(pixels, 3, 2, 1);
+    REQUIRE(png.size() > 8 + 3 * 12);
+    CHECK(std::equal(png.begin(), png.begin() + 8, std::array<std::uint8_t, 8>{0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}.begin()));
+    auto be32 = [&](std::size_t at) {
+        return std::uint32_t{png[at]} << 24 | std::uint32_t{png[at + 1]} << 16 | std::uint32_t{png[at + 2]} << 8 | png[at + 3];
+    };
+    std::vector<std::string> types;
+    std::vector<std::uint8_t> idat;
+    for (std::size_t at = 8; at < png.size();) {
+        const std::uint32_t length = be32(at);
+        const std::string type(png.begin() + static_cast<std::ptrdiff_t>(at + 4), png.begin() + static_cast<std::ptrdiff_t>(at + 8));
+        types.push_back(type);
+        CHECK(be32(at + 8 + length) == static_cast<std::uint32_t>(::crc32_z(0L, png.data() + at + 4, length + 4)));
+        if (type == "IHDR") {
+            CHECK(be32(at + 8) == 3);   // width
+            CHECK(be32(at + 12) == 2);  // height
+            CHECK(png[at + 16] == 8);   // bit depth
+            CHECK(png[at + 17] == 0);   // grey
+        }
+        if (type == "IDAT") idat.assign(png.begin() + static_cast<std::ptrdiff_t>(at + 8), png.begin() + static_cast<std::ptrdiff_t>(at + 8 + length));
+        at += 12 + length;
+    }
+    CHECK(types == std::vector<std::string>{"IHDR", "IDAT", "IEND"});
+    std::vector<std::uint8_t> rows(8);
+    uLongf size = rows.size();
+    REQUIRE(::uncompress(rows.data(), &size, idat.data(), static_cast<uLong>(idat.size())) == Z_OK);
+    CHECK(rows == std::vector<std::uint8_t>{0, 0, 64, 128, 0, 255, 10, 20});  // filter byte 0, then each row
+    CHECK_THROWS_AS(sn::encode_png(pixels, 4, 2, 1), sn::error);
+    CHECK_THROWS_AS(sn::encode_png(pixels, 1, 3, 2), sn::error);  // 2 channels: neither grey nor RGB
+}
+
+TEST_CASE("png_data_uri is base64 with padding", "[io][png]") {
+    auto uri = [](std::string_view s) {
+        return sn::png_data_uri({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
+    };
+    CHECK(uri("") == "data:image/png;base64,");
+    CHECK(uri("f") == "data:image/png;base64,Zg==");
+    CHECK(uri("fo") == "data:image/png;base64,Zm8=");
+    CHECK(uri("foobar") == "data:image/png;base64,Zm9vYmFy");
+    CHECK(uri("\xff\xfe") == "data:image/png;base64,//4=");
 }

@@ -19,6 +19,7 @@
 #include <new>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 namespace sn = staticnet;
@@ -365,7 +366,7 @@ TEST_CASE("batch normalisation kernels: every channel count gives each element t
             const double expected[3] = {gamma[c] * xh + beta[c], double(x_wide[at]) * scale[c] + beta[c],
                                         scale[c] * (dy_wide[at] - double(mean_dy[c]) - xh * mean_dy_x_hat[c])};
             for (std::size_t i = 0; i < 3; ++i) CHECK(by_row[i][at] == Approx(expected[i]).margin(1e-5));
-#if defined(__FMA__) || defined(__AVX512F__)
+#if defined(__FMA__) || defined(__AVX512F__) || defined(__ARM_FEATURE_FMA)
             // With FMA hardware, the exact roundings of the scalar formulas these kernels
             // replaced (as GCC contracted them), so trained networks keep their digits.
             const float xh_f = (x_wide[at] - mean[c]) * inv_std[c];
@@ -523,4 +524,37 @@ TEST_CASE("direct single-channel convolution matches the scalar reference", "[ke
     check_direct_conv<k::window_geometry{9, 7, 1, 3, 2, 1, 1, 5, 4}, lanes>(2);
     // 5x5 'same' (pads of 2), several registers of filters, widths not a multiple of the pixel block.
     check_direct_conv<k::window_geometry{6, 13, 1, 5, 1, 2, 2, 6, 13}, 4 * lanes>(3);
+}
+
+TEST_CASE("the SIMD level names the instruction set the build chose, on every architecture", "[kernels][simd]") {
+    namespace d = sn::simd::detail;
+    constexpr d::simd_level built = d::compiled_level();
+    INFO("compiled for " << sn::simd::arch_name() << " (" << d::level_name(built) << "), CPU " << sn::simd::cpu_arch_name());
+    // The level agrees with the register xsimd chose for the kernels.
+    constexpr std::size_t lanes = sn::simd::float_lanes;
+    switch (built) {
+        case d::simd_level::avx512f:
+        case d::simd_level::avx512bw: CHECK(lanes == 16); break;
+        case d::simd_level::avx:
+        case d::simd_level::avx2:
+        case d::simd_level::fma3_avx2: CHECK(lanes == 8); break;
+        case d::simd_level::sse2:
+        case d::simd_level::sse4_2:
+        case d::simd_level::neon:
+        case d::simd_level::neon64: CHECK(lanes == 4); break;
+        case d::simd_level::none: FAIL("no SIMD level recognised for this build"); break;
+    }
+#if defined(__aarch64__)
+    CHECK(built == d::simd_level::neon64);
+    CHECK(std::string(sn::simd::arch_name()).find("neon") != std::string::npos);
+    CHECK(std::string(sn::simd::cpu_arch_name()).find("neon") != std::string::npos);
+#elif defined(__x86_64__)
+    CHECK(static_cast<int>(built) >= static_cast<int>(d::simd_level::sse2));
+    CHECK(static_cast<int>(built) <= static_cast<int>(d::simd_level::avx512bw));
+#endif
+    // A CPU never runs less than what the program was compiled for (it would not start), and a
+    // build for this CPU's widest level is not narrower than it.
+    CHECK(static_cast<int>(d::cpu_level()) >= static_cast<int>(built));
+    CHECK(sn::simd::narrower_than_cpu() == (d::cpu_level() != built));
+    if (!sn::simd::narrower_than_cpu()) CHECK(std::string(sn::simd::cpu_arch_name()) == sn::simd::arch_name());
 }

@@ -257,9 +257,9 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         sn::load_onnx_weights(b, dir / "r.onnx");
         CHECK(bitwise_equal(contents(a), contents(b)));
     }
-    SECTION("model.save_onnx") {
+    SECTION("save_onnx(model, file)") {
         sn::model<small_cnn, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 1, .seed = 7});
-        m.save_onnx(dir / "m.onnx");
+        sn::save_onnx(m, dir / "m.onnx");
         small_cnn b;
         sn::load_onnx_weights(b, dir / "m.onnx");
         CHECK(bitwise_equal(contents(m.network()), contents(b)));

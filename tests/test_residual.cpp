@@ -261,3 +261,61 @@ TEST_CASE("the summary lists a block's layers indented under it", "[residual][su
     CHECK_THAT(text, Catch::Contains("global_average_pool2d_8"));
     CHECK_THAT(text, Catch::Contains("Total params: " + sn::detail::thousands(small_resnet::parameter_count)));
 }
+
+// A block is run by the same chain engine as the network: every optimisation between
+// neighbouring layers applies inside it too. conv -> relu -> max pooling on an 11x11 image
+// exercises two of them (the convolution computes only the 10x10 pixels the pooling reads;
+// relu's backward is skipped, the pooling applies its derivative). With a projection whose
+// weights are zero, the block's sum adds exact zeros, so it must be bitwise the network
+// written flat: forward, parameter gradients and input gradient.
+TEST_CASE("a block containing conv -> relu -> max pooling is bitwise the same layers written flat", "[residual][block_equals_flat]") {
+    using conv = sn::conv2d<8, 3, sn::identity, 1, sn::padding::same>;
+    using zero_projection = sn::projection<sn::conv2d<8, 3, sn::identity, 2, sn::padding::valid, sn::bias::none>>;
+    using blocked = sn::sequential<sn::input<11, 11, 3>, sn::residual<zero_projection, conv, sn::relu, sn::max_pool2d<2>>,
+                                   sn::flatten, sn::dense<4, sn::softmax>>;
+    using flat = sn::sequential<sn::input<11, 11, 3>, conv, sn::relu, sn::max_pool2d<2>, sn::flatten, sn::dense<4, sn::softmax>>;
+    using block = blocked::layer_type<0>;
+    using body = typename block::body_chain_type;
+    // The optimisations are on inside the block, as in the flat network.
+    STATIC_REQUIRE(body::skips_backward<1>());
+    STATIC_REQUIRE(body::next_applies_derivative<0>() == flat::chain_type::next_applies_derivative<0>());
+    STATIC_REQUIRE(body::skips_backward<1>() == flat::chain_type::skips_backward<1>());
+    STATIC_REQUIRE(sn::detail::input_rows_read<body::layer_type<2>>() == 10);
+
+    constexpr std::size_t batch = 6;
+    blocked a;
+    flat b;
+    b.initialize(3);
+    // The block's parameters: the body's (the flat network's first layer), then the projection's, zero.
+    std::fill(a.parameters().begin(), a.parameters().end(), 0.0f);
+    std::copy_n(b.layer_parameters<0>().begin(), flat::layer_type<0>::parameter_count, a.layer_parameters<0>().begin());
+    std::copy(b.layer_parameters<4>().begin(), b.layer_parameters<4>().end(), a.layer_parameters<2>().begin());
+
+    for (std::size_t threads : {1, 2}) {
+        INFO(threads << " threads");
+        sn::thread_pool pool(threads);
+        sn::rng g(11);
+        std::vector<float> x(batch * 11 * 11 * 3);
+        for (auto& v : x) v = g.uniform(-1.0f, 1.0f);
+        std::vector<float> dy(batch * 4);
+        for (auto& v : dy) v = g.uniform(-1.0f, 1.0f);
+        a.prepare(batch);
+        b.prepare(batch);
+        const sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool, .step_seed = 1};
+        const float* ya = a.forward(x.data(), ctx);
+        const float* yb = b.forward(x.data(), ctx);
+        REQUIRE(std::equal(ya, ya + batch * 4, yb));
+        std::copy(dy.begin(), dy.end(), a.output_gradient(batch));
+        std::copy(dy.begin(), dy.end(), b.output_gradient(batch));
+        std::fill(a.gradients().begin(), a.gradients().end(), 0.0f);
+        std::fill(b.gradients().begin(), b.gradients().end(), 0.0f);
+        std::vector<float> dxa(x.size(), 1.0f), dxb(x.size(), 2.0f);
+        a.backward(x.data(), ctx, dxa.data());
+        b.backward(x.data(), ctx, dxb.data());
+        const auto ga = a.layer_gradients<0>(), gb = b.layer_gradients<0>();
+        REQUIRE(std::equal(gb.begin(), gb.end(), ga.begin()));
+        const auto da = a.layer_gradients<2>(), db = b.layer_gradients<4>();
+        REQUIRE(std::equal(db.begin(), db.end(), da.begin()));
+        REQUIRE(dxa == dxb);
+    }
+}

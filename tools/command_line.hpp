@@ -16,11 +16,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <locale>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -50,6 +54,26 @@ void parse_or_exit(CLI::App& app, int argc, char** argv);
 // ---------------------------------------------------------------- implementation
 
 namespace detail {
+
+/// The float written in `text` (the whole of it, no leading space or sign '+'), read the
+/// same in every locale; nothing otherwise. libc++ before 20 has no floating-point
+/// `std::from_chars` (it then leaves `__cpp_lib_to_chars` undefined): a stream in the
+/// classic locale reads the same numbers there.
+inline std::optional<float> read_float(std::string_view text) {
+    if (text.empty() || text.front() == '+' || std::isspace(static_cast<unsigned char>(text.front()))) return std::nullopt;
+    float v = 0;
+#if defined(__cpp_lib_to_chars) && __cpp_lib_to_chars >= 201611L
+    const char* const end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+    if (ec != std::errc{} || ptr != end) return std::nullopt;
+#else
+    std::istringstream in{std::string(text)};
+    in.imbue(std::locale::classic());
+    in >> std::noskipws >> v;
+    if (in.fail() || in.peek() != std::char_traits<char>::eof()) return std::nullopt;
+#endif
+    return v;
+}
 
 /// The range in words, " >= 1" or " from 1 to 9"; empty for any number.
 inline std::string range_text(std::uint64_t min, std::uint64_t max) {
@@ -128,10 +152,8 @@ inline CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
 inline CLI::Validator positive_real() {
     return CLI::Validator(
         [](std::string& text) -> std::string {
-            float v = 0;
-            const char* const end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, v);
-            if (text.empty() || ec != std::errc{} || ptr != end || !std::isfinite(v) || !(v > 0))
+            const std::optional<float> v = detail::read_float(text);
+            if (!v || !std::isfinite(*v) || !(*v > 0))
                 return "needs a number > 0, not '" + text + "'";
             return {};
         },

@@ -2,8 +2,10 @@
 /// @file
 /// The single-process library in one include. Opt-in, included on purpose: data
 /// parallelism over MPI (<staticnet/comm/mpi.hpp>, link staticnet::mpi), SVG charts of a
-/// training history (<staticnet/train/history_chart.hpp>) and image folders
-/// (<staticnet/data/image_folder.hpp>, which needs stb_image).
+/// training history (<staticnet/train/history_chart.hpp>), TensorBoard event files
+/// (<staticnet/io/tensorboard.hpp>), the training report page
+/// (<staticnet/io/report.hpp>) and image folders (<staticnet/data/image_folder.hpp>,
+/// which needs stb_image).
 
 #include "core/aligned_buffer.hpp"
 #include "core/cpu_mask.hpp"

@@ -54,7 +54,7 @@ void train_and_export(const sn::data::train_test& data, std::size_t steps, const
     m.fit(part, {.epochs = 1, .batch_size = 32, .seed = 3, .verbose = false});
     const xt::xtensor<float, 4> images = xt::view(data.test.images, xt::range(0, 1000));
     const xt::xtensor<float, 2> probabilities = m.predict(images);
-    m.save_onnx(out / (std::string(name) + ".onnx"));
+    sn::save_onnx(m, out / (std::string(name) + ".onnx"));
     write_floats(out / (std::string(name) + ".images.f32"), images.data(), images.size());
     write_floats(out / (std::string(name) + ".probabilities.f32"), probabilities.data(), probabilities.size());
     std::size_t correct = 0;

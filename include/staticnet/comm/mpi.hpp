@@ -83,13 +83,6 @@ public:
               "MPI_Iallreduce");
         pending_.push_back(request);
     }
-    /// Lets started reductions advance (MPI progresses them only inside MPI calls).
-    void progress() {
-        if (pending_.empty()) return;
-        int done = 0;
-        MPI_Testall(static_cast<int>(pending_.size()), pending_.data(), &done, MPI_STATUSES_IGNORE);
-        if (done != 0) pending_.clear();
-    }
     void wait_all() {
         if (pending_.empty()) return;
         check(MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");

@@ -65,7 +65,6 @@ public:
     }
 
     [[nodiscard]] constexpr const state_type& state() const noexcept { return state_; }
-    constexpr void set_state(const state_type& s) noexcept { state_ = s; }
 
 private:
     static constexpr std::uint64_t splitmix64(std::uint64_t& x) noexcept {

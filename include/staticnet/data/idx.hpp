@@ -6,7 +6,7 @@
 /// dimensions), one big-endian uint32 size per dimension, then the elements in row-major
 /// order. Files may be stored raw or gzip-compressed; compression is recognised by the gzip
 /// magic bytes (1f 8b), never by the file name, and is undone on the fly
-/// (`io/gzip_stream.hpp`).
+/// (`core/gzip_stream.hpp`).
 ///
 /// The readers trust nothing in the file: every problem (missing file, truncated header or
 /// data, wrong magic number, wrong rank, absurd sizes, trailing bytes, corrupt gzip stream,
@@ -29,7 +29,7 @@
 #include "../core/compat.hpp"
 #include "../core/error.hpp"
 #include "../core/file_io.hpp"
-#include "../io/gzip_stream.hpp"
+#include "../core/gzip_stream.hpp"
 #include "byte_dataset.hpp"
 #include "dataset.hpp"
 
@@ -262,6 +262,15 @@ inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, con
 }
 
 }  // namespace detail
+
+/// The IDX file `name` of a data set in `dir`: `dir/name.gz` when present, else `dir/name`.
+/// Neither: a `data_error` that says how to get them (the Debian package when `dir` is the
+/// default Fashion-MNIST directory). For a program that reads one half of the data set, e.g.
+/// `load_idx_bytes(find_idx_file(dir, "t10k-images-idx3-ubyte"), find_idx_file(dir,
+/// "t10k-labels-idx1-ubyte"), 10)`.
+inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, const std::string& name) {
+    return detail::find_idx_file(dir, name, detail::is_default_fashion_dir(dir));
+}
 
 inline idx_header read_idx_header(const std::filesystem::path& file) {
     auto s = detail::open_idx(file);

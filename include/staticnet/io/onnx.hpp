@@ -3,7 +3,7 @@
 /// ONNX in and out: export a network for any ONNX runtime, import weights trained elsewhere
 /// (PyTorch's `torch.onnx.export`). docs/onnx.md walks through both directions.
 ///
-///     sn::save_onnx(model.network(), "cnn.onnx");          // or model.save_onnx("cnn.onnx")
+///     sn::save_onnx(model.network(), "cnn.onnx");          // or sn::save_onnx(model, "cnn.onnx")
 ///     sn::load_onnx_weights(model.network(), "torch.onnx");
 ///
 /// **Export** writes opset 13 (IR version 7) for inference, atomically (`core/file_io.hpp`):
@@ -66,14 +66,28 @@
 #include "../layers/global_average_pool2d.hpp"
 #include "../layers/max_pool2d.hpp"
 #include "../layers/residual.hpp"
+#include "../comm/communicator.hpp"
+#include "../train/losses.hpp"
+#include "../train/optimizers.hpp"
 #include "onnx_model.hpp"
 
 namespace staticnet {
+
+// The trainer (train/model.hpp): this header uses it, it never includes this one, so a
+// program that trains without writing ONNX does not compile the writer.
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+class model;
 
 /// Writes `net` (a `sequential`) as an ONNX model for inference to `file`, atomically.
 /// Throws `staticnet::error` naming the file when it cannot be written.
 template <typename Net>
 void save_onnx(const Net& net, const std::filesystem::path& file);
+
+/// The same for a model's network; under MPI only rank 0 writes.
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void save_onnx(model<Net, Optimizer, Loss, Communicator>& m, const std::filesystem::path& file) {
+    if (m.comm().rank() == 0) save_onnx(m.network(), file);
+}
 
 /// Fills `net`'s parameters and batch_norm statistics from the ONNX model `file` of an
 /// equivalent network (written by `save_onnx` or `torch.onnx.export`). Throws

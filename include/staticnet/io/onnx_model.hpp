@@ -4,7 +4,7 @@
 /// reads and writes, as plain structs: a `model` holds one graph of `node`s, its float
 /// `tensor` initializers, and the declared inputs and outputs. `encode` turns a model into
 /// the bytes of a `.onnx` file and `decode` reads them back, with no protobuf library
-/// (`io/detail/protobuf.hpp` does the wire format).
+/// (`core/protobuf.hpp` does the wire format).
 ///
 /// `decode` reads untrusted bytes: a malformed message, a tensor whose data does not match
 /// its dimensions, or data stored outside the file throws `staticnet::error` naming the
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
-#include "detail/protobuf.hpp"
+#include "../core/protobuf.hpp"
 
 namespace staticnet::onnx {
 

@@ -5,7 +5,7 @@
 /// With one input channel, im2col turns each output pixel into a row of only K*K values
 /// (9 for 3x3), so the GEMM has k = 9: it streams a column matrix nine times the size of
 /// the input and its output through memory for very little arithmetic, and ran at about
-/// half the FMA peak (benchmarks/README.md). Here each output pixel is computed in
+/// half the FMA peak (benchmarks/LOG.md). Here each output pixel is computed in
 /// registers instead: the Filters-wide kernel taps stay in registers for the whole image,
 /// every input value is broadcast once per tap, and the bias is the accumulators' start.
 /// The weight gradient is the same sweep with the roles swapped: the K*K x Filters gradient

@@ -38,6 +38,17 @@ concept out_of_place_activation = activation<A> && requires(float* p, const floa
     A::backward(cp, cp, p, n, n);
 };
 
+/// An activation policy as data (layer.hpp): what a layer that ends in it declares as its
+/// `traits.activation`. `monotone` is false unless the policy says otherwise.
+template <activation A>
+inline constexpr activation_info activation_info_of = [] {
+    activation_info info{.name = A::name};
+    if constexpr (requires { A::monotone; }) info.monotone = A::monotone;
+    info.forward = &A::forward;
+    info.backward = &A::backward;
+    return info;
+}();
+
 /// max(x, 0).
 struct relu {
     static constexpr std::string_view name = "relu";
@@ -100,6 +111,7 @@ struct tanh {
 /// Softmax over the innermost dimension.
 struct softmax {
     static constexpr std::string_view name = "softmax";
+    static constexpr bool monotone = false;  // not elementwise
     static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { kernels::softmax_rows(x, rows, cols); }
     static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
         kernels::softmax_rows_backward(y, dy, rows, cols);
@@ -111,6 +123,7 @@ struct softmax {
 /// f(x) = x (a dense or conv layer without activation).
 struct identity {
     static constexpr std::string_view name = "linear";
+    static constexpr bool monotone = false;  // nothing to apply
     static void forward(float*, std::size_t, std::size_t) noexcept {}
     static void backward(const float*, float*, std::size_t, std::size_t) noexcept {}
     template <shape In, std::size_t Position>
@@ -128,7 +141,7 @@ public:
     static constexpr shape output_shape = In;
     static constexpr std::string_view name = Activation::name;
     static constexpr std::size_t flops_per_sample = In.size();
-    static constexpr bool passes_pre_activation_gradient = true;
+    static constexpr layer_traits traits{.passes_pre_activation_gradient = true, .activation = activation_info_of<Activation>};
 
     // Threads split the rows. An activation that cannot write elsewhere gets each chunk
     // copied and works on it in place while it is in cache.

@@ -58,11 +58,13 @@ public:
     static constexpr float momentum = Momentum;
     static constexpr float epsilon = Epsilon;
     static constexpr std::string_view name = "batch_norm";
-    /// Training normalises with statistics of the whole batch: it cannot be cut into parts.
-    static constexpr bool uses_batch_statistics = true;
-    static constexpr bool keeps_output_gradient = true;
-    /// An activation layer after it is folded into its normalisation pass (layer.hpp).
-    static constexpr bool applies_output_activation = true;
+    /// Training normalises with statistics of the whole batch: it cannot be cut into parts. An
+    /// activation layer after it is folded into its normalisation pass (layer.hpp). Deterministic
+    /// training replays its recorded updates (`update_state`).
+    static constexpr layer_traits traits{.batch_statistics = true,
+                                         .keeps_output_gradient = true,
+                                         .applies_output_activation = true,
+                                         .replays_state_updates = true};
     static constexpr shape input_shape = In;
     static constexpr shape output_shape = In;
     static constexpr std::size_t parameter_count = 2 * C;  // gamma, beta

@@ -90,6 +90,7 @@ class conv2d_layer : public layer_defaults {
 public:
     using activation_type = Activation;
     static constexpr std::string_view name = "conv2d";
+    static constexpr layer_traits traits{.activation = activation_info_of<Activation>};
     static constexpr shape input_shape = In;
     static constexpr shape output_shape{out_extent(In.height()), out_extent(In.width()), Filters};
     static constexpr kernels::window_geometry geometry{In.height(), In.width(), In.channels(), Kernel, Stride,

@@ -51,6 +51,7 @@ class dense_layer : public layer_defaults {
 public:
     using activation_type = Activation;
     static constexpr std::string_view name = "dense";
+    static constexpr layer_traits traits{.activation = activation_info_of<Activation>};
     static constexpr shape input_shape = In;
     static constexpr shape output_shape{Units};
     static constexpr std::size_t kernel_count = inputs * Units;

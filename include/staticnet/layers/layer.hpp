@@ -7,7 +7,8 @@
 /// binds each spec to the output shape of the layer before it (`Spec::bind<InputShape,
 /// Position>`), which gives the *layer*: a class that knows every size at compile time and
 /// satisfies `layer` below. Shape errors are found while binding and reported by
-/// `static_assert` with the layer position and the shapes (see `detail::wiring` below).
+/// `static_assert` with the layer position and the shapes (each layer's `detail::check_*_wiring()`, through
+/// `STATICNET_WIRING_CHECK` below).
 ///
 /// A layer owns no memory. The model hands it, per call, named buffers into its arenas
 /// (`layer_buffers.hpp`; each buffer's role is part of its type, so two cannot be swapped):
@@ -28,47 +29,19 @@
 /// micro-batches accumulate) and writes the input gradient to `b.input_gradient` unless it
 /// is null (the first layer needs none). It may overwrite `b.output_gradient`.
 ///
-/// A layer whose backward, told that its output gradient is already with respect to its
-/// activation's input (`gradient_is_pre_activation`), would only copy it to its input gradient
-/// says `static constexpr bool passes_pre_activation_gradient = true;` (activation layers):
-/// where the next layer applies the derivative, the model skips the layer's backward and the
-/// layers around it share the gradient buffer.
-///
-/// A layer that never writes to `b.output_gradient` (unless `ctx.output_activation_backward`
-/// is set, see below) may say so with `static constexpr bool keeps_output_gradient = true;`:
-/// a residual block whose body ends in it hands the body its own output gradient instead of
-/// a copy.
-///
-/// A layer that can apply an elementwise activation to its own output declares
-/// `static constexpr bool applies_output_activation = true;` (batch_norm, residual). An
-/// activation layer right after it is then *folded* into it: the model runs neither pass of
-/// the activation layer, whose output is the same buffer as this layer's, and sets
-/// `ctx.output_activation` in forward (apply it in place to the output, e.g. block by block
-/// while in cache) and `ctx.output_activation_backward` in backward (apply it in place to
-/// the output gradient, given the output, before anything else; null when the gradient is
-/// already with respect to the activation's input). The values are those of the two layers
-/// run apart, one pass over memory fewer each way.
-///
-/// A layer whose training pass computes across the samples of a batch (batch statistics)
-/// declares `static constexpr bool uses_batch_statistics = true;`: the trainer then never
-/// cuts a batch into parts that run apart (see `sequential::samples_independent`).
-///
-/// A layer with state (`state_count` > 0) that the trainer should keep bitwise the same across
-/// rank counts in deterministic mode also provides
-/// `void update_state(const float* record, float* state) const` (see
-/// `layer_context::state_record`); without it, each rank updates its own state in forward.
-///
-/// A layer that never reads the last rows or columns of its image input (max pooling whose
-/// windows do not tile it: 2x2 windows on 11x11 read 10x10) declares
-/// `static constexpr std::size_t input_rows_read, input_columns_read`; the model passes them
-/// to the layer before it as `layer_context::output_rows_read` / `output_columns_read`, and
-/// a layer may then skip that part of its output (see there).
+/// How a layer is coordinated with its neighbours (folding an activation into it, skipping
+/// a backward pass, computing only what the next layer reads, batch statistics, state
+/// replay) it declares in one `static constexpr layer_traits traits{...}` with named fields,
+/// so that a misspelled trait does not compile (see `layer_traits` below and
+/// docs/layers.md, "Layer traits"). The chain that runs the layers (`layer_chain.hpp`) reads
+/// them; nothing else about a layer is detected by name.
 ///
 /// A layer without parameters, state, cache or scratch inherits those parts from
 /// `layer_defaults`. `check_gradients` (gradient_check.hpp) tests a backward pass against
 /// finite differences in one call.
 
 #include <concepts>
+#include <type_traits>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -151,6 +124,63 @@ concept layer = requires(L l, const L cl, const layer_context& ctx, std::span<fl
 template <typename Spec>
 concept layer_spec = requires { typename Spec::template bind<shape{1}, 1>; };
 
+/// An elementwise activation as data: what a chain needs to fold it into the layer before it
+/// or to have the layer after it apply its derivative. Made from an activation policy by
+/// `activation_info_of<A>` (activations.hpp).
+struct activation_info {
+    std::string_view name{};  ///< empty: the layer ends in no activation
+    /// Monotone and elementwise (relu, tanh, sigmoid): max commutes with it.
+    bool monotone = false;
+    /// In place on [rows x cols] ...
+    void (*forward)(float* x, std::size_t rows, std::size_t cols) noexcept = nullptr;
+    /// ... and its derivative, in place on the output gradient, given the output.
+    void (*backward)(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept = nullptr;
+};
+
+/// What a layer declares about itself so that the chain that runs it (`sequential`, a
+/// `residual` block) can coordinate it with its neighbours. A layer declares the ones that
+/// differ from the defaults, by name:
+///
+/// @code
+/// static constexpr layer_traits traits{.batch_statistics = true, .keeps_output_gradient = true};
+/// @endcode
+///
+/// A misspelled name does not compile. `layer_defaults` declares the defaults. Each trait is
+/// documented in docs/layers.md ("Layer traits").
+struct layer_traits {
+    /// Its training pass computes across the samples of a batch (batch_norm): the trainer
+    /// then never cuts a batch into parts that run apart (`sequential::samples_independent`).
+    bool batch_statistics = false;
+    /// Its backward, told that its output gradient is already with respect to its
+    /// activation's input (`layer_context::gradient_is_pre_activation`), would only copy it
+    /// (activation layers): where the next layer applies the derivative, the chain skips it and
+    /// the layers around it share the gradient buffer.
+    bool passes_pre_activation_gradient = false;
+    /// It never writes to its output gradient (unless `ctx.output_activation_backward` is
+    /// set): a block whose body ends in it hands the body its own output gradient, no copy.
+    bool keeps_output_gradient = false;
+    /// It applies an elementwise activation to its own output (batch_norm, residual): an
+    /// activation layer right after it is folded into it (`layer_context::output_activation`,
+    /// `output_activation_backward`), one pass over memory fewer each way.
+    bool applies_output_activation = false;
+    /// It applies the derivative of the previous layer's activation when that one is
+    /// monotone (max pooling; `layer_context::input_activation_backward`).
+    bool applies_input_activation_derivative = false;
+    /// It has state and provides `void update_state(const float* record, float* state) const`
+    /// so deterministic training can record and replay its updates (`layer_context::state_record`).
+    bool replays_state_updates = false;
+    /// It never reads past the first `input_rows_read` rows and `input_columns_read` columns
+    /// of its image input (0: all of them); the layer before may skip the rest
+    /// (`layer_context::output_rows_read`).
+    std::size_t input_rows_read = 0;
+    std::size_t input_columns_read = 0;
+    /// The activation its output ends in (conv2d<8, 3, relu>, an activation layer).
+    activation_info activation{};
+    /// It holds other layers and names them: `body_layers` and `shortcut_layers` (tuples of
+    /// bound layers; residual).
+    bool composite = false;
+};
+
 /// The parts of a layer that has no parameters, no state, no cache and no scratch: inherit
 /// from it and declare only what differs (a member of the same name hides the default).
 struct layer_defaults {
@@ -158,81 +188,65 @@ struct layer_defaults {
     static constexpr std::size_t state_count = 0;
     static constexpr std::size_t cache_floats(std::size_t) noexcept { return 0; }
     static constexpr std::size_t scratch_floats(std::size_t) noexcept { return 0; }
+    static constexpr layer_traits traits{};
     void initialize(std::span<float>, std::span<float>, rng&) const noexcept {}
 };
 
+/// A layer's traits: its `traits`, or the defaults for a layer that declares none (one that
+/// does not inherit from `layer_defaults`).
+template <typename L>
+constexpr layer_traits traits_of() noexcept {
+    if constexpr (requires { L::traits; }) {
+        static_assert(std::same_as<std::remove_cvref_t<decltype(L::traits)>, layer_traits>,
+                      "staticnet: a layer's `traits` must be a `static constexpr layer_traits`");
+        return L::traits;
+    } else {
+        return {};
+    }
+}
+
 namespace detail {
 
-/// Whether a layer computes across the samples of a batch in training (batch statistics):
-/// then a batch cannot be cut into independent parts. Layers say so with
-/// `static constexpr bool uses_batch_statistics = true;` (false if absent).
 template <typename L>
-constexpr bool uses_batch_statistics() {
-    if constexpr (requires { L::uses_batch_statistics; }) return L::uses_batch_statistics;
-    else return false;
-}
+constexpr bool uses_batch_statistics() { return traits_of<L>().batch_statistics; }
 
-/// Whether a layer's backward is a copy when its gradient is pre-activation
-/// (`passes_pre_activation_gradient`; false if absent).
 template <typename L>
-constexpr bool passes_pre_activation_gradient() {
-    if constexpr (requires { L::passes_pre_activation_gradient; }) return L::passes_pre_activation_gradient;
-    else return false;
-}
+constexpr bool passes_pre_activation_gradient() { return traits_of<L>().passes_pre_activation_gradient; }
 
-/// Whether activation layer A folds into layer L before it (see `applies_output_activation`).
+/// Whether activation layer A folds into layer L before it (`applies_output_activation`).
 template <typename L, typename A>
 constexpr bool folds_into() {
-    if constexpr (requires { L::applies_output_activation; typename A::activation_type; })
-        return L::applies_output_activation && passes_pre_activation_gradient<A>();
-    else return false;
+    return traits_of<L>().applies_output_activation && traits_of<A>().passes_pre_activation_gradient &&
+           traits_of<A>().activation.forward != nullptr;
 }
 
-/// Whether a layer leaves its output gradient as it found it (`keeps_output_gradient`; false
-/// if absent).
 template <typename L>
-constexpr bool keeps_output_gradient() {
-    if constexpr (requires { L::keeps_output_gradient; }) return L::keeps_output_gradient;
-    else return false;
-}
+constexpr bool keeps_output_gradient() { return traits_of<L>().keeps_output_gradient; }
 
-/// Whether a layer can record its state updates and replay them (`update_state`); true for
-/// layers without state.
+/// Whether a layer can record its state updates and replay them; true for layers without state.
 template <typename L>
-constexpr bool replays_state_updates() {
-    return L::state_count == 0 || requires(const L l, const float* r, float* s) { l.update_state(r, s); };
-}
+constexpr bool replays_state_updates() { return L::state_count == 0 || traits_of<L>().replays_state_updates; }
 
 /// The rows and columns (from the top left) of its image input that layer L reads; 0 when it
-/// reads all of them or declares nothing (see `layer_context::output_rows_read`).
+/// reads all of them.
 template <typename L>
 constexpr std::size_t input_rows_read() {
-    if constexpr (requires { L::input_rows_read; }) return L::input_rows_read < L::input_shape.height() ? L::input_rows_read : 0;
-    else return 0;
+    constexpr std::size_t rows = traits_of<L>().input_rows_read;
+    return rows < L::input_shape.height() ? rows : 0;
 }
 template <typename L>
 constexpr std::size_t input_columns_read() {
-    if constexpr (requires { L::input_columns_read; })
-        return L::input_columns_read < L::input_shape.width() ? L::input_columns_read : 0;
-    else return 0;
+    constexpr std::size_t columns = traits_of<L>().input_columns_read;
+    return columns < L::input_shape.width() ? columns : 0;
 }
 
-/// Whether layer L can apply the derivative of the activation of the layer before it
-/// (`static constexpr bool applies_input_activation_derivative = true;`, see
-/// `layer_context::input_activation_backward`).
 template <typename L>
-constexpr bool applies_input_activation_derivative() {
-    if constexpr (requires { L::applies_input_activation_derivative; }) return L::applies_input_activation_derivative;
-    else return false;
-}
+constexpr bool applies_input_activation_derivative() { return traits_of<L>().applies_input_activation_derivative; }
 
-/// Whether layer L ends in an activation that is monotone and elementwise (its policy says
-/// `static constexpr bool monotone = true;`), so a later max pooling may apply its derivative.
+/// Whether layer L ends in an activation that is monotone and elementwise, so a later max
+/// pooling may apply its derivative.
 template <typename L>
-constexpr bool ends_in_monotone_activation() {
-    if constexpr (requires { L::activation_type::monotone; }) return L::activation_type::monotone;
-    else return false;
-}
+constexpr bool ends_in_monotone_activation() { return traits_of<L>().activation.monotone; }
 
 /// Fails to compile, with `message`, when `ok` is false. Called with the layer position
 /// and the sizes involved as template arguments, so the compiler's "in instantiation of"

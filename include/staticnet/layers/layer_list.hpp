@@ -37,18 +37,12 @@ struct bind_layers<Position, In, Spec, Rest...> {
 
 /// The name of a layer's activation ("relu" for `conv2d<8, 3, relu>`), empty if it has none.
 template <typename L>
-constexpr std::string_view activation_name() {
-    if constexpr (requires { typename L::activation_type; }) return L::activation_type::name;
-    else return {};
-}
+constexpr std::string_view activation_name() { return traits_of<L>().activation.name; }
 
-/// A layer that holds other layers (`residual`) names them as tuples of bound layers: the
-/// main path `body_layers`, and `shortcut_layers` (empty for the identity).
+/// A layer that holds other layers (`residual`: `traits.composite`) names them as tuples of
+/// bound layers: the main path `body_layers`, and `shortcut_layers` (empty for the identity).
 template <typename L>
-concept composite_layer = requires {
-    typename L::body_layers;
-    typename L::shortcut_layers;
-};
+concept composite_layer = traits_of<L>().composite;
 
 /// Adds a bound layer to an architecture fingerprint: its name, activation, output shape and
 /// counts, and for a composite layer each inner layer the same way.

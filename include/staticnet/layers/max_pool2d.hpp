@@ -51,11 +51,11 @@ public:
     static constexpr shape input_shape = In;
     static constexpr shape output_shape{OH, OW, C};
     static constexpr std::size_t flops_per_sample = OH * OW * C * Pool * Pool;
-    /// Windows that do not tile the input leave its last rows and columns unread.
-    static constexpr std::size_t input_rows_read = OH == 0 ? H : (OH - 1) * Stride + Pool;
-    static constexpr std::size_t input_columns_read = OW == 0 ? W : (OW - 1) * Stride + Pool;
-    /// A monotone activation before the pooling has its derivative applied here, on the pooled values.
-    static constexpr bool applies_input_activation_derivative = true;
+    /// Windows that do not tile the input leave its last rows and columns unread; a monotone
+    /// activation before the pooling has its derivative applied here, on the pooled values.
+    static constexpr layer_traits traits{.applies_input_activation_derivative = true,
+                                         .input_rows_read = OH == 0 ? H : (OH - 1) * Stride + Pool,
+                                         .input_columns_read = OW == 0 ? W : (OW - 1) * Stride + Pool};
     /// The position of each maximum inside its image.
     static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return batch * output_shape.size(); }
 

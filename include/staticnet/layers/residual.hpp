@@ -47,6 +47,7 @@
 #include "../core/random.hpp"
 #include "../kernels/elementwise.hpp"
 #include "layer.hpp"
+#include "layer_chain.hpp"
 #include "layer_list.hpp"
 
 namespace staticnet {
@@ -125,47 +126,64 @@ public:
     using body_layers = typename body_binding::type;
     using shortcut_layers = typename shortcut_binding::type;
 
+    /// The two paths as chains, packed (each inner layer's parameters in its own layout, without gaps).
+    using body_chain = typename chain_of<chain_packing::packed, body_layers>::type;
+    using shortcut_chain = std::conditional_t<(sizeof...(ShortcutSpecs) > 0),
+                                              typename chain_of<chain_packing::packed, shortcut_layers>::type, void>;
+    using body_chain_type = body_chain;
+
 private:
+    static constexpr bool has_projection = sizeof...(ShortcutSpecs) > 0;
     static constexpr std::size_t body_count = sizeof...(BodySpecs);
     static constexpr std::size_t shortcut_count = sizeof...(ShortcutSpecs);
     static constexpr std::size_t inner_count = body_count + shortcut_count;
-    using inner_layers = decltype(std::tuple_cat(std::declval<body_layers>(), std::declval<shortcut_layers>()));
-    template <std::size_t K>
-    using inner = std::tuple_element_t<K, inner_layers>;
 
-    /// f.template operator()<L...>() over the inner layers, body first.
-    template <typename F>
-    static constexpr auto for_inner(F&& f) {
-        return [&]<std::size_t... K>(std::index_sequence<K...>) { return f.template operator()<inner<K>...>(); }
-        (std::make_index_sequence<inner_count>{});
+    /// `Chain::member` of the shortcut, or `none` for the identity.
+    template <typename F, typename T>
+    static constexpr auto of_shortcut(F f, T none) {
+        if constexpr (has_projection) return f.template operator()<shortcut_chain>();
+        else return none;
     }
-    /// Start of each inner layer's block in a packed array of the given per-layer sizes.
-    static constexpr std::array<std::size_t, inner_count + 1> packed_offsets(std::array<std::size_t, inner_count> sizes) {
+    /// The body's offsets, then the shortcut's after the body's block.
+    template <auto BodyOffsets, auto ShortcutOffsets>
+    static constexpr auto joined_offsets() {
         std::array<std::size_t, inner_count + 1> offsets{};
-        for (std::size_t k = 0; k < inner_count; ++k) offsets[k + 1] = offsets[k] + sizes[k];
+        for (std::size_t k = 0; k <= body_count; ++k) offsets[k] = BodyOffsets[k];
+        for (std::size_t k = 1; k <= shortcut_count; ++k) offsets[body_count + k] = BodyOffsets.back() + ShortcutOffsets[k];
         return offsets;
     }
+    static constexpr std::array<std::size_t, 1> no_offsets{};
 
 public:
     static constexpr std::string_view name = "residual";
-    /// An activation layer after the block is folded into its sum (layer.hpp).
-    static constexpr bool applies_output_activation = true;
-    /// Batch statistics anywhere inside make the block compute across samples too.
-    static constexpr bool uses_batch_statistics =
-        for_inner([]<typename... L>() { return (false || ... || detail::uses_batch_statistics<L>()); });
+    /// An activation layer after the block is folded into its sum (layer.hpp); batch
+    /// statistics anywhere inside make the block compute across samples too; it replays state
+    /// updates when every inner layer does; it names its inner layers (`body_layers`,
+    /// `shortcut_layers`).
+    static constexpr layer_traits traits{
+        .batch_statistics = body_chain::batch_statistics || of_shortcut([]<typename C>() { return C::batch_statistics; }, false),
+        .applies_output_activation = true,
+        .replays_state_updates = body_chain::replays_state && of_shortcut([]<typename C>() { return C::replays_state; }, true),
+        .composite = true};
     static constexpr shape input_shape = In;
     static constexpr shape output_shape = body_output;
-    static constexpr auto parameter_offsets = packed_offsets(
-        for_inner([]<typename... L>() { return std::array<std::size_t, inner_count>{L::parameter_count...}; }));
+    /// Start of each inner layer's parameters (and state) in the block's: the body's layers,
+    /// then the projection's.
+    static constexpr auto parameter_offsets =
+        joined_offsets<body_chain::parameter_offsets, of_shortcut([]<typename C>() { return C::parameter_offsets; }, no_offsets)>();
     static constexpr auto state_offsets =
-        packed_offsets(for_inner([]<typename... L>() { return std::array<std::size_t, inner_count>{L::state_count...}; }));
+        joined_offsets<body_chain::state_offsets, of_shortcut([]<typename C>() { return C::state_offsets; }, no_offsets)>();
     static constexpr std::size_t parameter_count = parameter_offsets.back();
     static constexpr std::size_t state_count = state_offsets.back();
     static constexpr std::size_t flops_per_sample =
-        for_inner([]<typename... L>() { return (std::size_t{0} + ... + L::flops_per_sample); }) + output_shape.size();
+        body_chain::flops_per_sample + of_shortcut([]<typename C>() { return C::flops_per_sample; }, std::size_t{0}) +
+        output_shape.size();
 
-    /// The inner layers' outputs and caches, each block 64-byte aligned.
-    static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return cache_layout(batch).total; }
+    /// The inner layers' outputs and caches (the body's, then the projection's).
+    static constexpr std::size_t cache_floats(std::size_t batch) noexcept {
+        return body_chain::activations(batch).total +
+               of_shortcut([&]<typename C>() { return C::activations(batch).total; }, std::size_t{0});
+    }
     /// The scratch the inner layers share, then the two gradient buffers of backward.
     static constexpr std::size_t scratch_floats(std::size_t batch) noexcept {
         return inner_scratch(batch) + 2 * align_floats(batch * widest);
@@ -174,21 +192,20 @@ public:
     void initialize(std::span<float> parameters, std::span<float> state, rng& g) const {
         // One stream per inner layer, derived from the block's: adding a layer leaves the others alone.
         const std::uint64_t seed = g();
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (initialize_inner<K>(parameters, state, seed), ...);
-        }(std::make_index_sequence<inner_count>{});
+        body_.initialize(parameters.first(body_chain::parameter_offsets.back()), state.first(body_chain::state_offsets.back()), seed);
+        if constexpr (has_projection)
+            shortcut_.initialize(parameters.subspan(parameter_offsets[body_count]), state.subspan(state_offsets[body_count]), seed,
+                                 body_count);
     }
 
     /// Replays a recorded micro-batch's state updates in the inner layers that have state
     /// (see `layer_context::state_record`).
     void update_state(const float* record, float* state) const noexcept
-        requires(for_inner([]<typename... L>() { return (true && ... && detail::replays_state_updates<L>()); }))
+        requires(traits.replays_state_updates)
     {
-        const auto one = [&]<std::size_t K>() {
-            if constexpr (inner<K>::state_count != 0)
-                std::get<K>(layers_).update_state(record + state_offsets[K], state + state_offsets[K]);
-        };
-        [&]<std::size_t... K>(std::index_sequence<K...>) { (one.template operator()<K>(), ...); }(std::make_index_sequence<inner_count>{});
+        body_.update_state(record, state);
+        if constexpr (has_projection)
+            shortcut_.update_state(record + state_offsets[body_count], state + state_offsets[body_count]);
     }
 
     void forward(const layer_context& outer, const forward_buffers& b) const {
@@ -197,25 +214,10 @@ public:
         ctx.output_rows_read = ctx.output_columns_read = 0;  // inner outputs are read whole (the sum)
         ctx.input_activation_backward = nullptr;
         ctx.output_activation = nullptr;
-        const auto w = cache_layout(ctx.batch);
-        float* cache = b.cache;
-        const auto forward_inner = [&]<std::size_t K>() {
-            if constexpr (!folded<K>()) {
-                layer_context inner_ctx = ctx;
-                if constexpr (folded<K + 1>()) inner_ctx.output_activation = &inner<K + 1>::activation_type::forward;
-                std::get<K>(layers_).forward(
-                    inner_ctx, forward_buffers{.input = buffer<role::input, const float>(inner_input<K>(b.input, cache, w)),
-                                               .output = buffer<role::output, float>(cache + w.output[K]),
-                                               .parameters = buffer<role::parameters, const float>(b.parameters + parameter_offsets[K]),
-                                               .state = buffer<role::state, float>(b.state + state_offsets[K]),
-                                               .cache = buffer<role::cache, float>(cache + w.cache[K])});
-            }
-        };
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            (forward_inner.template operator()<K>(), ...);
-        }(std::make_index_sequence<inner_count>{});
-        const float* body = cache + w.output[body_count - 1];
-        const float* shortcut = shortcut_count == 0 ? b.input.data() : cache + w.output[inner_count - 1];
+        const float* body = body_.forward(ctx, b.input, body_memory(b.cache, b.parameters, b.state, ctx.batch));
+        const float* shortcut = b.input.data();
+        if constexpr (has_projection)
+            shortcut = shortcut_.forward(ctx, b.input, shortcut_memory(b.cache, b.parameters, b.state, ctx.batch));
         float* out = b.output;
         const auto activation = outer.output_activation;
         ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
@@ -234,8 +236,6 @@ public:
         ctx.output_rows_read = ctx.output_columns_read = 0;  // inner outputs are read whole (the sum)
         ctx.input_activation_backward = nullptr;
         ctx.output_activation_backward = nullptr;
-        const auto w = cache_layout(ctx.batch);
-        float* cache = b.cache;
         float* const gradients[2] = {ctx.scratch + inner_scratch(ctx.batch),
                                      ctx.scratch + inner_scratch(ctx.batch) + align_floats(ctx.batch * widest)};
         float* dout = b.output_gradient;
@@ -251,22 +251,16 @@ public:
         // starts from a copy, in the buffer its last layer does not write, unless that layer
         // leaves its output gradient alone (batch_norm).
         float* body_top = dout;
-        if constexpr (!keeps_output_gradient<inner<body_count - 1>>()) {
-            body_top = gradients[gradient_buffer[body_count - 1]];
+        if constexpr (!keeps_output_gradient<typename body_chain::template layer_type<body_count - 1>>()) {
+            body_top = gradients[body_chain::gradient_buffer[body_count - 1]];
             ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
                 const std::size_t at = begin * output_shape.size();
                 std::memcpy(body_top + at, dout + at, (end - begin) * output_shape.size() * sizeof(float));
             });
         }
-        // Layer k reads its output gradient from gradients[gradient_buffer[k]] (from `top` when it
-        // is the chain's last layer that runs) and writes its input gradient to the buffer of the
-        // layer before (the chain's first layer to `bottom`).
-        auto backward_chain = [&]<std::size_t First, std::size_t... J>(std::integral_constant<std::size_t, First>,
-                                                                      std::index_sequence<J...>, float* top, float* bottom) {
-            constexpr std::size_t count = sizeof...(J);
-            (backward_inner<First + count - 1 - J, First, First + count>(ctx, b, w, cache, gradients, top, bottom), ...);
-        };
-        backward_chain(std::integral_constant<std::size_t, 0>{}, std::make_index_sequence<body_count>{}, body_top, din);
+        const auto nothing = [](std::size_t) {};
+        body_.backward(ctx, b.input, body_memory(b.cache, b.parameters, nullptr, ctx.batch),
+                       b.parameter_gradients, gradients, body_top, din, nothing);
         if constexpr (shortcut_count == 0) {
             if (din == nullptr) return;
             ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
@@ -277,8 +271,8 @@ public:
             // The projection starts from `dout` itself (the body is done with it); its first
             // layer writes to gradients[0] (it reads gradients[1] or `dout`), added to `din` after.
             float* projected = din == nullptr ? nullptr : gradients[0];
-            backward_chain(std::integral_constant<std::size_t, body_count>{}, std::make_index_sequence<shortcut_count>{},
-                           dout, projected);
+            shortcut_.backward(ctx, b.input, shortcut_memory(b.cache, b.parameters, nullptr, ctx.batch),
+                               b.parameter_gradients + parameter_offsets[body_count], gradients, dout, projected, nothing);
             if (din == nullptr) return;
             ctx.pool->parallel_for(ctx.batch, [&](std::size_t begin, std::size_t end) {
                 const std::size_t at = begin * In.size();
@@ -291,93 +285,29 @@ public:
 private:
     /// The widest tensor a gradient buffer holds: the block's input or any inner output.
     static constexpr std::size_t widest =
-        for_inner([]<typename... L>() { return std::max({In.size(), L::output_shape.size()...}); });
+        std::max(body_chain::widest, of_shortcut([]<typename C>() { return C::widest; }, std::size_t{0}));
 
     static constexpr std::size_t inner_scratch(std::size_t batch) noexcept {
-        return align_floats(for_inner([&]<typename... L>() { return std::max({std::size_t{0}, L::scratch_floats(batch)...}); }));
+        return align_floats(std::max(body_chain::scratch_floats(batch),
+                                     of_shortcut([&]<typename C>() { return C::scratch_floats(batch); }, std::size_t{0})));
     }
 
-    struct layout {
-        std::array<std::size_t, inner_count> output{}, cache{};
-        std::size_t total = 0;
-    };
-    static constexpr layout cache_layout(std::size_t batch) noexcept {
-        layout w;
-        std::size_t at = 0;
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            // A folded activation layer's output is the output of the layer before it.
-            ((w.output[K] = folded<K>() ? w.output[K == 0 ? 0 : K - 1] : at,
-              at += folded<K>() ? 0 : align_floats(batch * inner<K>::output_shape.size()), w.cache[K] = at,
-              at += align_floats(inner<K>::cache_floats(batch))),
-             ...);
-        }(std::make_index_sequence<inner_count>{});
-        w.total = at;
-        return w;
+    /// The body's activations start the block's cache, the projection's follow; parameters
+    /// and state likewise (`parameter_offsets`, `state_offsets`).
+    static typename body_chain::pass_memory body_memory(float* cache, const float* parameters, float* state, std::size_t) noexcept {
+        return {.activations = cache, .parameters = parameters, .state = state};
+    }
+    template <bool P = has_projection>
+    static auto shortcut_memory(float* cache, const float* parameters, float* state, std::size_t batch) noexcept
+        requires P
+    {
+        return typename shortcut_chain::pass_memory{.activations = cache + body_chain::activations(batch).total,
+                                                    .parameters = parameters + parameter_offsets[body_count],
+                                                    .state = state == nullptr ? nullptr : state + state_offsets[body_count]};
     }
 
-    /// Inner layer K reads the block's input if it is the first of the body or of the
-    /// shortcut, else the output of the layer before it.
-    template <std::size_t K>
-    static const float* inner_input(const float* input, const float* cache, const layout& w) noexcept {
-        if constexpr (K == 0 || K == body_count) return input;
-        else return cache + w.output[K - 1];
-    }
-
-    /// Whether inner layer K is an activation layer folded into the layer before it in its
-    /// chain (layer.hpp, `applies_output_activation`): it runs neither pass, and its output is
-    /// that layer's.
-    template <std::size_t K>
-    static constexpr bool folded() noexcept {
-        if constexpr (K == 0 || K == body_count || K >= inner_count) return false;  // a chain's first layer
-        else return folds_into<inner<K - 1>, inner<K>>();
-    }
-    /// Whether every layer of the chain after K (up to End) is folded away: K then reads `top`.
-    template <std::size_t K, std::size_t End>
-    static constexpr bool reads_top() noexcept {
-        return [&]<std::size_t... J>(std::index_sequence<J...>) { return (true && ... && folded<K + 1 + J>()); }
-        (std::make_index_sequence<End - K - 1>{});
-    }
-    /// Which of the two gradient buffers holds inner layer K's output gradient: each chain's
-    /// first layer reads buffer 1 (the projection's writes buffer 0), and they alternate up
-    /// the chain except across a folded layer, which shares its neighbours' buffer.
-    static constexpr auto gradient_buffer = [] {
-        constexpr auto folds = []<std::size_t... K>(std::index_sequence<K...>) {
-            return std::array<bool, inner_count>{folded<K>()...};
-        }(std::make_index_sequence<inner_count>{});
-        std::array<std::size_t, inner_count> buffer{};
-        for (std::size_t k = 0; k < inner_count; ++k)
-            buffer[k] = k == 0 || k == body_count ? 1 : folds[k] ? buffer[k - 1] : 1 - buffer[k - 1];
-        return buffer;
-    }();
-
-    /// Backward of inner layer K of the chain [First, End).
-    template <std::size_t K, std::size_t First, std::size_t End>
-    void backward_inner(layer_context ctx, const backward_buffers& b, const layout& w, float* cache,
-                        float* const (&gradients)[2], float* top, float* bottom) const {
-        if constexpr (folded<K>()) return;
-        float* output_gradient = reads_top<K, End>() ? top : gradients[gradient_buffer[K]];
-        float* input_gradient = K == First ? bottom : gradients[gradient_buffer[K == First ? K : K - 1]];
-        if constexpr (folded<K + 1>()) ctx.output_activation_backward = &inner<K + 1>::activation_type::backward;
-        std::get<K>(layers_).backward(
-            ctx, backward_buffers{
-                     .input = buffer<role::input, const float>(inner_input<K>(b.input, cache, w)),
-                     .output = buffer<role::output, const float>(cache + w.output[K]),
-                     .output_gradient = buffer<role::output_gradient, float>(output_gradient),
-                     .input_gradient = buffer<role::input_gradient, float>(input_gradient),
-                     .parameters = buffer<role::parameters, const float>(b.parameters + parameter_offsets[K]),
-                     .parameter_gradients = buffer<role::parameter_gradients, float>(b.parameter_gradients +
-                                                                                     parameter_offsets[K]),
-                     .cache = buffer<role::cache, float>(cache + w.cache[K])});
-    }
-
-    template <std::size_t K>
-    void initialize_inner(std::span<float> parameters, std::span<float> state, std::uint64_t seed) const {
-        rng g = rng::derived(seed, K);
-        std::get<K>(layers_).initialize(parameters.subspan(parameter_offsets[K], inner<K>::parameter_count),
-                                        state.subspan(state_offsets[K], inner<K>::state_count), g);
-    }
-
-    inner_layers layers_{};
+    body_chain body_{};
+    [[no_unique_address]] std::conditional_t<has_projection, shortcut_chain, std::tuple<>> shortcut_{};
 };
 
 }  // namespace detail

@@ -62,7 +62,7 @@ void summary_rows(std::vector<summary_row>& rows, std::string label, const std::
         else return folds_into<Before, L>();
     }();
     label.insert(0, indent);
-    if constexpr (requires { typename L::activation_type; }) label += " (" + std::string(L::activation_type::name) + ')';
+    if constexpr (!activation_name<L>().empty()) label += " (" + std::string(activation_name<L>()) + ')';
     rows.push_back({std::move(label), L::output_shape, L::parameter_count + L::state_count, L::flops_per_sample,
                     ((shares_output ? 0 : L::output_shape.size()) + L::cache_floats(1)) * sizeof(float)});
     if constexpr (composite_layer<L>) {

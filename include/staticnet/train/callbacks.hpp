@@ -36,7 +36,7 @@
 /// change training (stopping, the learning rate) must be the same on every rank, as they
 /// are when they follow the `epoch_log` (global results).
 ///
-/// Ready-made callbacks, each in its own header (all in `<staticnet/staticnet.hpp>`):
+/// Ready-made callbacks, each in its own header (in `<staticnet/staticnet.hpp>` unless noted):
 ///  - `progress_bar` (train/progress.hpp): Keras-like progress, added by `fit` itself;
 ///  - `early_stopping` (train/early_stopping.hpp): stop when a metric stops improving;
 ///  - `step_decay`, `cosine_decay`, `lr_schedule`, `linear_warmup` (train/schedules.hpp):
@@ -44,7 +44,9 @@
 ///  - `csv_logger` (train/history_io.hpp): one CSV row per epoch, as training runs;
 ///  - `checkpoint_callback` (io/checkpoint.hpp): checkpoints to resume from;
 ///  - `lambda_callback`, `on_epoch_end_callback` (below): hooks made of lambdas, for quick
-///    one-offs.
+///    one-offs;
+///  - `tensorboard_writer` (io/tensorboard.hpp, opt-in: not in `staticnet.hpp`): a
+///    TensorBoard event file of the run.
 
 #include <type_traits>
 #include <utility>

@@ -29,6 +29,9 @@ struct batch_log {
     std::size_t step = 0, steps = 0;    ///< 1-based step in the epoch, and steps per epoch
     double loss = 0.0, accuracy = 0.0;  ///< running means over the epoch so far
     double seconds = 0.0;               ///< since the epoch began
+    /// Samples of the steps run so far in this epoch, over all ranks (after a resume, from
+    /// where it resumed): with `seconds`, the throughput.
+    std::size_t samples = 0;
 };
 
 /// Every epoch of a fit, in order.

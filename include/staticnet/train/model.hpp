@@ -54,7 +54,6 @@
 #include "../data/labelled_data.hpp"
 #include "../data/loader.hpp"
 #include "../data/shard_stream.hpp"
-#include "../io/onnx.hpp"
 #include "../kernels/elementwise.hpp"
 #include "../layers/activations.hpp"
 #include "../model/sequential.hpp"
@@ -257,10 +256,6 @@ public:
 
     [[nodiscard]] Net& network() noexcept { return net_; }
     [[nodiscard]] const Net& network() const noexcept { return net_; }
-    /// Writes the network for inference as an ONNX file (`staticnet::save_onnx`); rank 0 writes.
-    void save_onnx(const std::filesystem::path& file) const {
-        if (comm_->rank() == 0) staticnet::save_onnx(net_, file);
-    }
     [[nodiscard]] Optimizer& optimizer_state() noexcept { return optimizer_; }
     [[nodiscard]] Communicator& comm() noexcept { return *comm_; }
     [[nodiscard]] thread_pool& threads() noexcept { return pool_; }
@@ -278,9 +273,7 @@ public:
 private:
     static constexpr bool output_is_softmax = [] {
         using last = typename Net::template layer_type<Net::layer_count - 1>;
-        if constexpr (requires { typename last::activation_type; })
-            return std::same_as<typename last::activation_type, softmax>;
-        else return false;
+        return traits_of<last>().activation.forward == activation_info_of<softmax>.forward;
     }();
     static constexpr bool fused_softmax = output_is_softmax && Loss::fuses_softmax;
 
@@ -901,14 +894,16 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
         }
         each_callback([&](auto& c) { detail::call_on_epoch_begin(c, *this, epoch, options.epochs); });
         double loss_sum = position_.loss_sum, correct = position_.correct, seen = position_.seen;
-        // The log of step `step` (1-based) with the running means so far: before the step and after it.
-        auto step_log = [&](std::size_t step_number) {
+        // The log of step `step` (1-based) with the running means so far: before the step and
+        // after it (`done`: the epoch's steps completed by then).
+        auto step_log = [&](std::size_t step_number, std::size_t done) {
             return batch_log{epoch, options.epochs, step_number, steps, seen > 0 ? loss_sum / seen : 0.0,
                              seen > 0 ? correct / seen : 0.0,
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                             std::min(done * global_batch, epoch_samples) - first_step * global_batch};
         };
         for (std::size_t step = first_step; step < steps; ++step) {
-            const batch_log before = step_log(step + 1);
+            const batch_log before = step_log(step + 1, step);
             each_callback([&](auto& c) { detail::call_on_batch_begin(c, *this, before); });
             const auto [lo, hi, batch_size] = step_part(step);
             const std::size_t count = hi - lo;
@@ -936,7 +931,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
             position_.loss_sum = loss_sum;
             position_.correct = correct;
             position_.seen = seen;
-            const batch_log after = step_log(step + 1);
+            const batch_log after = step_log(step + 1, step + 1);
             each_callback([&](auto& c) { detail::call_on_batch_end(c, *this, after); });
         }
         const auto totals = global_sums(std::array<double, 3>{loss_sum, correct, seen});

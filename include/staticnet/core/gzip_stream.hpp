@@ -27,8 +27,8 @@
 #include <utility>
 #include <vector>
 
-#include "../core/error.hpp"
-#include "../core/file_io.hpp"
+#include "error.hpp"
+#include "file_io.hpp"
 
 namespace staticnet::detail {
 

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// The protocol-buffers wire format, as much of it as an ONNX file needs, without the
-/// protobuf library: a message is a sequence of fields, each a tag (field number and wire
+/// The protocol-buffers wire format, as much of it as our files need (ONNX models,
+/// TensorBoard event files), without the protobuf library: a message is a sequence of fields, each a tag (field number and wire
 /// type, one varint) followed by its value: a varint, 4 or 8 little-endian bytes, or a
 /// length (varint) and that many bytes (strings, bytes, nested messages, packed arrays).
 ///
@@ -12,7 +12,8 @@
 ///   bytes, groups (wire types 3 and 4, deprecated) are refused. A malformed message throws
 ///   `protobuf_error` with the byte offset, from the start of the file, where it goes wrong.
 ///
-/// Internals of the ONNX reader and writer (`io/onnx.hpp`).
+/// Internals of the ONNX reader and writer (`io/onnx.hpp`) and of the TensorBoard event
+/// writer (`io/tensorboard_events.hpp`).
 
 #include <bit>
 #include <cstddef>
@@ -23,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../../core/error.hpp"
-#include "../../core/file_io.hpp"
+#include "error.hpp"
+#include "file_io.hpp"
 
 namespace staticnet::detail {
 
@@ -43,11 +44,14 @@ public:
     /// int32, int64, uint64, enum and bool fields (negative values take 10 bytes, as protobuf does).
     void varint_field(std::uint32_t field, std::int64_t value);
     void float_field(std::uint32_t field, float value);
+    void double_field(std::uint32_t field, double value);
     void bytes_field(std::uint32_t field, std::span<const std::uint8_t> value);
     void string_field(std::uint32_t field, std::string_view value);
     void message_field(std::uint32_t field, const protobuf_writer& message) { bytes_field(field, message.bytes()); }
     /// A repeated float field, packed: one length, then the floats.
     void packed_floats(std::uint32_t field, std::span<const float> values);
+    /// A repeated double field, packed.
+    void packed_doubles(std::uint32_t field, std::span<const double> values);
     /// A repeated integer field, packed.
     void packed_varints(std::uint32_t field, std::span<const std::int64_t> values);
 
@@ -73,6 +77,7 @@ struct protobuf_field {
     /// The value as a signed integer (int32 and int64 fields).
     [[nodiscard]] std::int64_t as_int() const noexcept { return static_cast<std::int64_t>(number); }
     [[nodiscard]] float as_float() const noexcept { return std::bit_cast<float>(static_cast<std::uint32_t>(number)); }
+    [[nodiscard]] double as_double() const noexcept { return std::bit_cast<double>(number); }
     [[nodiscard]] std::string_view as_string() const noexcept {
         return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
     }
@@ -126,6 +131,13 @@ inline void protobuf_writer::float_field(std::uint32_t field, float value) {
     store_le(bytes_.data() + at, value);
 }
 
+inline void protobuf_writer::double_field(std::uint32_t field, double value) {
+    tag(field, wire_type::fixed64);
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + 8);
+    store_le(bytes_.data() + at, value);
+}
+
 inline void protobuf_writer::bytes_field(std::uint32_t field, std::span<const std::uint8_t> value) {
     tag(field, wire_type::length_delimited);
     varint(value.size());
@@ -142,6 +154,14 @@ inline void protobuf_writer::packed_floats(std::uint32_t field, std::span<const 
     const std::size_t at = bytes_.size();
     bytes_.resize(at + values.size() * 4);
     for (std::size_t i = 0; i < values.size(); ++i) store_le(bytes_.data() + at + 4 * i, values[i]);
+}
+
+inline void protobuf_writer::packed_doubles(std::uint32_t field, std::span<const double> values) {
+    tag(field, wire_type::length_delimited);
+    varint(values.size() * 8);
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + values.size() * 8);
+    for (std::size_t i = 0; i < values.size(); ++i) store_le(bytes_.data() + at + 8 * i, values[i]);
 }
 
 inline void protobuf_writer::packed_varints(std::uint32_t field, std::span<const std::int64_t> values) {
