@@ -9,8 +9,9 @@
 #
 # BUNDLE is the folder of the relocatable Open MPI bundle (../shared/device/make_mpi_bundle.sh,
 # unpacked), whose bin/ holds bench_train and bench_allreduce built for the target CPU
-# (e.g. -march=x86-64-v4). Written for the 16-core device machine, which has no Boost.MPI;
-# benchmarks/README.md says how the numbers were made.
+# (e.g. -march=x86-64-v4). Written for the 16-core device machine, which has no Boost.MPI:
+# carry this script with pytorch_ddp_scaling.py and pytorch_reference.py (the network) beside
+# it. benchmarks/LOG.md ("Measured on 16 cores") says how the first numbers were made.
 set -euo pipefail
 bundle=${1:?usage: device_scaling.sh BUNDLE [--procs LIST] [--steps N]}
 shift

@@ -18,14 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-
-def reference_cnn():
-    # examples/reference_cnn.hpp, layer for layer (valid 3x3 convolutions, 2x2 pooling).
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+from pytorch_reference import reference_cnn  # the same network as compare_pytorch.sh's (examples/reference_cnn.hpp)
 
 
 def worker(rank, world, fmt, batch, steps, reps, port, out):
