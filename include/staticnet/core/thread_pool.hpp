@@ -212,7 +212,7 @@ inline void thread_pool::spin_pause() noexcept {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     // ARM's spin-wait hint: `isb` stalls for about as long as x86's pause does, where `yield`
-    // is a no-op on most cores (the choice of Rust's and .NET's spin loops on AArch64).
+    // is a no-op on most cores (Rust's spin-loop hint emits isb on AArch64 for this reason).
     __asm__ __volatile__("isb" ::: "memory");
 #else
     std::this_thread::yield();  // a system call: portable, if slow
