@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Thread counts far above the CPUs (issue 29): one epoch of the reference job
+# Thread counts far above the CPUs: one epoch of the reference job
 # (`fashion_mnist --epochs 1 --json --threads T`) with each T, alternately, `--rounds` times.
 # Prints each run's epoch seconds, wall seconds and CPU seconds (user + system; the whole
 # process: data, threads, training, test), the medians, and last one JSON object with
-# `ratio`: the median wall time of the last T over that of the first (issue 29 asks for at
+# `ratio`: the median wall time of the last T over that of the first (the bar is at
 # most 2 with "2 64" on 2 cores), and `cpu_ratio`, the same for CPU time, which other load on
 # the machine changes less (spinning threads would show there).
 #

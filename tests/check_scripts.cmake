@@ -1,4 +1,4 @@
-# What scripts/ promise a new user (issue 29), checked without installing anything:
+# What scripts/ promise a new user, checked without installing anything:
 #  - install-deps.sh --train (what scripts/train.sh runs) lists no clang, OpenCV, ONNX or
 #    test library, and every package it lists comes with a reason; the full set has them;
 #  - train.sh asks for --train, test.sh for the full set;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes a small colour image set as class folders, the kind a new user brings (issue 29):
+"""Writes a small colour image set as class folders, the kind a new user brings:
 3 classes (circle, square, stripes: told apart in grey too), RGB PNG and JPEG files of 40 to
 72 pixels a side, a third of each class in a sub-folder of its class folder.
 

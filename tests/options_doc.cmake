@@ -1,5 +1,5 @@
 # The option lists of docs/getting_started.md are the examples' --help, pasted between
-# markers, so that the page cannot fall behind the programs (issue 29: it lacked five).
+# markers, so that the page cannot fall behind the programs (it once lacked five).
 #
 #   cmake -DDOC=docs/getting_started.md -DPROGRAMS="name;path;name;path" -DMODE=check -P options_doc.cmake
 #

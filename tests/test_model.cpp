@@ -491,7 +491,7 @@ TEST_CASE("a batch shorter than a thread part trains on one thread, waking no wo
 }
 
 TEST_CASE("a thread count far above the CPUs is capped at 4 per CPU", "[model][threads]") {
-    // --threads 999 on 2 CPUs never finished (issue 29); it trains with 8 threads now.
+    // --threads 999 on 2 CPUs never finished before the pool was reworked; it trains with 8 threads now.
     sn::model<plain_net, sn::sgd, sn::sparse_categorical_crossentropy> m(
         {}, {.threads = sn::max_threads_per_cpu * sn::available_cpus() + 1});
     CHECK(m.thread_count() == sn::max_threads_per_cpu * sn::available_cpus());

@@ -1,5 +1,5 @@
 // A consumer of staticnet::image: reads an image folder with data/image_folder.hpp, linking
-// nothing but staticnet::image (issue 29: without it, a consumer got "undefined reference to
+// nothing but staticnet::image (without it, a consumer got "undefined reference to
 // stbi_load_from_memory" until it added stb by hand). It writes its own two-class folder of
 // 2x2 grayscale BMP files, so it needs no data set.
 #include <staticnet/data/image_folder.hpp>
