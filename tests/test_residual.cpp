@@ -275,7 +275,7 @@ TEST_CASE("a block containing conv -> relu -> max pooling is bitwise the same la
                                    sn::flatten, sn::dense<4, sn::softmax>>;
     using flat = sn::sequential<sn::input<11, 11, 3>, conv, sn::relu, sn::max_pool2d<2>, sn::flatten, sn::dense<4, sn::softmax>>;
     using block = blocked::layer_type<0>;
-    using body = typename block::body_chain_type;
+    using body = typename block::body_chain;
     // The optimisations are on inside the block, as in the flat network.
     STATIC_REQUIRE(body::skips_backward<1>());
     STATIC_REQUIRE(body::next_applies_derivative<0>() == flat::chain_type::next_applies_derivative<0>());

@@ -130,7 +130,6 @@ public:
     using body_chain = typename chain_of<chain_packing::packed, body_layers>::type;
     using shortcut_chain = std::conditional_t<(sizeof...(ShortcutSpecs) > 0),
                                               typename chain_of<chain_packing::packed, shortcut_layers>::type, void>;
-    using body_chain_type = body_chain;
 
 private:
     static constexpr bool has_projection = sizeof...(ShortcutSpecs) > 0;
