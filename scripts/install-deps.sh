@@ -45,6 +45,8 @@ test_packages=(
   "libc++abi-19-dev|libc++'s ABI library"
   "python3-onnx|checks exported ONNX files (onnx.checker)"
   "python3-opencv|runs exported ONNX files (OpenCV's dnn)"
+  "python3-torch|exports PyTorch's ResNets for the import test (onnx:import_pytorch_resnets)"
+  "python3-torchvision|torchvision's ResNet-18 for that test"
   "python3-numpy|scripts/make_image_folders.py (image-folder tests)"
   "python3-pil|scripts/make_image_folders.py (image-folder tests)"
   "python3-crc32c|reads TensorBoard event files back (watch:tensorboard_readback)"

@@ -1,14 +1,19 @@
 // Every layer: forward on small hand-computed cases, backward against finite differences.
 #include <staticnet/layers/activations.hpp>
+#include <staticnet/layers/average_pool2d.hpp>
 #include <staticnet/layers/batch_norm.hpp>
 #include <staticnet/layers/conv2d.hpp>
 #include <staticnet/layers/dense.hpp>
 #include <staticnet/layers/dropout.hpp>
 #include <staticnet/layers/flatten.hpp>
+#include <staticnet/layers/global_average_pool2d.hpp>
 #include <staticnet/layers/gradient_check.hpp>
 #include <staticnet/layers/max_pool2d.hpp>
+#include <staticnet/layers/padding.hpp>
 
 #include <catch2/catch.hpp>
+
+#include "pytorch_fixture.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -473,4 +478,116 @@ TEST_CASE("check_gradients finds a wrong backward pass and a broken contract", "
     CHECK(sn::check_gradients<sn::dense<3, sn::tanh>, sn::shape{4}>({.batch = 3}).passed);
     // At most `samples` entries of each buffer are compared.
     CHECK(sn::check_gradients<scale_layer<defect::none, sn::shape{599}>>({.batch = 1, .samples = 300}).compared <= 301);
+}
+
+// ------------------------------------------------------------------ explicit padding
+
+namespace padded {
+using sn::padding::explicit_;
+using sn::padding::symmetric;
+
+// PyTorch's padding=1 on a stride-2 convolution of an even size pads 1 and 1; TensorFlow's
+// `same` pads 0 and 1 there.
+using torch_stride2 = bound<sn::conv2d<4, 3, sn::identity, 2, symmetric<1>>, sn::shape{8, 6, 3}>;
+using tf_stride2 = bound<sn::conv2d<4, 3, sn::identity, 2, sn::padding::same>, sn::shape{8, 6, 3}>;
+static_assert(torch_stride2::output_shape == sn::shape{4, 3, 4} && tf_stride2::output_shape == sn::shape{4, 3, 4});
+static_assert(torch_stride2::pads == sn::padding_pixels{1, 1, 1, 1} && tf_stride2::pads == sn::padding_pixels{0, 1, 0, 1});
+// Output sizes follow (in + before + after - kernel) / stride + 1, rounded down.
+static_assert(bound<sn::conv2d<2, 3, sn::identity, 1, explicit_<2, 1, 1, 0>>, sn::shape{4, 3, 1}>::output_shape ==
+              sn::shape{5, 2, 2});
+static_assert(bound<sn::max_pool2d<3, 2, symmetric<1>>, sn::shape{7, 6, 4}>::output_shape == sn::shape{4, 3, 4});
+static_assert(bound<sn::average_pool2d<2, 1, symmetric<1>>, sn::shape{5, 2, 8}>::output_shape == sn::shape{6, 3, 8});
+// The spellings that existed before explicit padding mean what they meant.
+static_assert(sn::padding::valid == explicit_<0, 0, 0, 0> && symmetric<0> == sn::padding::valid);
+static_assert(bound<sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>, sn::shape{5, 5, 8}>::pads ==
+              sn::padding_pixels{1, 1, 1, 1});
+// FLOPs count every tap of every output pixel, padding included: as many as `same` here.
+static_assert(torch_stride2::flops_per_sample == tf_stride2::flops_per_sample);
+}  // namespace padded
+
+TEST_CASE("conv2d with explicit padding equals a valid convolution of the zero-padded image", "[layers][conv2d][padding]") {
+    // top 2, bottom 1, left 1, right 0 around a 4x5x2 image.
+    using P = bound<sn::conv2d<3, 3, sn::identity, 1, sn::padding::explicit_<2, 1, 1, 0>>, sn::shape{4, 5, 2}>;
+    using V = bound<sn::conv2d<3, 3>, sn::shape{7, 6, 2}>;
+    STATIC_REQUIRE(P::output_shape == V::output_shape);
+    runner<P> p(2);
+    runner<V> v(2);
+    sn::rng g(3);
+    for (auto& x : p.input) x = g.uniform(-1.0f, 1.0f);
+    for (auto& x : p.parameters) x = g.uniform(-1.0f, 1.0f);
+    std::copy(p.parameters.begin(), p.parameters.end(), v.parameters.begin());
+    std::fill(v.input.begin(), v.input.end(), 0.0f);
+    for (std::size_t n = 0; n < 2; ++n)
+        for (std::size_t y = 0; y < 4; ++y)
+            for (std::size_t x = 0; x < 5; ++x)
+                for (std::size_t c = 0; c < 2; ++c)
+                    v.input[((n * 7 + y + 2) * 6 + x + 1) * 2 + c] = p.input[((n * 4 + y) * 5 + x) * 2 + c];
+    p.forward(false);
+    v.forward(false);
+    for (std::size_t i = 0; i < p.output.size(); ++i) CHECK(p.output[i] == Approx(v.output[i]).margin(1e-6));
+}
+
+TEST_CASE("explicit padding: conv2d backward matches finite differences on every path", "[layers][conv2d][padding][gradient]") {
+    constexpr std::size_t lanes = sn::simd::float_lanes;
+    using sn::padding::explicit_;
+    using sn::padding::symmetric;
+    // im2col + GEMM: PyTorch's stride-2 padding=1 on even sizes, and a lopsided padding.
+    require_gradients<bound<sn::conv2d<4, 3, sn::tanh, 2, symmetric<1>>, sn::shape{6, 8, 3}>>(2, 11);
+    require_gradients<bound<sn::conv2d<3, 3, sn::identity, 1, explicit_<2, 0, 1, 2>>, sn::shape{4, 5, 2}>>(2, 12);
+    require_gradients<bound<sn::conv2d<3, 7, sn::identity, 2, symmetric<3>, sn::bias::none>, sn::shape{8, 8, 3}>>(1, 13);
+    // The direct kernel of single-channel images.
+    require_gradients<bound<sn::conv2d<lanes, 3, sn::tanh, 2, symmetric<1>>, sn::shape{8, 6, 1}>>(2, 14);
+    // Winograd (3x3, stride 1, one pixel on every side, 8 channels or more).
+    require_gradients<bound<sn::conv2d<8, 3, sn::tanh, 1, symmetric<1>>, sn::shape{6, 5, 8}>>(2, 15);
+}
+
+TEST_CASE("max_pool2d pads with -infinity and average_pool2d with zeros counted in the mean", "[layers][padding]") {
+    using M = bound<sn::max_pool2d<3, 2, sn::padding::symmetric<1>>, sn::shape{4, 4, 1}>;
+    using A = bound<sn::average_pool2d<3, 2, sn::padding::symmetric<1>>, sn::shape{4, 4, 1}>;
+    STATIC_REQUIRE(M::output_shape == sn::shape{2, 2, 1});
+    runner<M> m(1);
+    runner<A> a(1);
+    for (std::size_t i = 0; i < 16; ++i) m.input[i] = a.input[i] = -1.0f - static_cast<float>(i);  // all negative
+    m.forward(false);
+    a.forward(false);
+    // Window (0, 0) covers rows -1..1 and columns -1..1: pixels 0, 1, 4, 5 of the image.
+    CHECK(m.output[0] == -1.0f);  // not the padding's 0
+    CHECK(a.output[0] == Approx((-1.0f - 2.0f - 5.0f - 6.0f) / 9.0f));
+    // Window (1, 1) covers rows 1..3 and columns 1..3: all inside.
+    CHECK(m.output[3] == -6.0f);
+    CHECK(a.output[3] == Approx((-6 - 7 - 8 - 10 - 11 - 12 - 14 - 15 - 16) / 9.0f));
+}
+
+TEST_CASE("explicit padding: pooling backward matches finite differences", "[layers][padding][gradient]") {
+    using sn::padding::explicit_;
+    using sn::padding::symmetric;
+    // Distinct inputs at least 0.1 apart, half of them negative (where padding by zeros
+    // instead of -infinity would win), so a nudge of 1e-2 never changes a window's maximum.
+    auto distinct = [](std::span<float> input, std::span<float>, sn::rng& g) {
+        std::vector<std::size_t> order(input.size());
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+        sn::shuffle(order.begin(), order.end(), g);
+        for (std::size_t i = 0; i < order.size(); ++i)
+            input[order[i]] = 0.1f * (static_cast<float>(i) - static_cast<float>(order.size()) / 2);
+    };
+    require_gradients<bound<sn::max_pool2d<3, 2, symmetric<1>>, sn::shape{6, 5, 3}>>(2, 21, {.prepare = distinct});
+    require_gradients<bound<sn::max_pool2d<2, 2, explicit_<1, 0, 0, 1>>, sn::shape{5, 4, 2}>>(2, 22, {.prepare = distinct});
+    require_gradients<bound<sn::max_pool2d<3, 1, sn::padding::same>, sn::shape{4, 4, 2}>>(2, 23, {.prepare = distinct});
+    require_gradients<bound<sn::average_pool2d<3, 2, symmetric<1>>, sn::shape{6, 5, 3}>>(2, 24);
+    require_gradients<bound<sn::average_pool2d<2, 1, explicit_<1, 1, 0, 1>>, sn::shape{3, 4, 2}>>(2, 25);
+}
+
+TEST_CASE("PyTorch's padding (convolutions, max and average pooling) matches PyTorch on identical weights",
+          "[layers][padding][pytorch]") {
+    using sn::padding::explicit_;
+    using sn::padding::symmetric;
+    // The padding network of tests/fixtures/make_pytorch_fixtures.py.
+    using net = sn::sequential<sn::input<13, 12, 3>, sn::conv2d<4, 3, sn::identity, 2, symmetric<1>>, sn::batch_norm<>,  // 1-2
+                               sn::max_pool2d<3, 2, symmetric<1>>, sn::relu,                                          // 3-4
+                               sn::conv2d<8, 3, sn::identity, 1, explicit_<2, 1, 1, 0>>, sn::relu,                    // 5-6
+                               sn::average_pool2d<2, 1, symmetric<1>>,                                                // 7
+                               sn::conv2d<8, 3, sn::identity, 1, symmetric<1>, sn::bias::none>, sn::batch_norm<>,     // 8-9
+                               sn::relu, sn::global_average_pool2d, sn::dense<5>>;                                    // 10-12
+    STATIC_REQUIRE(net::layer_type<4>::output_shape == sn::shape{5, 2, 8});
+    sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/padding_pytorch.txt", 3);
 }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "reference_cnn.hpp"
+#include "onnx/fixture_json.hpp"
 #include "temp_dir.hpp"
 
 #include <staticnet/io/onnx.hpp>
@@ -104,25 +105,8 @@ sn::onnx::tensor* initializer(sn::onnx::model& m, const std::string& name) {
     return nullptr;
 }
 
-std::string file_text(const fs::path& file) {
-    std::ifstream in(file);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-
-/// The numbers of the JSON array after "key": in `text` (the fixtures' simple JSON).
-std::vector<float> json_numbers(const std::string& text, const std::string& key) {
-    std::vector<float> values;
-    const auto at = text.find("\"" + key + "\":");
-    if (at == std::string::npos) return values;
-    const char* p = text.c_str() + text.find('[', at) + 1;
-    while (*p != ']' && *p != '\0') {
-        char* end = nullptr;
-        values.push_back(std::strtof(p, &end));
-        p = end;
-        while (*p == ',' || *p == ' ') ++p;
-    }
-    return values;
-}
+using staticnet::testing::file_text;
+using staticnet::testing::json_numbers;
 
 }  // namespace
 
@@ -538,4 +522,111 @@ TEST_CASE("a PyTorch network with batch norm, stride 2 and a channels-first flat
     for (std::size_t i = 0; i < expected.size(); ++i) difference = std::max(difference, std::abs(got.data()[i] - expected[i]));
     INFO("max abs difference to PyTorch " << difference);
     CHECK(difference < 1e-6f);
+}
+
+// ------------------------------------------------------------------ PyTorch's ResNets
+// tests/onnx/make_torch_resnets.py exported them; the CTest test onnx:import_pytorch_resnets
+// runs these cases.
+
+namespace {
+
+template <std::size_t C, std::size_t Stride = 1>
+using torch_conv3 = sn::conv2d<C, 3, sn::identity, Stride, sn::padding::symmetric<1>, sn::bias::none>;
+using torch_bn = sn::batch_norm<0.9f, 1e-5f>;
+// torchvision's BasicBlock, with and without its 1x1 stride-2 projection.
+template <std::size_t C>
+using basic_block = sn::residual<torch_conv3<C>, torch_bn, sn::relu, torch_conv3<C>, torch_bn>;
+template <std::size_t C>
+using down_block =
+    sn::residual<sn::projection<sn::conv2d<C, 1, sn::identity, 2, sn::padding::valid, sn::bias::none>, torch_bn>,
+                 torch_conv3<C, 2>, torch_bn, sn::relu, torch_conv3<C>, torch_bn>;
+using resnet18_narrow = sn::sequential<
+    sn::input<32, 32, 3>, sn::conv2d<8, 7, sn::identity, 2, sn::padding::symmetric<3>, sn::bias::none>, torch_bn,
+    sn::relu, sn::max_pool2d<3, 2, sn::padding::symmetric<1>>,                                      //
+    basic_block<8>, sn::relu, basic_block<8>, sn::relu, down_block<16>, sn::relu, basic_block<16>, sn::relu,
+    down_block<32>, sn::relu, basic_block<32>, sn::relu, down_block<64>, sn::relu, basic_block<64>, sn::relu,
+    sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+using shortcut_first = sn::sequential<
+    sn::input<8, 8, 3>, torch_conv3<8>, torch_bn, sn::relu,
+    sn::residual<sn::projection<torch_conv3<16, 2>, torch_bn>, torch_conv3<16, 2>, torch_bn, sn::relu, torch_conv3<16>,
+                 torch_bn>,
+    sn::relu, sn::global_average_pool2d, sn::dense<5, sn::softmax>>;
+using zero_pad = sn::sequential<sn::input<12, 12, 3>, sn::conv2d<8, 3, sn::relu, 2, sn::padding::same>,
+                                sn::conv2d<8, 3, sn::identity, 1, sn::padding::symmetric<1>>, torch_bn, sn::relu,
+                                sn::flatten, sn::dense<4, sn::softmax>>;
+
+// Loads `name`.onnx into Net and compares its outputs with PyTorch's for the inputs beside it.
+template <typename Net>
+void require_torch_outputs(const std::string& name) {
+    const fs::path fixtures = STATICNET_ONNX_FIXTURES;
+    const std::string text = file_text(fixtures / (name + ".json"));
+    const auto inputs = json_numbers(text, "inputs_nhwc");
+    const auto expected = json_numbers(text, "outputs");
+    const std::size_t n = 2;
+    REQUIRE(inputs.size() == n * Net::input_shape.size());
+    REQUIRE(expected.size() == n * Net::output_shape.size());
+    Net net;
+    net.initialize(1);
+    sn::load_onnx_weights(net, fixtures / (name + ".onnx"));
+    xt::xtensor<float, 4> images = xt::zeros<float>(
+        {n, Net::input_shape.height(), Net::input_shape.width(), Net::input_shape.channels()});
+    std::copy(inputs.begin(), inputs.end(), images.begin());
+    const auto got = forward(net, images);
+    float difference = 0.0f;
+    for (std::size_t i = 0; i < expected.size(); ++i) difference = std::max(difference, std::abs(got.data()[i] - expected[i]));
+    INFO(name << ": max abs difference to PyTorch " << difference);
+    CHECK(difference < 1e-5f);
+}
+
+}  // namespace
+
+TEST_CASE("torchvision's ResNet-18 layout imports from PyTorch and computes what PyTorch does",
+          "[onnx][import][pytorch_resnets]") {
+    require_torch_outputs<resnet18_narrow>("resnet18_narrow");
+}
+
+TEST_CASE("a block exported shortcut first imports by the graph, not by the order of its nodes",
+          "[onnx][import][pytorch_resnets]") {
+    require_torch_outputs<shortcut_first>("shortcut_first");
+    // Declared the other way round (the file's body as the projection): the same sum, and
+    // each path still takes its own weights.
+    using swapped = sn::sequential<
+        sn::input<8, 8, 3>, torch_conv3<8>, torch_bn, sn::relu,
+        sn::residual<sn::projection<torch_conv3<16, 2>, torch_bn, sn::relu, torch_conv3<16>, torch_bn>, torch_conv3<16, 2>,
+                     torch_bn>,
+        sn::relu, sn::global_average_pool2d, sn::dense<5, sn::softmax>>;
+    require_torch_outputs<swapped>("shortcut_first");
+    // A block neither path fits (a 1x1 projection) is refused, naming the block, and loads nothing.
+    using other_block = sn::sequential<
+        sn::input<8, 8, 3>, torch_conv3<8>, torch_bn, sn::relu,
+        sn::residual<sn::projection<sn::conv2d<16, 1, sn::identity, 2, sn::padding::valid, sn::bias::none>, torch_bn>,
+                     torch_conv3<16, 2>, torch_bn, sn::relu, torch_conv3<16>, torch_bn>,
+        sn::relu, sn::global_average_pool2d, sn::dense<5, sn::softmax>>;
+    other_block net;
+    net.initialize(1);
+    const std::vector<float> before(net.parameters().begin(), net.parameters().end());
+    CHECK_THROWS_WITH(sn::load_onnx_weights(net, fs::path(STATICNET_ONNX_FIXTURES) / "shortcut_first.onnx"),
+                      Catch::Contains("layer 4 (residual)") && Catch::Contains("where a residual block's paths meet"));
+    CHECK(std::equal(before.begin(), before.end(), net.parameters().begin()));  // nothing loaded
+}
+
+TEST_CASE("PyTorch's ZeroPad2d before an unpadded convolution imports as that convolution's padding",
+          "[onnx][import][pytorch_resnets]") {
+    require_torch_outputs<zero_pad>("zero_pad");
+    // The same file into a network whose second convolution pads only at the end: refused, naming the pads.
+    using other_pads = sn::sequential<sn::input<12, 12, 3>, sn::conv2d<8, 3, sn::relu, 2, sn::padding::same>,
+                                      sn::conv2d<8, 3, sn::identity, 1, sn::padding::explicit_<0, 2, 0, 2>>, torch_bn,
+                                      sn::relu, sn::flatten, sn::dense<4, sn::softmax>>;
+    other_pads net;
+    net.initialize(1);
+    CHECK_THROWS_WITH(sn::load_onnx_weights(net, fs::path(STATICNET_ONNX_FIXTURES) / "zero_pad.onnx"),
+                      Catch::Contains("has pads 1x1x1x1, this layer needs 0x0x2x2"));
+}
+
+TEST_CASE("a ResNet whose batch norms torch.onnx.export folded is refused with what to do",
+          "[onnx][import][pytorch_resnets]") {
+    resnet18_narrow net;
+    net.initialize(1);
+    CHECK_THROWS_WITH(sn::load_onnx_weights(net, fs::path(STATICNET_ONNX_FIXTURES) / "resnet18_folded.onnx"),
+                      Catch::Contains("layer 1 (conv2d)") && Catch::Contains("TrainingMode.PRESERVE"));
 }

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "pytorch_fixture.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -132,40 +134,6 @@ TEST_CASE("residual blocks backward match finite differences", "[residual][gradi
 
 namespace {
 
-// tests/fixtures/resnet_pytorch.txt: "name count" lines, each followed by its values.
-std::map<std::string, std::vector<double>> read_fixture(const std::string& path) {
-    std::ifstream in(path);
-    REQUIRE(in.good());
-    std::map<std::string, std::vector<double>> arrays;
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        std::istringstream header(line);
-        std::string name;
-        std::size_t count = 0;
-        header >> name >> count;
-        std::vector<double> values(count);
-        for (auto& v : values) in >> v;
-        std::getline(in, line);  // the end of the values' line
-        arrays[name] = std::move(values);
-    }
-    return arrays;
-}
-
-// max |a - b| / max |b|: the error relative to the array's scale.
-template <typename Range>
-double relative_error(const Range& ours, const std::vector<double>& theirs) {
-    double diff = 0, scale = 0;
-    std::size_t i = 0;
-    for (float v : ours) {
-        diff = std::max(diff, std::abs(static_cast<double>(v) - theirs[i]));
-        scale = std::max(scale, std::abs(theirs[i]));
-        ++i;
-    }
-    REQUIRE(i == theirs.size());
-    return scale == 0 ? diff : diff / scale;
-}
-
 // The network of tests/fixtures/make_pytorch_fixtures.py.
 using pytorch_net =
     sn::sequential<sn::input<7, 7, 3>, conv3<4>, sn::batch_norm<>, sn::relu,                                      // 1-3
@@ -180,50 +148,7 @@ using pytorch_net =
 }  // namespace
 
 TEST_CASE("a ResNet-style network matches PyTorch on identical weights", "[residual][pytorch]") {
-    auto fixture = read_fixture(STATICNET_FIXTURES_DIR "/resnet_pytorch.txt");
-    constexpr std::size_t batch = 3;
-    pytorch_net net;
-    // Each layer's parameters, in staticnet's layout (the script wrote them so).
-    auto load_parameters = [&]<std::size_t... I>(std::index_sequence<I...>) {
-        auto load = [&]<std::size_t K>() {
-            const auto& values = fixture.at("parameters_" + std::to_string(K + 1));
-            REQUIRE(values.size() == pytorch_net::layer_type<K>::parameter_count);
-            std::copy(values.begin(), values.end(), net.template layer_parameters<K>().begin());
-        };
-        (load.template operator()<I>(), ...);
-    };
-    for (std::size_t threads : {1, 2, 3}) {
-        INFO("threads: " << threads);
-        net.initialize(1);  // the moving statistics
-        load_parameters(std::make_index_sequence<pytorch_net::layer_count>{});
-        std::vector<float> input(fixture.at("input").begin(), fixture.at("input").end());
-        sn::thread_pool pool(threads);
-        net.prepare(batch);
-        std::fill(net.gradients().begin(), net.gradients().end(), 0.0f);
-        const sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool};
-        const float* out = net.forward(input.data(), ctx);
-        CHECK(relative_error(std::span<const float>(out, batch * 5), fixture.at("output")) < 1e-4);
-        const auto& weights = fixture.at("weights");
-        std::copy(weights.begin(), weights.end(), net.output_gradient(batch));
-        std::vector<float> input_gradient(input.size());
-        net.backward(input.data(), ctx, input_gradient.data());
-        CHECK(relative_error(input_gradient, fixture.at("input_gradient")) < 1e-4);
-        [&]<std::size_t... I>(std::index_sequence<I...>) {
-            auto check_layer = [&]<std::size_t K>() {
-                INFO("layer " << K + 1);
-                if constexpr (pytorch_net::layer_type<K>::parameter_count > 0)
-                    CHECK(relative_error(net.template layer_gradients<K>(),
-                                         fixture.at("parameter_gradients_" + std::to_string(K + 1))) < 1e-4);
-                if constexpr (pytorch_net::layer_type<K>::state_count > 0)
-                    CHECK(relative_error(net.template layer_state<K>(), fixture.at("state_after_" + std::to_string(K + 1))) <
-                          1e-4);
-            };
-            (check_layer.template operator()<I>(), ...);
-        }(std::make_index_sequence<pytorch_net::layer_count>{});
-        // Inference with the moving statistics that training pass left.
-        const float* inference = net.forward(input.data(), {.batch = batch, .training = false, .pool = &pool});
-        CHECK(relative_error(std::span<const float>(inference, batch * 5), fixture.at("output_inference")) < 1e-4);
-    }
+    sn::testing::check_against_pytorch<pytorch_net>(STATICNET_FIXTURES_DIR "/resnet_pytorch.txt", 3);
 }
 
 TEST_CASE("a residual block's results do not depend on the thread count", "[residual][threads]") {

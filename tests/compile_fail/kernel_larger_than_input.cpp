@@ -1,6 +1,6 @@
-// expect: conv2d kernel is larger than its input image
+// expect: conv2d kernel is larger than its (padded) input image
 // expect-gcc: layer_position = 3
-// expect-clang: check_conv2d_wiring<3UL, 3UL, 3UL, 3UL, 5UL
+// expect-clang: check_conv2d_wiring<3UL, 3UL, 5UL, 1UL, false
 // A 5x5 kernel after two poolings of a 12x12 image (3x3 left).
 #include <staticnet/staticnet.hpp>
 namespace sn = staticnet;

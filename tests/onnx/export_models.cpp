@@ -38,6 +38,15 @@ using resnet_layers = sn::sequential<
                  sn::conv2d<16, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
     sn::relu, sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
 
+// PyTorch's padding: a stride-2 convolution padded 1 and 1 on an even size, max pooling
+// padded with -infinity (torchvision's stem), a lopsided explicit padding, and average
+// pooling whose zeros count in the mean (ONNX's count_include_pad=1).
+using torch_padding = sn::sequential<
+    sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::identity, 2, sn::padding::symmetric<1>>, sn::batch_norm<>,
+    sn::max_pool2d<3, 2, sn::padding::symmetric<1>>, sn::relu,
+    sn::conv2d<16, 3, sn::relu, 1, sn::padding::explicit_<2, 0, 1, 1>>, sn::average_pool2d<3, 2, sn::padding::symmetric<1>>,
+    sn::conv2d<16, 3, sn::relu, 1, sn::padding::symmetric<1>>, sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+
 void write_floats(const fs::path& file, const float* data, std::size_t n) {
     std::ofstream out(file, std::ios::binary);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
@@ -84,6 +93,7 @@ int main(int argc, char** argv) {
         train_and_export<reference_cnn>(data, 300, out, "reference_cnn");
         train_and_export<every_layer>(data, 100, out, "every_layer");
         train_and_export<resnet_layers>(data, 100, out, "resnet_layers");
+        train_and_export<torch_padding>(data, 100, out, "torch_padding");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_models: %s\n", e.what());
         return 1;

@@ -35,36 +35,35 @@
 #include "activations.hpp"
 #include "initializers.hpp"
 #include "layer.hpp"
+#include "padding.hpp"
 
 namespace staticnet {
-
-/// How a window treats the border: `valid` uses only whole windows, `same` pads with zeros
-/// so that the output has ceil(input / stride) pixels (TensorFlow's split of the padding).
-enum class padding { valid, same };
 
 /// Whether a convolution adds a trainable bias per filter.
 enum class bias { use, none };
 
 namespace detail {
-template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding,
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding_rule Padding,
           bias Bias, shape In, std::size_t Position>
 class conv2d_layer;
 
-template <std::size_t layer_position, std::size_t input_rank, std::size_t input_height, std::size_t input_width,
-          std::size_t kernel_size, std::size_t stride, bool same_padding>
+template <std::size_t layer_position, std::size_t input_rank, std::size_t kernel_size, std::size_t stride,
+          bool kernel_fits, bool padding_fits>
 constexpr bool check_conv2d_wiring() {
     STATICNET_WIRING_CHECK(input_rank == 3,
                            "conv2d needs an image input (height, width, channels); the layer before it gives a vector");
     STATICNET_WIRING_CHECK(kernel_size >= 1 && stride >= 1, "conv2d needs kernel_size >= 1 and stride >= 1");
-    STATICNET_WIRING_CHECK(same_padding || (kernel_size <= input_height && kernel_size <= input_width),
-                           "conv2d kernel is larger than its input image (use padding::same or a smaller kernel)");
+    STATICNET_WIRING_CHECK(kernel_fits,
+                           "conv2d kernel is larger than its (padded) input image (use padding::same or a smaller kernel)");
+    STATICNET_WIRING_CHECK(padding_fits, "conv2d padding is as wide as its kernel or wider: a window would read only "
+                                         "padding (pad each side by less than the kernel size)");
     return true;
 }
 }  // namespace detail
 
 /// 2-D convolution with `Filters` output channels and a `Kernel` x `Kernel` window.
 template <std::size_t Filters, std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1,
-          padding Padding = padding::valid, bias Bias = bias::use>
+          padding_rule Padding = padding::valid, bias Bias = bias::use>
 struct conv2d {
     static_assert(activation<Activation>, "conv2d: the third argument must be an activation (relu, softmax, ...)");
     template <shape In, std::size_t Position>
@@ -73,41 +72,38 @@ struct conv2d {
 
 namespace detail {
 
-template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding Padding,
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding_rule Padding,
           bias Bias, shape In, std::size_t Position>
 class conv2d_layer : public layer_defaults {
-    static_assert(check_conv2d_wiring<Position, In.rank, In.height(), In.width(), Kernel, Stride, Padding == padding::same>());
-
-    static constexpr std::size_t out_extent(std::size_t in) {
-        if constexpr (Padding == padding::same) return (in + Stride - 1) / Stride;
-        else return in >= Kernel ? (in - Kernel) / Stride + 1 : 0;
-    }
-    static constexpr std::size_t pad_before(std::size_t in) {
-        const std::size_t needed = (out_extent(in) - 1) * Stride + Kernel;
-        return needed > in ? (needed - in) / 2 : 0;
-    }
+    static constexpr padded_axis vertical = pad_axis(Padding, In.height(), Kernel, Stride, true);
+    static constexpr padded_axis horizontal = pad_axis(Padding, In.width(), Kernel, Stride, false);
+    static_assert(check_conv2d_wiring<Position, In.rank, Kernel, Stride, In.rank != 3 || vertical.out * horizontal.out != 0,
+                                      In.rank != 3 || Padding.same ||
+                                          (vertical.before < Kernel && vertical.after < Kernel && horizontal.before < Kernel &&
+                                           horizontal.after < Kernel)>());
 
 public:
     using activation_type = Activation;
     static constexpr std::string_view name = "conv2d";
     static constexpr layer_traits traits{.activation = activation_info_of<Activation>};
     static constexpr shape input_shape = In;
-    static constexpr shape output_shape{out_extent(In.height()), out_extent(In.width()), Filters};
+    static constexpr shape output_shape{vertical.out, horizontal.out, Filters};
+    /// The zeros added on each side (ONNX's `pads`).
+    static constexpr padding_pixels pads{vertical.before, vertical.after, horizontal.before, horizontal.after};
     static constexpr kernels::window_geometry geometry{In.height(), In.width(), In.channels(), Kernel, Stride,
-                                                       pad_before(In.height()), pad_before(In.width()),
-                                                       output_shape.height(), output_shape.width()};
+                                                       pads.top, pads.left, output_shape.height(), output_shape.width()};
     static constexpr std::size_t kernel_count = Kernel * Kernel * In.channels() * Filters;
     static constexpr bool has_bias = Bias == bias::use;
     static constexpr std::size_t parameter_count = kernel_count + (has_bias ? Filters : 0);
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
 
 private:
-    /// 3x3 stride-1 convolutions with zero padding and enough channels on both sides to fill
-    /// the products run Winograd's F(4x4, 3x3) (kernels/winograd.hpp): up to 4 times fewer
-    /// multiply-adds. Valid padding keeps im2col, so the reference CNN's results stay those
-    /// published for it.
-    static constexpr bool winograd_path =
-        Kernel == 3 && Stride == 1 && Padding == padding::same && In.channels() >= 8 && Filters >= 8;
+    /// 3x3 stride-1 convolutions padded by one pixel on every side (`padding::same` or
+    /// `padding::symmetric<1>`) with enough channels on both sides to fill the products run
+    /// Winograd's F(4x4, 3x3) (kernels/winograd.hpp): up to 4 times fewer multiply-adds.
+    /// Valid padding keeps im2col, so the reference CNN's results stay those published for it.
+    static constexpr bool winograd_path = Kernel == 3 && Stride == 1 && pads == padding_pixels{1, 1, 1, 1} &&
+                                          In.channels() >= 8 && Filters >= 8;
     static constexpr std::size_t winograd_tiles = kernels::winograd_tiles_per_image(geometry);
     static constexpr std::size_t winograd_band = kernels::winograd_band_floats(geometry);
     static constexpr std::size_t winograd_matrices = kernels::winograd_matrices;

@@ -1,9 +1,12 @@
 #pragma once
 /// @file
-/// `max_pool2d<Pool, Stride = Pool>`: maximum over Pool x Pool windows of each channel
-/// (valid padding, like Keras's default). Forward remembers where each maximum came from, so
-/// backward routes each gradient to that one input (ties go to the first position).
+/// `max_pool2d<Pool, Stride = Pool, Padding = padding::valid>`: maximum over Pool x Pool
+/// windows of each channel. Forward remembers where each maximum came from, so backward
+/// routes each gradient to that one input (ties go to the first position in the window,
+/// row by row). Padding stands for -infinity, as PyTorch's: a padded pixel is never the
+/// maximum (each window keeps at least one pixel of the image, `pool_windows::padding_fits`).
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -11,51 +14,59 @@
 
 #include "../core/compat.hpp"
 #include "layer.hpp"
+#include "padding.hpp"
+#include "pool_window.hpp"
 
 namespace staticnet {
 
 namespace detail {
-template <std::size_t Pool, std::size_t Stride, shape In, std::size_t Position>
+template <std::size_t Pool, std::size_t Stride, padding_rule Padding, shape In, std::size_t Position>
 class max_pool2d_layer;
 
-template <std::size_t layer_position, std::size_t input_rank, std::size_t input_height, std::size_t input_width,
-          std::size_t pool_size, std::size_t stride>
+template <std::size_t layer_position, std::size_t input_rank, std::size_t pool_size, std::size_t stride,
+          bool window_fits, bool padding_fits>
 constexpr bool check_max_pool2d_wiring() {
     STATICNET_WIRING_CHECK(input_rank == 3,
                            "max_pool2d needs an image input (height, width, channels); the layer before it gives a vector");
     STATICNET_WIRING_CHECK(pool_size >= 1 && stride >= 1, "max_pool2d needs pool_size >= 1 and stride >= 1");
-    STATICNET_WIRING_CHECK(pool_size <= input_height && pool_size <= input_width,
+    STATICNET_WIRING_CHECK(window_fits,
                            "max_pool2d window does not fit its input image (pool_size > input height or width)");
+    STATICNET_WIRING_CHECK(padding_fits, "max_pool2d padding is wider than half its window (PyTorch's limit)");
     return true;
 }
 }  // namespace detail
 
-/// Max pooling over `Pool` x `Pool` windows moved by `Stride`.
-template <std::size_t Pool, std::size_t Stride = Pool>
+/// Max pooling over `Pool` x `Pool` windows moved by `Stride`, the image padded by `Padding`
+/// (`padding::valid`, `padding::same`, `padding::symmetric<P>`, `padding::explicit_<T, B, L, R>`).
+template <std::size_t Pool, std::size_t Stride = Pool, padding_rule Padding = padding::valid>
 struct max_pool2d {
     template <shape In, std::size_t Position>
-    using bind = detail::max_pool2d_layer<Pool, Stride, In, Position>;
+    using bind = detail::max_pool2d_layer<Pool, Stride, Padding, In, Position>;
 };
 
 namespace detail {
 
-template <std::size_t Pool, std::size_t Stride, shape In, std::size_t Position>
+template <std::size_t Pool, std::size_t Stride, padding_rule Padding, shape In, std::size_t Position>
 class max_pool2d_layer : public layer_defaults {
-    static_assert(check_max_pool2d_wiring<Position, In.rank, In.height(), In.width(), Pool, Stride>());
+    using windows = pool_windows<In, Pool, Stride, Padding>;
+    static_assert(check_max_pool2d_wiring<Position, In.rank, Pool, Stride, In.rank != 3 || windows::out_height * windows::out_width != 0,
+                                          In.rank != 3 || windows::padding_fits>());
     static constexpr std::size_t H = In.height(), W = In.width(), C = In.channels();
-    static constexpr std::size_t OH = H >= Pool ? (H - Pool) / Stride + 1 : 0;
-    static constexpr std::size_t OW = W >= Pool ? (W - Pool) / Stride + 1 : 0;
+    static constexpr std::size_t OH = windows::out_height, OW = windows::out_width;
 
 public:
     static constexpr std::string_view name = "max_pool2d";
     static constexpr shape input_shape = In;
     static constexpr shape output_shape{OH, OW, C};
+    static constexpr std::size_t pool_size = Pool, stride = Stride;
+    /// The pixels added on each side (ONNX's `pads`).
+    static constexpr padding_pixels pads = windows::pads;
     static constexpr std::size_t flops_per_sample = OH * OW * C * Pool * Pool;
-    /// Windows that do not tile the input leave its last rows and columns unread; a monotone
-    /// activation before the pooling has its derivative applied here, on the pooled values.
+    /// Windows that do not reach the end of the input leave its last rows and columns unread; a
+    /// monotone activation before the pooling has its derivative applied here, on the pooled values.
     static constexpr layer_traits traits{.applies_input_activation_derivative = true,
-                                         .input_rows_read = OH == 0 ? H : (OH - 1) * Stride + Pool,
-                                         .input_columns_read = OW == 0 ? W : (OW - 1) * Stride + Pool};
+                                         .input_rows_read = windows::rows_read,
+                                         .input_columns_read = windows::columns_read};
     /// The position of each maximum inside its image.
     static constexpr std::size_t cache_floats(std::size_t batch) noexcept { return batch * output_shape.size(); }
 
@@ -82,7 +93,7 @@ public:
                 float* image = din + n * In.size();
                 const float* g = dout + n * output_shape.size();
                 const float* w = where + n * output_shape.size();
-                if constexpr (Stride == Pool) {
+                if constexpr (windows::tiles) {
                     unpool_image(g, w, image);
                 } else {
                     std::memset(image, 0, In.size() * sizeof(float));
@@ -105,15 +116,16 @@ private:
             for (std::size_t ox = 0; ox < OW; ++ox) {
                 float* best = out + (oy * OW + ox) * C;
                 float* best_at = where + (oy * OW + ox) * C;
-                const std::size_t first = (oy * Stride * W + ox * Stride) * C;
+                const auto win = windows::at(oy, ox);
+                const std::size_t first = win.first_pixel() * C;
                 std::size_t c = 0;
                 // A register of channels at a time; strict '>' keeps the first of equal values.
                 for (; c + lanes <= C; c += lanes) {
                     batch value = batch::load_unaligned(image + first + c);
                     batch at = channel_offsets() + batch(static_cast<float>(first + c));
-                    for (std::size_t ky = 0; ky < Pool; ++ky)
-                        for (std::size_t kx = (ky == 0 ? 1 : 0); kx < Pool; ++kx) {
-                            const std::size_t here = ((oy * Stride + ky) * W + ox * Stride + kx) * C + c;
+                    for (std::size_t y = win.y0; y < win.y1; ++y)
+                        for (std::size_t x = (y == win.y0 ? win.x0 + 1 : win.x0); x < win.x1; ++x) {
+                            const std::size_t here = (y * W + x) * C + c;
                             const batch v = batch::load_unaligned(image + here);
                             const auto larger = v > value;
                             value = xsimd::select(larger, v, value);
@@ -125,9 +137,9 @@ private:
                 for (; c < C; ++c) {
                     best[c] = image[first + c];
                     best_at[c] = static_cast<float>(first + c);
-                    for (std::size_t ky = 0; ky < Pool; ++ky)
-                        for (std::size_t kx = (ky == 0 ? 1 : 0); kx < Pool; ++kx) {
-                            const std::size_t at = ((oy * Stride + ky) * W + ox * Stride + kx) * C + c;
+                    for (std::size_t y = win.y0; y < win.y1; ++y)
+                        for (std::size_t x = (y == win.y0 ? win.x0 + 1 : win.x0); x < win.x1; ++x) {
+                            const std::size_t at = (y * W + x) * C + c;
                             if (image[at] > best[c]) {
                                 best[c] = image[at];
                                 best_at[c] = static_cast<float>(at);
@@ -137,7 +149,7 @@ private:
             }
     }
 
-    /// Backward of one image when the windows tile it (Stride == Pool): every input pixel lies
+    /// Backward of one image when the windows tile it (Stride == Pool, no padding): every input pixel lies
     /// in at most one window, so one pass writes each window's gradient at its maximum and
     /// zeros beside it, instead of zeroing the image and scattering into it. (0 + g, as the
     /// scatter added, so that -0 gradients become +0 there too.)

@@ -11,7 +11,7 @@
 /// byte offset or the tensor. Fields staticnet does not use (doc strings, subgraphs of
 /// control-flow operators, training information) are skipped, so newer files still load.
 ///
-/// These types are what a `layer_mapping` (io/onnx.hpp) builds and inspects.
+/// These types are what a `layer_mapping` (io/onnx/graph.hpp) builds and inspects.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,8 +21,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../core/error.hpp"
-#include "../core/protobuf.hpp"
+#include "../../core/error.hpp"
+#include "../../core/protobuf.hpp"
 
 namespace staticnet::onnx {
 
