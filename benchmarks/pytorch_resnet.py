@@ -8,7 +8,8 @@ average pooling, Linear(64, 10). batch_norm with Keras's eps 1e-3 and momentum 0
 0.01); Adam 1e-3; cross-entropy on logits; batch B; T threads; random images. (TensorFlow's
 `same` padding of the stride-2 3x3 convolution pads 0 before and 1 after a 14-pixel row,
 PyTorch's padding=1 pads 1 and 1: the same cost, the same output size.) Prints one JSON line:
-images/s (median of --reps blocks of --steps steps after a warm-up). Run it with Debian's
+images/s (median of --reps blocks of --steps steps after a warm-up), in --format (contiguous
+or channels_last: compare_pytorch_resnet.sh takes the faster, PyTorch at its best). Run it with Debian's
 interpreter: /usr/bin/python3 (python3-torch).
 """
 import argparse
@@ -51,17 +52,19 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--format", choices=["contiguous", "channels_last"], default="contiguous")
     args = ap.parse_args()
+    memory_format = torch.channels_last if args.format == "channels_last" else torch.contiguous_format
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    model = resnet_cnn()
+    model = resnet_cnn().to(memory_format=memory_format)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     images = torch.rand(args.batch * 8, 1, 28, 28)
     labels = torch.randint(0, 10, (args.batch * 8,))
-    batches = [(images[i * args.batch:(i + 1) * args.batch], labels[i * args.batch:(i + 1) * args.batch])
-               for i in range(8)]
+    batches = [(images[i * args.batch:(i + 1) * args.batch].contiguous(memory_format=memory_format),
+                labels[i * args.batch:(i + 1) * args.batch]) for i in range(8)]
 
     def steps(n):
         for k in range(n):
@@ -77,6 +80,7 @@ def main():
         steps(args.steps)
         rates.append(args.batch * args.steps / (time.perf_counter() - start))
     print(json.dumps({"bench": "train", "model": "resnet_cnn", "framework": "pytorch", "torch": torch.__version__,
+                      "format": args.format,
                       "threads": torch.get_num_threads(), "batch": args.batch,
                       "images_per_s": round(statistics.median(rates), 1),
                       "images_per_s_reps": [round(r) for r in rates],
