@@ -36,6 +36,8 @@ if [[ ! -x $binary || $binary -ot $root/tests/fuzz/fuzz_readers.cpp ||
 fi
 
 STATICNET_FUZZ_SEED_DIR=$build/seeds "$binary"
+# PyTorch's graphs too: a Pad whose pads a constant subgraph computes, batch norms kept as nodes.
+cp "$root/tests/onnx/fixtures/zero_pad.onnx" "$root/tests/onnx/fixtures/small_torch.onnx" "$build/seeds/"
 # One process: the machines this runs on are shared. -rss_limit_mb catches runaway allocations.
 status=0
 "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
