@@ -591,3 +591,49 @@ TEST_CASE("PyTorch's padding (convolutions, max and average pooling) matches PyT
     STATIC_REQUIRE(net::layer_type<4>::output_shape == sn::shape{5, 2, 8});
     sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/padding_pytorch.txt", 3);
 }
+
+// ------------------------------------------------------------------ leaky_relu and relu6
+
+TEST_CASE("leaky_relu and relu6 forward values", "[layers][activations]") {
+    float x[5] = {-2.0f, -0.5f, 0.0f, 3.0f, 7.5f};
+    float y[5];
+    sn::leaky_relu<0.1f>::forward(x, y, 1, 5);
+    CHECK(y[0] == -0.2f);
+    CHECK(y[1] == -0.05f);
+    CHECK(y[3] == 3.0f);
+    sn::relu6::forward(x, y, 1, 5);
+    CHECK(y[0] == 0.0f);
+    CHECK(y[3] == 3.0f);
+    CHECK(y[4] == 6.0f);
+}
+
+TEST_CASE("leaky_relu and relu6 backward match finite differences, alone and folded into a layer",
+          "[layers][activations][gradient]") {
+    // Values spread over [-8, 8], none within 0.05 of a kink (0, and 6 for relu6).
+    auto off_kinks = [](std::span<float> input, std::span<float>, sn::rng& g) {
+        for (auto& x : input) {
+            x = g.uniform(-8.0f, 8.0f);
+            if (std::abs(x) < 0.05f) x = 0.05f;
+            if (std::abs(x - 6.0f) < 0.05f) x = 6.05f;
+        }
+    };
+    require_gradients<bound<sn::leaky_relu<0.1f>, sn::shape{4, 3, 5}>>(2, 31, {.prepare = off_kinks});
+    require_gradients<bound<sn::relu6, sn::shape{4, 3, 5}>>(2, 32, {.prepare = off_kinks});
+    // Folded into dense and conv2d; their inputs in [-1, 1] with weights of 2 keep some
+    // pre-activations beyond 6.
+    auto strong = [](std::span<float> input, std::span<float> parameters, sn::rng& g) {
+        for (auto& x : input) x = g.uniform(-1.0f, 1.0f);
+        for (auto& p : parameters) p = g.uniform(-2.0f, 2.0f);
+    };
+    require_gradients<bound<sn::dense<7, sn::leaky_relu<0.2f>>, sn::shape{6}>>(3, 33, {.prepare = strong});
+    require_gradients<bound<sn::conv2d<5, 3, sn::relu6, 1, sn::padding::symmetric<1>>, sn::shape{5, 4, 3}>>(
+        2, 34, {.step = 1e-3f, .prepare = strong});
+}
+
+TEST_CASE("leaky_relu and relu6 match PyTorch on identical weights", "[layers][activations][pytorch]") {
+    // The activations network of tests/fixtures/make_pytorch_fixtures.py.
+    using conv3 = sn::conv2d<8, 3, sn::identity, 1, sn::padding::symmetric<1>>;
+    using net = sn::sequential<sn::input<8, 8, 3>, conv3, sn::leaky_relu<0.1f>, sn::max_pool2d<2>, conv3, sn::relu6,
+                               sn::global_average_pool2d, sn::dense<5>>;
+    sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/activations_pytorch.txt", 3);
+}

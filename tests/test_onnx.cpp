@@ -241,6 +241,23 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         sn::load_onnx_weights(b, dir / "r.onnx");
         CHECK(bitwise_equal(contents(a), contents(b)));
     }
+    SECTION("explicit padding, padded pooling, leaky_relu (LeakyRelu) and relu6 (Clip)") {
+        using padded = sn::sequential<
+            sn::input<10, 8, 2>, sn::conv2d<4, 3, sn::relu6, 2, sn::padding::symmetric<1>>, sn::leaky_relu<0.1f>,
+            sn::max_pool2d<3, 1, sn::padding::explicit_<1, 0, 1, 1>>, sn::average_pool2d<2, 1, sn::padding::symmetric<1>>,
+            sn::conv2d<3, 3, sn::leaky_relu<0.2f>, 1, sn::padding::explicit_<2, 0, 0, 1>>, sn::relu6, sn::flatten,
+            sn::dense<4, sn::softmax>>;
+        padded a, b;
+        randomize(a, 8);
+        b.initialize(9);
+        sn::save_onnx(a, dir / "p.onnx");
+        const auto ops = op_types(sn::to_onnx_model(a));
+        CHECK(std::count(ops.begin(), ops.end(), "Clip") == 2);
+        CHECK(std::count(ops.begin(), ops.end(), "LeakyRelu") == 2);
+        CHECK(std::count(ops.begin(), ops.end(), "Pad") == 1);  // before the padded AveragePool
+        sn::load_onnx_weights(b, dir / "p.onnx");
+        CHECK(bitwise_equal(contents(a), contents(b)));
+    }
     SECTION("save_onnx(model, file)") {
         sn::model<small_cnn, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 1, .seed = 7});
         sn::save_onnx(m, dir / "m.onnx");

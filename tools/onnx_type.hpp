@@ -85,11 +85,27 @@ private:
         return l;
     }
 
-    static std::string activation_of(const std::string& op) {
+    /// The staticnet activation node `n` computes, or nothing.
+    std::string activation_of(const onnx::node& n) const {
+        const std::string& op = n.op_type;
         if (op == "Relu") return "staticnet::relu";
         if (op == "Sigmoid") return "staticnet::sigmoid";
         if (op == "Tanh") return "staticnet::tanh";
         if (op == "Softmax") return "staticnet::softmax";
+        if (op == "LeakyRelu") {
+            const float alpha = reader_.float_attribute(n, "alpha", 0.01f);
+            if (alpha >= 0.0f && alpha < 1.0f) return "staticnet::leaky_relu<" + float_literal(alpha) + ">";
+        }
+        if (op == "Clip") {  // relu6: bounds 0 and 6, as inputs (opset 11 and later) or attributes
+            auto bound = [&](std::size_t input, std::string_view attribute, float fallback) {
+                if (input < n.inputs.size() && !n.inputs[input].empty()) {
+                    const onnx::tensor* t = initializer_or_constant(n.inputs[input]);
+                    return t != nullptr && t->floats.size() == 1 ? t->floats[0] : -1.0f;
+                }
+                return reader_.float_attribute(n, attribute, fallback);
+            };
+            if (bound(1, "min", -1.0f) == 0.0f && bound(2, "max", -1.0f) == 6.0f) return "staticnet::relu6";
+        }
         return {};
     }
 
@@ -147,10 +163,10 @@ private:
     /// The only consumer of `tensor`, if it is that activation (to fold into the layer before).
     std::string folded_activation(std::string& tensor) {
         const auto next = next_nodes(tensor);
-        if (next.size() != 1 || activation_of(next[0]->op_type).empty() || !softmax_axis_ok(*next[0])) return {};
+        if (next.size() != 1 || activation_of(*next[0]).empty() || !softmax_axis_ok(*next[0])) return {};
         visited_.insert(next[0]);
         tensor = next[0]->outputs.at(0);
-        return activation_of(next[0]->op_type);
+        return activation_of(*next[0]);
     }
 
     bool softmax_axis_ok(const onnx::node& n) const {
@@ -270,9 +286,9 @@ private:
                 out.push_back(layer("staticnet::batch_norm<" + float_literal(momentum) + ", " + float_literal(epsilon) + ">", from));
                 continue;
             }
-            if (!activation_of(op).empty()) {
+            if (!activation_of(*n).empty()) {
                 if (!softmax_axis_ok(*n)) fail(reader_.describe(*n) + " is a softmax over an axis other than the channels or features");
-                out.push_back(layer(activation_of(op), from));
+                out.push_back(layer(activation_of(*n), from));
                 continue;
             }
             if (op == "MaxPool" || op == "AveragePool") {

@@ -40,12 +40,15 @@ using resnet_layers = sn::sequential<
 
 // PyTorch's padding: a stride-2 convolution padded 1 and 1 on an even size, max pooling
 // padded with -infinity (torchvision's stem), a lopsided explicit padding, and average
-// pooling whose zeros count in the mean (ONNX's count_include_pad=1).
+// pooling whose zeros count in the mean (a zero Pad, then AveragePool); leaky_relu
+// (LeakyRelu), on its own and folded into a convolution. (Not relu6: OpenCV 4.6 has no Clip
+// with its bounds as inputs, the only form since opset 11; test_onnx round-trips it.)
 using torch_padding = sn::sequential<
     sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::identity, 2, sn::padding::symmetric<1>>, sn::batch_norm<>,
-    sn::max_pool2d<3, 2, sn::padding::symmetric<1>>, sn::relu,
-    sn::conv2d<16, 3, sn::relu, 1, sn::padding::explicit_<2, 0, 1, 1>>, sn::average_pool2d<3, 2, sn::padding::symmetric<1>>,
-    sn::conv2d<16, 3, sn::relu, 1, sn::padding::symmetric<1>>, sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+    sn::max_pool2d<3, 2, sn::padding::symmetric<1>>, sn::leaky_relu<0.1f>,
+    sn::conv2d<16, 3, sn::leaky_relu<0.2f>, 1, sn::padding::explicit_<2, 0, 1, 1>>,
+    sn::average_pool2d<3, 2, sn::padding::symmetric<1>>, sn::conv2d<16, 3, sn::relu, 1, sn::padding::symmetric<1>>,
+    sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
 
 void write_floats(const fs::path& file, const float* data, std::size_t n) {
     std::ofstream out(file, std::ios::binary);

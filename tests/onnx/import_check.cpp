@@ -7,7 +7,8 @@
 // images DIR/NAME.images.f32 (float32 NHWC) and compares with PyTorch's float64
 // probabilities DIR/NAME.reference.f64 (at most TOLERANCE apart); trains the network a few
 // epochs on those images and DIR/NAME.labels.i32 and requires the loss to fall; writes
-// save_onnx's file DIR/NAME.staticnet.onnx and the trained network's probabilities
+// save_onnx's file DIR/NAME.staticnet.onnx, requires it to load back into a fresh network
+// that predicts bit for bit the same, and writes the trained network's probabilities
 // DIR/NAME.staticnet.f32, which the script gives to onnx.checker and OpenCV.
 #include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
@@ -80,6 +81,14 @@ int check(const std::string& name, const fs::path& dir, double tolerance) {
 
     sn::save_onnx(*m, dir / (name + ".staticnet.onnx"));
     const auto trained = m->predict(data.images);
+    // The written file loads back into a fresh network that predicts bit for bit the same.
+    auto again = std::make_unique<model_type>(typename sn::adam::options{}, sn::model_settings{.threads = 2, .seed = 7});
+    sn::load_onnx_weights(again->network(), dir / (name + ".staticnet.onnx"));
+    const auto reloaded = again->predict(data.images);
+    const bool round_trip = std::equal(trained.begin(), trained.end(), reloaded.begin());
+    std::printf("%s: save_onnx then load_onnx_weights: %s\n", name.c_str(),
+                round_trip ? "the same predictions, bit for bit" : "DIFFERENT predictions");
+    ok &= round_trip;
     std::ofstream out(dir / (name + ".staticnet.f32"), std::ios::binary);
     out.write(reinterpret_cast<const char*>(trained.data()), static_cast<std::streamsize>(trained.size() * sizeof(float)));
     if (!out) throw sn::error("cannot write the trained network's probabilities");

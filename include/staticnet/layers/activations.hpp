@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// Activations: `relu`, `sigmoid`, `tanh`, `softmax`, `identity`.
+/// Activations: `relu`, `leaky_relu<Slope>`, `relu6`, `sigmoid`, `tanh`, `softmax`, `identity`.
 ///
 /// Each is a policy used inside `conv2d`/`dense` (`dense<10, softmax>`) and, on its own, a
 /// layer spec (`sequential<..., dense<128>, relu, ...>`). The derivative is computed from the
@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "../core/template_float.hpp"
 #include "../kernels/elementwise.hpp"
 #include "layer.hpp"
 
@@ -67,6 +68,52 @@ struct relu {
     }
     template <shape In, std::size_t Position>
     using bind = activation_layer<relu, In, Position>;
+};
+
+/// x where x > 0, `Slope` * x elsewhere (PyTorch's `LeakyReLU(negative_slope=Slope)`, Keras's
+/// `LeakyReLU(alpha=Slope)`): `leaky_relu<0.1f>`. The slope is not negative, so the sign of
+/// the output tells the side of the input and backward needs only the output.
+template <template_float Slope>
+struct leaky_relu {
+    static_assert(Slope >= 0.0f && Slope < 1.0f, "leaky_relu: Slope must be in [0, 1)");
+    static constexpr std::string_view name = "leaky_relu";
+    static constexpr float slope = Slope;
+    static constexpr bool monotone = true;
+    static void forward(const float* x, float* y, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch zero(0.0f), a(slope);
+        kernels::map(rows * cols, [&](auto v) { return xsimd::select(v > zero, v, v * a); }, y, x);
+    }
+    static void backward(const float* y, const float* dy, float* dx, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch zero(0.0f), a(slope);
+        kernels::map(rows * cols, [&](auto g, auto v) { return xsimd::select(v > zero, g, g * a); }, dx, dy, y);
+    }
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { forward(x, x, rows, cols); }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        backward(y, dy, dy, rows, cols);
+    }
+    template <shape In, std::size_t Position>
+    using bind = activation_layer<leaky_relu, In, Position>;
+};
+
+/// min(max(x, 0), 6) (MobileNet's, PyTorch's `ReLU6`).
+struct relu6 {
+    static constexpr std::string_view name = "relu6";
+    static constexpr bool monotone = true;
+    static void forward(const float* x, float* y, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch zero(0.0f), six(6.0f);
+        kernels::map(rows * cols, [&](auto v) { return xsimd::min(xsimd::max(v, zero), six); }, y, x);
+    }
+    static void backward(const float* y, const float* dy, float* dx, std::size_t rows, std::size_t cols) noexcept {
+        const simd::float_batch zero(0.0f), six(6.0f);
+        kernels::map(rows * cols, [&](auto g, auto v) { return xsimd::select((v > zero) && (v < six), g, zero); }, dx,
+                     dy, y);
+    }
+    static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { forward(x, x, rows, cols); }
+    static void backward(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept {
+        backward(y, dy, dy, rows, cols);
+    }
+    template <shape In, std::size_t Position>
+    using bind = activation_layer<relu6, In, Position>;
 };
 
 /// 1 / (1 + exp(-x)).

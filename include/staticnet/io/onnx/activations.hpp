@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// How the activations are written (`Relu`, `Sigmoid`, `Tanh`, `Softmax`), and an activation
-/// layer on its own.
+/// How the activations are written (`Relu`, `LeakyRelu`, `Clip` for relu6, `Sigmoid`, `Tanh`,
+/// `Softmax`), and an activation layer on its own.
 
 #include "../../layers/activations.hpp"
 #include "graph.hpp"
@@ -18,6 +18,19 @@ struct activation_mapping<identity> {
 template <>
 struct activation_mapping<relu> {
     static std::string export_activation(graph_writer& g, const std::string& x) { return g.add_node("Relu", {x}); }
+};
+template <template_float Slope>
+struct activation_mapping<leaky_relu<Slope>> {
+    static std::string export_activation(graph_writer& g, const std::string& x) {
+        return g.add_node("LeakyRelu", {x}, {attribute::real("alpha", Slope)});
+    }
+};
+template <>
+struct activation_mapping<relu6> {
+    // Opset 11 and later take Clip's bounds as inputs.
+    static std::string export_activation(graph_writer& g, const std::string& x) {
+        return g.add_node("Clip", {x, g.add_initializer("min", {}, {0.0f}), g.add_initializer("max", {}, {6.0f})});
+    }
 };
 template <>
 struct activation_mapping<sigmoid> {

@@ -191,7 +191,8 @@ inline std::string graph_reader::describe(const node& n) const {
 }
 
 inline bool graph_reader::carries_parameters(const node& n) const {
-    if (n.op_type == "Constant" || n.op_type == "Identity") return false;
+    // Clip's bounds (relu6) are constants, not trainable parameters.
+    if (n.op_type == "Constant" || n.op_type == "Identity" || n.op_type == "Clip") return false;
     return std::any_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) { return is_parameter(in); });
 }
 
