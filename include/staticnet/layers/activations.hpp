@@ -105,7 +105,7 @@ struct relu6 {
     }
     static void backward(const float* y, const float* dy, float* dx, std::size_t rows, std::size_t cols) noexcept {
         const simd::float_batch zero(0.0f), six(6.0f);
-        kernels::map(rows * cols, [&](auto g, auto v) { return xsimd::select((v > zero) && (v < six), g, zero); }, dx,
+        kernels::map(rows * cols, [&](auto g, auto v) { return xsimd::select((v > zero) & (v < six), g, zero); }, dx,
                      dy, y);
     }
     static void forward(float* x, std::size_t rows, std::size_t cols) noexcept { forward(x, x, rows, cols); }
