@@ -192,7 +192,7 @@ public:
 private:
     static constexpr bool output_is_softmax = [] {
         using last = typename Net::template layer_type<Net::layer_count - 1>;
-        return traits_of<last>().activation.forward == activation_info_of<softmax>.forward;
+        return traits_of<last>().activation.name == softmax::name;  // by name: see detail::folds_into
     }();
     static constexpr bool fused_softmax = output_is_softmax && Loss::fuses_softmax;
 
