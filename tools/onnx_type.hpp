@@ -48,9 +48,7 @@ struct spec_line {
 class onnx_type_builder {
 public:
     onnx_type_builder(const onnx::model& m, const std::filesystem::path& file)
-        : model_(m), file_(file), reader_(onnx::model(m), file) {
-        for (const auto& t : model_.initializers) initializer_names_.insert(t.name);
-    }
+        : model_(m), file_(file), reader_(onnx::model(m), file) {}
 
     std::string header(const std::string& type_name) {
         std::string tensor = reader_.position();
@@ -99,7 +97,7 @@ private:
         if (op == "Clip") {  // relu6: bounds 0 and 6, as inputs (opset 11 and later) or attributes
             auto bound = [&](std::size_t input, std::string_view attribute, float fallback) {
                 if (input < n.inputs.size() && !n.inputs[input].empty()) {
-                    const onnx::tensor* t = initializer_or_constant(n.inputs[input]);
+                    const onnx::tensor* t = reader_.constant(n.inputs[input]);
                     return t != nullptr && t->floats.size() == 1 ? t->floats[0] : -1.0f;
                 }
                 return reader_.float_attribute(n, attribute, fallback);
@@ -176,27 +174,10 @@ private:
     }
 
     const onnx::tensor& weight(const onnx::node& n, std::size_t index, std::string_view role) const {
-        if (index >= n.inputs.size() || !initializer_or_constant(n.inputs[index]))
+        if (index >= n.inputs.size() || !reader_.constant(n.inputs[index]))
             fail(reader_.describe(n) + ": its " + std::string(role) + " is not stored in the file");
-        return *initializer_or_constant(n.inputs[index]);
+        return *reader_.constant(n.inputs[index]);
     }
-    const onnx::tensor* initializer_or_constant(const std::string& name) const {
-        for (const auto& t : model_.initializers)
-            if (t.name == name) return &t;
-        for (const auto& n : model_.nodes)
-            if (n.op_type == "Constant" && !n.outputs.empty() && n.outputs[0] == name)
-                if (const onnx::attribute* v = n.find("value"); v != nullptr && v->t) return &*v->t;
-        if (const onnx::node* p = producer(name); p != nullptr && p->op_type == "Identity" && !p->inputs.empty())
-            return initializer_or_constant(p->inputs[0]);
-        return nullptr;
-    }
-    const onnx::node* producer(const std::string& name) const {
-        for (const auto& n : model_.nodes)
-            for (const auto& o : n.outputs)
-                if (o == name) return &n;
-        return nullptr;
-    }
-
     std::array<std::int64_t, 2> square(const onnx::node& n, std::string_view what, std::vector<std::int64_t> v) const {
         if (v.size() != 2 || v[0] != v[1])
             fail(reader_.describe(n) + " has " + std::string(what) + " " + staticnet::detail::shape_text(v) +
@@ -400,7 +381,6 @@ private:
     const onnx::model& model_;
     std::filesystem::path file_;
     onnx::graph_reader reader_;
-    std::set<std::string> initializer_names_;
     std::set<const onnx::node*> visited_;
 };
 

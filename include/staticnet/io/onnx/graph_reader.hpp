@@ -85,6 +85,11 @@ public:
     void restore(const mark& m);
     /// Whether `tensor_name` is a float initializer or `Constant` (a parameter, not data).
     [[nodiscard]] bool is_parameter(const std::string& tensor_name) const;
+    /// The initializer or `Constant` (through `Identity` copies) called `tensor_name`, or null.
+    [[nodiscard]] const tensor* constant(const std::string& tensor_name) const {
+        const auto it = constants_.find(tensor_name);
+        return it == constants_.end() ? nullptr : it->second;
+    }
     /// Whether input `index` of `n` is given.
     [[nodiscard]] static bool has_input(const node& n, std::size_t index) noexcept {
         return index < n.inputs.size() && !n.inputs[index].empty();

@@ -36,6 +36,8 @@ public:
 
 private:
     std::string unique(std::string name);
+    /// Names `t` after `role` and adds it as an initializer; returns its name.
+    std::string add_tensor(std::string_view role, tensor t);
 
     model model_;
     std::string prefix_;
@@ -69,20 +71,22 @@ inline std::string graph_writer::add_node(std::string_view op_type, std::vector<
 inline std::string graph_writer::add_initializer(std::string_view role, std::vector<std::int64_t> dims,
                                                  std::vector<float> values) {
     tensor t;
-    t.name = unique(prefix_ + std::string(role));
     t.dims = std::move(dims);
     t.floats = std::move(values);
-    model_.initializers.push_back(std::move(t));
-    return model_.initializers.back().name;
+    return add_tensor(role, std::move(t));
 }
 
 inline std::string graph_writer::add_int_initializer(std::string_view role, std::vector<std::int64_t> dims,
                                                      std::vector<std::int64_t> values) {
     tensor t;
-    t.name = unique(prefix_ + std::string(role));
     t.dims = std::move(dims);
     t.data_type = int64_type;
     t.ints = std::move(values);
+    return add_tensor(role, std::move(t));
+}
+
+inline std::string graph_writer::add_tensor(std::string_view role, tensor t) {
+    t.name = unique(prefix_ + std::string(role));
     model_.initializers.push_back(std::move(t));
     return model_.initializers.back().name;
 }
