@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
         }
     });
     if (!parameters && !found) {
-        std::fprintf(stderr, "bench_zoo: no network '%s' (reference_cnn, resnet_example, resnet18, resnet20, vgg11_bn)\n",
+        std::fprintf(stderr, "bench_zoo: no network '%s' (reference_cnn, resnet_example, resnet18, resnet20, vgg11_bn, mobilenet)\n",
                      network.c_str());
         return 2;
     }

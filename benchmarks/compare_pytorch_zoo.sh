@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/common.sh
-threads_list="1 2" rounds=3 build=build networks="reference_cnn resnet_example resnet18 resnet20 vgg11_bn"
+threads_list="1 2" rounds=3 build=build networks="reference_cnn resnet_example resnet18 resnet20 vgg11_bn mobilenet"
 steps=10 reps=3 bench="" python=/usr/bin/python3
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -84,6 +84,34 @@ def vgg11_bn():
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(512, 10))
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion (t times the channels, none for t = 1), 3x3 depthwise
+    convolution (groups = channels), 1x1 projection; the input added back where the shape stays."""
+
+    def __init__(self, cin, cout, stride, t):
+        super().__init__()
+        hidden = cin * t
+        expand = [nn.Conv2d(cin, hidden, 1, bias=False), bn(hidden), nn.ReLU6()] if t != 1 else []
+        self.body = nn.Sequential(*expand,
+                                  nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), bn(hidden), nn.ReLU6(),
+                                  nn.Conv2d(hidden, cout, 1, bias=False), bn(cout))
+        self.shortcut = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.body(x) if self.shortcut else self.body(x)
+
+
+def mobilenet():
+    """benchmarks/zoo/mobilenet.hpp: MobileNetV2's blocks at 32x32, stages of 16-24-32-64."""
+    layers, cin = [nn.Conv2d(3, 32, 3, 1, 1, bias=False), bn(32), nn.ReLU6()], 32
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 2, 2)):
+        for i in range(n):
+            layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+            cin = c
+    return nn.Sequential(*layers, nn.Conv2d(64, 256, 1, bias=False), bn(256), nn.ReLU6(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 10))
+
+
 # key: (constructor, input shape CHW, classes, batch)
 NETWORKS = {
     "reference_cnn": (reference_cnn, (1, 28, 28), 10, 32),
@@ -91,6 +119,7 @@ NETWORKS = {
     "resnet18": (resnet18, (3, 64, 64), 200, 32),
     "resnet20": (resnet20, (3, 32, 32), 10, 32),
     "vgg11_bn": (vgg11_bn, (3, 32, 32), 10, 32),
+    "mobilenet": (mobilenet, (3, 32, 32), 10, 32),
 }
 
 

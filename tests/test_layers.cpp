@@ -4,6 +4,7 @@
 #include <staticnet/layers/batch_norm.hpp>
 #include <staticnet/layers/conv2d.hpp>
 #include <staticnet/layers/dense.hpp>
+#include <staticnet/layers/depthwise_conv2d.hpp>
 #include <staticnet/layers/dropout.hpp>
 #include <staticnet/layers/flatten.hpp>
 #include <staticnet/layers/global_average_pool2d.hpp>
@@ -636,4 +637,92 @@ TEST_CASE("leaky_relu and relu6 match PyTorch on identical weights", "[layers][a
     using net = sn::sequential<sn::input<8, 8, 3>, conv3, sn::leaky_relu<0.1f>, sn::max_pool2d<2>, conv3, sn::relu6,
                                sn::global_average_pool2d, sn::dense<5>>;
     sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/activations_pytorch.txt", 3);
+}
+
+// ---------------------------------------------------------------- depthwise convolution
+
+namespace depthwise {
+// The same convolution as a conv2d whose kernel is zero between different channels: output
+// channel c * M + m reads input channel c only.
+template <std::size_t K, std::size_t S, sn::padding_rule P, std::size_t M, sn::shape In>
+void check_against_dense_convolution(std::size_t batch, std::uint64_t seed) {
+    using D = bound<sn::depthwise_conv2d<K, sn::identity, S, P, M>, In>;
+    using F = bound<sn::conv2d<In.channels() * M, K, sn::identity, S, P>, In>;
+    STATIC_REQUIRE(D::output_shape == F::output_shape);
+    STATIC_REQUIRE(D::parameter_count == K * K * In.channels() * M + In.channels() * M);
+    constexpr std::size_t C = In.channels(), outputs = C * M;
+    runner<D> d(batch);
+    runner<F> f(batch);
+    sn::rng g(seed);
+    for (auto& x : d.input) x = g.uniform(-1.0f, 1.0f);
+    for (auto& x : d.parameters) x = g.uniform(-1.0f, 1.0f);
+    std::copy(d.input.begin(), d.input.end(), f.input.begin());
+    std::fill(f.parameters.begin(), f.parameters.end(), 0.0f);
+    for (std::size_t tap = 0; tap < K * K; ++tap)
+        for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t m = 0; m < M; ++m)
+                f.parameters[(tap * C + c) * outputs + c * M + m] = d.parameters[(tap * C + c) * M + m];
+    for (std::size_t o = 0; o < outputs; ++o) f.parameters[K * K * C * outputs + o] = d.parameters[K * K * outputs + o];
+    d.forward(true);
+    f.forward(true);
+    for (std::size_t i = 0; i < batch * D::output_shape.size(); ++i) CHECK(d.output[i] == Approx(f.output[i]).margin(1e-5));
+}
+}  // namespace depthwise
+
+TEST_CASE("depthwise_conv2d equals a convolution that keeps the channels apart", "[layers][depthwise]") {
+    constexpr std::size_t lanes = sn::simd::float_lanes;
+    using sn::padding::symmetric;
+    // SIMD channel vectors and a scalar tail; PyTorch's stride-2 padding=1 on an even size;
+    // multipliers of 2 and 3; lopsided padding.
+    depthwise::check_against_dense_convolution<3, 1, sn::padding::same, 1, sn::shape{5, 6, lanes + 3}>(2, 41);
+    depthwise::check_against_dense_convolution<3, 2, symmetric<1>, 1, sn::shape{8, 6, 4}>(3, 42);
+    depthwise::check_against_dense_convolution<3, 1, sn::padding::valid, 2, sn::shape{5, 5, 3}>(2, 43);
+    depthwise::check_against_dense_convolution<5, 2, sn::padding::explicit_<2, 1, 0, 2>, 3, sn::shape{7, 6, 2}>(1, 44);
+}
+
+TEST_CASE("depthwise_conv2d backward matches finite differences", "[layers][depthwise][gradient]") {
+    constexpr std::size_t lanes = sn::simd::float_lanes;
+    using sn::padding::symmetric;
+    require_gradients<bound<sn::depthwise_conv2d<3, sn::tanh, 1, sn::padding::same>, sn::shape{5, 4, lanes + 3}>>(2, 45);
+    require_gradients<bound<sn::depthwise_conv2d<3, sn::identity, 2, symmetric<1>, 1, sn::bias::none>, sn::shape{6, 6, 5}>>(
+        5, 46);  // two groups of images, the second short
+    require_gradients<bound<sn::depthwise_conv2d<3, sn::tanh, 1, sn::padding::valid, 3>, sn::shape{5, 5, 2}>>(2, 47);
+    // relu6 folded in, some pre-activations beyond 6.
+    auto strong = [](std::span<float> input, std::span<float> parameters, sn::rng& g) {
+        for (auto& x : input) x = g.uniform(-1.0f, 1.0f);
+        for (auto& p : parameters) p = g.uniform(-3.0f, 3.0f);
+    };
+    require_gradients<bound<sn::depthwise_conv2d<3, sn::relu6, 1, symmetric<1>>, sn::shape{4, 4, 6}>>(
+        2, 48, {.step = 1e-3f, .prepare = strong});
+}
+
+TEST_CASE("depthwise_conv2d gives the same bits with 1, 2 and 3 threads", "[layers][depthwise][threads]") {
+    using D = bound<sn::depthwise_conv2d<3, sn::tanh, 2, sn::padding::same, 2>, sn::shape{9, 7, 5}>;
+    std::vector<std::vector<float>> results;
+    for (std::size_t threads : {1, 2, 3}) {
+        runner<D> r(11, threads);  // three groups of images, the last one short
+        sn::rng g(49);
+        for (auto& x : r.input) x = g.uniform(-1.0f, 1.0f);
+        for (auto& x : r.parameters) x = g.uniform(-1.0f, 1.0f);
+        for (auto& x : r.output_gradient) x = g.uniform(-1.0f, 1.0f);
+        std::fill(r.parameter_gradients.begin(), r.parameter_gradients.end(), 0.0f);
+        r.forward(true);
+        r.backward();
+        std::vector<float> all(r.output.begin(), r.output.end());
+        all.insert(all.end(), r.parameter_gradients.begin(), r.parameter_gradients.end());
+        all.insert(all.end(), r.input_gradient.begin(), r.input_gradient.end());
+        results.push_back(std::move(all));
+    }
+    CHECK(results[1] == results[0]);
+    CHECK(results[2] == results[0]);
+}
+
+TEST_CASE("depthwise convolutions match PyTorch's grouped Conv2d on identical weights", "[layers][depthwise][pytorch]") {
+    // The depthwise network of tests/fixtures/make_pytorch_fixtures.py.
+    using net = sn::sequential<sn::input<8, 8, 3>, sn::conv2d<8, 3, sn::identity, 1, sn::padding::symmetric<1>>, sn::relu6,
+                               sn::depthwise_conv2d<3, sn::identity, 1, sn::padding::symmetric<1>, 1, sn::bias::none>,
+                               sn::batch_norm<>, sn::relu6, sn::conv2d<4, 1>,
+                               sn::depthwise_conv2d<3, sn::identity, 2, sn::padding::symmetric<1>, 2>,
+                               sn::global_average_pool2d, sn::dense<5>>;
+    sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/depthwise_pytorch.txt", 3);
 }

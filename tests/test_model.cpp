@@ -339,7 +339,7 @@ TEST_CASE("sgd and adam follow Keras's update rules", "[train][optimizers]") {
 
 // Elementwise updates split over threads in whole SIMD blocks: the same bits for any count.
 template <typename Optimizer>
-void check_threaded_update(typename Optimizer::options o) {
+void check_threaded_update(typename Optimizer::options o, std::vector<sn::parameter_range> weights = {}) {
     constexpr std::size_t n = 100'003;  // several blocks per thread, and a tail
     std::vector<float> w(n), g(n);
     sn::rng r(3);
@@ -349,12 +349,16 @@ void check_threaded_update(typename Optimizer::options o) {
         sn::thread_pool pool(threads);
         Optimizer opt(o);
         opt.reset(n);
+        if constexpr (requires { opt.set_weights(weights); })
+            if (!weights.empty()) opt.set_weights(weights);
         std::vector<float> p = w;
         for (int step = 0; step < 3; ++step) opt.step(p, std::span<const float>(g), &pool);
         results.push_back(p);
     }
     Optimizer serial(o);
     serial.reset(n);
+    if constexpr (requires { serial.set_weights(weights); })
+        if (!weights.empty()) serial.set_weights(weights);
     std::vector<float> p = w;
     for (int step = 0; step < 3; ++step) serial.step(p, std::span<const float>(g));
     CHECK(p != w);
@@ -365,6 +369,12 @@ TEST_CASE("optimizer updates shared by threads are bitwise the serial update", "
     check_threaded_update<sn::adam>({});
     check_threaded_update<sn::sgd>({.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true});
     check_threaded_update<sn::sgd>({.learning_rate = 0.1f});
+    // Decayed ranges that start and end inside SIMD blocks and threads' ranges.
+    const std::vector<sn::parameter_range> weights{{5, 1001}, {20'000, 33'333}, {60'007, 40'000}};
+    check_threaded_update<sn::adamw>({}, weights);
+    check_threaded_update<sn::adamw>({.decay = sn::decay_scope::all_parameters});
+    check_threaded_update<sn::sgd>({.learning_rate = 0.1f, .momentum = 0.9f, .weight_decay = 0.1f}, weights);
+    check_threaded_update<sn::sgd>({.learning_rate = 0.1f, .nesterov = false, .weight_decay = 0.1f}, weights);
 }
 
 TEST_CASE("a small network learns a small synthetic problem to near-zero loss", "[model][learning]") {

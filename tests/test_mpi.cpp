@@ -134,6 +134,16 @@ TEST_CASE("deterministic mode is bitwise identical for any number of ranks and t
     const auto resnet_reference = train<sn::adam, sn::local_communicator, resnet_net>(alone, single, 12, 1);
     REQUIRE(resnet_ours.size() == resnet_net::arena_size + resnet_net::state_size);
     CHECK(resnet_ours == resnet_reference);
+    // With the options of modern training: adamw decaying the weights inside the blocks,
+    // label smoothing, and clipping by the norm of the gradient summed over the ranks (small
+    // enough to clip every step).
+    auto with_options = [](sn::model_settings s) {
+        s.label_smoothing = 0.1f;
+        s.clip_grad_norm = 0.01f;
+        return s;
+    };
+    CHECK(train<sn::adamw, sn::mpi_communicator, resnet_net>(*world, with_options(distributed), 12, 1) ==
+          train<sn::adamw, sn::local_communicator, resnet_net>(alone, with_options(single), 12, 1));
 }
 
 TEST_CASE("deterministic mode: a checkpoint of P ranks resumes bitwise in one process", "[mpi][deterministic][checkpoint]") {

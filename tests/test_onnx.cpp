@@ -258,6 +258,28 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         sn::load_onnx_weights(b, dir / "p.onnx");
         CHECK(bitwise_equal(contents(a), contents(b)));
     }
+    SECTION("depthwise convolutions (Conv with group = channels), with a channel multiplier") {
+        using separable = sn::sequential<
+            sn::input<8, 8, 3>, sn::depthwise_conv2d<3, sn::relu6, 2, sn::padding::symmetric<1>, 2>, sn::conv2d<4, 1, sn::relu>,
+            sn::depthwise_conv2d<3, sn::identity, 1, sn::padding::same, 1, sn::bias::none>, sn::batch_norm<>,
+            sn::global_average_pool2d, sn::dense<3, sn::softmax>>;
+        separable a, b;
+        randomize(a, 10);
+        b.initialize(11);
+        sn::save_onnx(a, dir / "d.onnx");
+        sn::load_onnx_weights(b, dir / "d.onnx");
+        CHECK(bitwise_equal(contents(a), contents(b)));
+        // A full convolution's file is refused where the depthwise one is expected.
+        using full = sn::sequential<sn::input<8, 8, 3>, sn::conv2d<3, 3, sn::relu6, 2, sn::padding::symmetric<1>>,
+                                    sn::conv2d<4, 1, sn::relu>, sn::depthwise_conv2d<3>, sn::flatten, sn::dense<3>>;
+        using depthwise_first = sn::sequential<sn::input<8, 8, 3>, sn::depthwise_conv2d<3, sn::relu6, 2, sn::padding::symmetric<1>>,
+                                               sn::conv2d<4, 1, sn::relu>, sn::depthwise_conv2d<3>, sn::flatten, sn::dense<3>>;
+        full f;
+        randomize(f, 12);
+        sn::save_onnx(f, dir / "f.onnx");
+        depthwise_first d;
+        CHECK_THROWS_WITH(sn::load_onnx_weights(d, dir / "f.onnx"), Catch::Contains("layer 1 (depthwise_conv2d)"));
+    }
     SECTION("save_onnx(model, file)") {
         sn::model<small_cnn, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 1, .seed = 7});
         sn::save_onnx(m, dir / "m.onnx");

@@ -245,20 +245,29 @@ private:
                 if (w.dims.size() != 4 || w.dims[2] != w.dims[3])
                     fail(reader_.describe(*n) + " has a kernel of " + staticnet::detail::shape_text(w.dims) +
                          "; staticnet's kernels are square");
-                if (reader_.int_attribute(*n, "group", 1) != 1)
-                    fail(reader_.describe(*n) + " is a grouped convolution; staticnet's conv2d is not");
+                // One group: conv2d; one input channel per group: depthwise_conv2d (the input's
+                // channel count is then the group count, which importing the weights checks).
+                const std::int64_t group = reader_.int_attribute(*n, "group", 1);
+                const bool depthwise = group != 1 && w.dims[1] == 1 && w.dims[0] % group == 0;
+                if (group != 1 && !depthwise)
+                    fail(reader_.describe(*n) + " convolves its channels in " + std::to_string(group) + " groups of " +
+                         std::to_string(w.dims[1]) + "; staticnet has conv2d (one group) and depthwise_conv2d (one channel per group)");
                 if (reader_.ints_attribute(*n, "dilations", {1, 1}) != std::vector<std::int64_t>{1, 1})
-                    fail(reader_.describe(*n) + " is dilated; staticnet's conv2d is not");
+                    fail(reader_.describe(*n) + " is dilated; staticnet's convolutions are not");
                 const auto stride = square(*n, "strides", reader_.ints_attribute(*n, "strides", {1, 1}))[0];
                 auto pads = pads_of(*n);
                 for (std::size_t i = 0; i < 4; ++i) pads[i] += pending[i];
                 pending = {};
                 const bool bias = n->inputs.size() > 2 && !n->inputs[2].empty();
                 std::string act = folded_activation(tensor);
-                out.push_back(layer("staticnet::conv2d<" + std::to_string(w.dims[0]) + ", " + std::to_string(w.dims[2]) + ", " +
-                                   (act.empty() ? "staticnet::identity" : act) + ", " + std::to_string(stride) + ", " +
-                                   padding_of(pads) + ", " + (bias ? "staticnet::bias::use" : "staticnet::bias::none") + ">",
-                               from));
+                const std::string rest = (act.empty() ? "staticnet::identity" : act) + ", " + std::to_string(stride) + ", " +
+                                         padding_of(pads) + ", ";
+                const std::string use_bias = bias ? "staticnet::bias::use" : "staticnet::bias::none";
+                out.push_back(layer(depthwise ? "staticnet::depthwise_conv2d<" + std::to_string(w.dims[2]) + ", " + rest +
+                                                    std::to_string(w.dims[0] / group) + ", " + use_bias + ">"
+                                              : "staticnet::conv2d<" + std::to_string(w.dims[0]) + ", " + std::to_string(w.dims[2]) +
+                                                    ", " + rest + use_bias + ">",
+                                    from));
                 continue;
             }
             if (op == "BatchNormalization") {

@@ -6,6 +6,7 @@
 /// `network<Net>` for each; bench_zoo and the parameter-count test use it.
 #include "../../examples/reference_cnn.hpp"
 #include "../../examples/resnet_cnn.hpp"
+#include "mobilenet.hpp"
 #include "resnet18.hpp"
 #include "resnet20.hpp"
 #include "vgg11_bn.hpp"
@@ -30,6 +31,7 @@ void for_each_network(F&& f) {
     f(network<resnet18>{"resnet18"});
     f(network<resnet20>{"resnet20"});
     f(network<vgg11_bn>{"vgg11_bn"});
+    f(network<mobilenet>{"mobilenet"});
 }
 
 }  // namespace zoo

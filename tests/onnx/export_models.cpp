@@ -50,6 +50,14 @@ using torch_padding = sn::sequential<
     sn::average_pool2d<3, 2, sn::padding::symmetric<1>>, sn::conv2d<16, 3, sn::relu, 1, sn::padding::symmetric<1>>,
     sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
 
+// MobileNet's depthwise-separable convolutions (Conv with group = channels): one with
+// batch_norm after it, one strided with a channel multiplier of 2 and leaky_relu folded in.
+using depthwise = sn::sequential<
+    sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::relu, 2, sn::padding::symmetric<1>>,
+    sn::depthwise_conv2d<3, sn::identity, 1, sn::padding::symmetric<1>, 1, sn::bias::none>, sn::batch_norm<>, sn::relu,
+    sn::conv2d<16, 1, sn::relu>, sn::depthwise_conv2d<3, sn::leaky_relu<0.1f>, 2, sn::padding::same, 2>,
+    sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+
 void write_floats(const fs::path& file, const float* data, std::size_t n) {
     std::ofstream out(file, std::ios::binary);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
@@ -97,6 +105,7 @@ int main(int argc, char** argv) {
         train_and_export<every_layer>(data, 100, out, "every_layer");
         train_and_export<resnet_layers>(data, 100, out, "resnet_layers");
         train_and_export<torch_padding>(data, 100, out, "torch_padding");
+        train_and_export<depthwise>(data, 100, out, "depthwise");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_models: %s\n", e.what());
         return 1;

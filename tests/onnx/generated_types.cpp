@@ -6,6 +6,7 @@
 #include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
 
+#include "inverted_residual.generated.hpp"
 #include "reference_cnn_torch.generated.hpp"
 #include "resnet18_narrow.generated.hpp"
 #include "shortcut_first.generated.hpp"
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
         bool ok = check<resnet18_narrow>(fixtures, "resnet18_narrow");
         ok &= check<shortcut_first>(fixtures, "shortcut_first");
         ok &= check<zero_pad>(fixtures, "zero_pad");
+        ok &= check<inverted_residual>(fixtures, "inverted_residual");
         ok &= check<small_torch>(fixtures, "small_torch");
         ok &= check<reference_cnn_torch>(fixtures, "reference_cnn_torch");
         return ok ? 0 : 1;

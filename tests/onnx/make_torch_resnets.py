@@ -15,6 +15,9 @@ next to it a JSON file with two inputs (NHWC) and PyTorch's outputs for them:
 - zero_pad: TensorFlow's padding written in PyTorch: `ZeroPad2d((0, 1, 0, 1))` before an
   unpadded stride-2 convolution (staticnet's `padding::same`) and `ZeroPad2d(1)` before an
   unpadded 3x3 one (`padding::symmetric<1>`).
+- inverted_residual: MobileNetV2's inverted residual block (depthwise 3x3 convolution with
+  groups = channels, ReLU6 exported as Clip) and a strided depthwise convolution with a
+  channel multiplier of 2 (`depthwise_conv2d`).
 - resnet18_folded.onnx: resnet18_narrow exported in eval mode with the default
   `training=EVAL`, which folds every batch norm into the convolution before it; the import
   must refuse it and say how to export.
@@ -91,6 +94,28 @@ def zero_pad():
                          nn.Flatten(), nn.Linear(8 * 6 * 6, 4), nn.Softmax(dim=1))
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion, 3x3 depthwise (groups = channels), 1x1 projection,
+    ReLU6 after the first two, the input added back."""
+
+    def __init__(self, c, expand):
+        super().__init__()
+        hidden = c * expand
+        self.body = nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), bn(hidden), nn.ReLU6(),
+                                  nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False), bn(hidden), nn.ReLU6(),
+                                  nn.Conv2d(hidden, c, 1, bias=False), bn(c))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def inverted_residual():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), bn(8), nn.ReLU6(),
+                         InvertedResidual(8, 4),
+                         nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=8), nn.ReLU6(),  # a channel multiplier of 2
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5), nn.Softmax(dim=1))
+
+
 def randomize(model):
     """Batch-norm statistics and affine parameters away from their fresh values, so a wrong
     assignment shows."""
@@ -129,6 +154,8 @@ def main():
     export(randomize(shortcut_first()), "shortcut_first", (3, 8, 8))
     torch.manual_seed(20)
     export(randomize(zero_pad()), "zero_pad", (3, 12, 12))
+    torch.manual_seed(21)
+    export(randomize(inverted_residual()), "inverted_residual", (3, 16, 16))
 
 
 if __name__ == "__main__":

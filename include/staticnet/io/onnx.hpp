@@ -56,6 +56,7 @@
 #include "onnx/average_pool2d.hpp"
 #include "onnx/batch_norm.hpp"
 #include "onnx/conv2d.hpp"
+#include "onnx/depthwise_conv2d.hpp"
 #include "onnx/dense.hpp"
 #include "onnx/dropout.hpp"
 #include "onnx/flatten.hpp"

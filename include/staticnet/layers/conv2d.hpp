@@ -85,7 +85,6 @@ class conv2d_layer : public layer_defaults {
 public:
     using activation_type = Activation;
     static constexpr std::string_view name = "conv2d";
-    static constexpr layer_traits traits{.activation = activation_info_of<Activation>};
     static constexpr shape input_shape = In;
     static constexpr shape output_shape{vertical.out, horizontal.out, Filters};
     /// The zeros added on each side (ONNX's `pads`).
@@ -95,6 +94,7 @@ public:
     static constexpr std::size_t kernel_count = Kernel * Kernel * In.channels() * Filters;
     static constexpr bool has_bias = Bias == bias::use;
     static constexpr std::size_t parameter_count = kernel_count + (has_bias ? Filters : 0);
+    static constexpr layer_traits traits{.weight_count = kernel_count, .activation = activation_info_of<Activation>};
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
 
 private:

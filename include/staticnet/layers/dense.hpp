@@ -51,11 +51,11 @@ class dense_layer : public layer_defaults {
 public:
     using activation_type = Activation;
     static constexpr std::string_view name = "dense";
-    static constexpr layer_traits traits{.activation = activation_info_of<Activation>};
     static constexpr shape input_shape = In;
     static constexpr shape output_shape{Units};
     static constexpr std::size_t kernel_count = inputs * Units;
     static constexpr std::size_t parameter_count = kernel_count + Units;
+    static constexpr layer_traits traits{.weight_count = kernel_count, .activation = activation_info_of<Activation>};
     static constexpr std::size_t flops_per_sample = 2 * inputs * Units;
 
     void initialize(std::span<float> params, std::span<float>, rng& g) const noexcept {

@@ -174,6 +174,10 @@ struct layer_traits {
     /// (`layer_context::output_rows_read`).
     std::size_t input_rows_read = 0;
     std::size_t input_columns_read = 0;
+    /// Its first `weight_count` parameters are weights (a convolution's kernel, a dense
+    /// layer's matrix): what weight decay shrinks unless told otherwise. The rest (biases,
+    /// batch_norm's scale and shift) are left alone, as is common practice.
+    std::size_t weight_count = 0;
     /// The activation its output ends in (conv2d<8, 3, relu>, an activation layer).
     activation_info activation{};
     /// It holds other layers and names them: `body_layers` and `shortcut_layers` (tuples of

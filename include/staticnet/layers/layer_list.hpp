@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// Binding a list of layer specs, left to right, and hashing bound layers: what `sequential`
-/// and the layers that hold other layers (`residual`) share.
+/// Binding a list of layer specs, left to right, hashing bound layers and finding their
+/// weights: what `sequential` and the layers that hold other layers (`residual`) share.
 ///
 /// `detail::bind_layers<Position, In, Specs...>` binds each spec to the output shape of the
 /// one before it; `type` is the `std::tuple` of bound layers and `output` the last output
@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "../core/fingerprint.hpp"
+#include "../core/parameter_range.hpp"
 #include "../core/shape.hpp"
 #include "layer.hpp"
 
@@ -62,6 +63,21 @@ constexpr std::uint64_t hash_layer(std::uint64_t h) noexcept {
         hash_all(static_cast<typename L::shortcut_layers*>(nullptr));
     }
     return h;
+}
+
+/// Calls `f(parameter_range)` for each block of weights (`layer_traits::weight_count`) of a
+/// bound layer whose parameters start at `offset`, in order; a composite layer's inner layers
+/// start at its `parameter_offsets` (the body's, then the shortcut's).
+template <typename L, typename F>
+void for_each_weight_range(std::size_t offset, F&& f) {
+    if constexpr (composite_layer<L>) {
+        using inner = decltype(std::tuple_cat(std::declval<typename L::body_layers>(), std::declval<typename L::shortcut_layers>()));
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            (for_each_weight_range<std::tuple_element_t<K, inner>>(offset + L::parameter_offsets[K], f), ...);
+        }(std::make_index_sequence<std::tuple_size_v<inner>>{});
+    } else if constexpr (traits_of<L>().weight_count != 0) {
+        f(parameter_range{offset, traits_of<L>().weight_count});
+    }
 }
 
 }  // namespace staticnet::detail

@@ -28,9 +28,11 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "../core/aligned_buffer.hpp"
 #include "../core/fingerprint.hpp"
+#include "../core/parameter_range.hpp"
 #include "../core/random.hpp"
 #include "../core/shape.hpp"
 #include "../layers/input.hpp"
@@ -213,6 +215,16 @@ public:
     template <std::size_t I>
     [[nodiscard]] std::span<float> layer_state() noexcept {
         return {state_.data() + state_offsets[I], layer_type<I>::state_count};
+    }
+
+    /// The weights in the parameter arena (`layer_traits::weight_count`: kernels of conv2d and
+    /// dense, inside residual blocks too), in order: what weight decay shrinks by default.
+    [[nodiscard]] static std::vector<parameter_range> weight_ranges() {
+        std::vector<parameter_range> ranges;
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (detail::for_each_weight_range<layer_type<I>>(parameter_offsets[I], [&](parameter_range r) { ranges.push_back(r); }), ...);
+        }(std::make_index_sequence<layer_count>{});
+        return ranges;
     }
 
 private:

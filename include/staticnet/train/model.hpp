@@ -42,6 +42,7 @@
 #include <ostream>
 #include <span>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -105,8 +106,10 @@ public:
         : comm_(&comm), optimizer_(opt), settings_(settings),
           pool_(detail::model_threads(settings.threads, comm.placement(), comm.rank() == 0)),
           running_threads_(std::min(pool_.size(), std::max<std::size_t>(1, comm.placement().cpus))) {
+        check_settings(settings);
         net_.initialize(settings.seed);
         optimizer_.reset(Net::arena_size);
+        if constexpr (requires { optimizer_.set_weights(Net::weight_ranges()); }) optimizer_.set_weights(Net::weight_ranges());
         if (comm.rank() == 0) simd::warn_once_if_narrower_than_cpu();
     }
 
@@ -217,7 +220,10 @@ private:
     /// Targets for `count` samples with these labels (one-hot rows when the loss needs them).
     batch_targets one_hot(const std::int32_t* labels, std::size_t count);
     void prepare_buffers(std::size_t batch);
+    static void check_settings(const model_settings& settings);
     void check_finite_gradient(std::size_t step, thread_pool& pool);
+    /// Scales the gradient to `clip_grad_norm` when its L2 norm is larger.
+    void clip_gradient(thread_pool& pool);
     /// Samples per evaluation or prediction pass: never more than a training micro-batch, so
     /// `micro_batch` bounds the workspace for everything.
     [[nodiscard]] std::size_t eval_batch() const noexcept {
@@ -308,6 +314,7 @@ private:
     aligned_buffer<float> state_records_;
     aligned_buffer<std::int64_t> state_record_bits_;
     std::vector<std::int32_t> batch_labels_;
+    std::vector<double> norm_parts_;  // gradient clipping: the squared norm of each fixed chunk
     bool stop_requested_ = false;
     bool synchronized_ = false;
     training_position position_;

@@ -96,6 +96,16 @@ struct model_settings {
     gradient_sync sync = gradient_sync::after_backward;
     /// batch_norm statistics over the whole global batch instead of each rank's part.
     bool sync_batch_norm = false;
+    /// Label smoothing s in [0, 1) of a cross-entropy loss: the targets become
+    /// (1 - s) y + s / classes in training and in `evaluate` (PyTorch's
+    /// `CrossEntropyLoss(label_smoothing=s)`, Keras's `label_smoothing`). 0: none.
+    float label_smoothing = 0.0f;
+    /// Gradient clipping by global norm: when the L2 norm of the whole gradient, summed over
+    /// the ranks, exceeds this, the gradient is scaled by clip_grad_norm / (norm + 1e-6)
+    /// before the update (PyTorch's `clip_grad_norm_`). Every rank sees the same sum, so every
+    /// rank clips alike; the norm is added in a fixed order, so any thread count gives the
+    /// same bits. 0: no clipping.
+    float clip_grad_norm = 0.0f;
 };
 
 }  // namespace staticnet

@@ -33,18 +33,26 @@ inline void kernel_from_oihw(std::span<const float> oihw, std::size_t k, std::si
 
 namespace onnx {
 
-/// A convolution layer `L` (`conv2d`, or one like it) as `Conv` with an OIHW kernel, a bias
-/// if `L` has one (parameters beyond the kernel), then `L`'s activation. It reads only `L`'s
-/// public members (`geometry`, `pads`, `kernel_count`, `activation_type`...), so a convolution with
-/// other template parameters maps with one line: `struct layer_mapping<my_conv<...>> :
-/// conv2d_mapping<my_conv<...>> {};`.
+/// A convolution layer `L` (`conv2d`, `depthwise_conv2d`, or one like them) as `Conv` with an
+/// OIHW kernel, a bias if `L` has one (parameters beyond the kernel), then `L`'s activation.
+/// It reads only `L`'s public members (`geometry`, `pads`, `kernel_count`, `activation_type`,
+/// and `groups` where the channels are convolved in groups: the input channels for a depthwise
+/// convolution), so a convolution with other template parameters maps with one line:
+/// `struct layer_mapping<my_conv<...>> : conv2d_mapping<my_conv<...>> {};`.
 template <typename L>
 struct conv2d_mapping {
     static constexpr auto geometry = L::geometry;
     static constexpr std::size_t filters = L::output_shape.channels();
     static constexpr bool has_bias = L::parameter_count > L::kernel_count;
     static constexpr auto k = static_cast<std::int64_t>(geometry.kernel), s = static_cast<std::int64_t>(geometry.stride);
-    static constexpr auto c = static_cast<std::int64_t>(geometry.channels), f = static_cast<std::int64_t>(filters);
+    static constexpr auto f = static_cast<std::int64_t>(filters);
+    static constexpr std::int64_t groups = [] {
+        if constexpr (requires { L::groups; }) return static_cast<std::int64_t>(L::groups);
+        else return std::int64_t{1};
+    }();
+    /// Input channels per group: the kernel is [f, c, k, k]. (A depthwise kernel, Keras's
+    /// [k, k, channels, multiplier], is then [k, k, 1, f] as a convolution's, output innermost.)
+    static constexpr auto c = static_cast<std::int64_t>(geometry.channels) / groups;
 
     /// ONNX's pads: top, left, bottom, right, as the layer declares them (`same` puts the odd
     /// pixel at the end, as TensorFlow). A pad the windows never reach (PyTorch's padding=1 of
@@ -79,13 +87,13 @@ struct conv2d_mapping {
         std::vector<std::string> inputs{x, g.add_initializer("kernel", {f, c, k, k},
                                                              staticnet::detail::kernel_to_oihw(
                                                                  parameters.first(L::kernel_count), geometry.kernel,
-                                                                 geometry.channels, filters))};
+                                                                 static_cast<std::size_t>(c), filters))};
         if constexpr (has_bias)
             inputs.push_back(g.add_initializer("bias", {f}, {parameters.begin() + L::kernel_count, parameters.end()}));
         const auto y = g.add_node("Conv", std::move(inputs),
                                   {attribute::integers("kernel_shape", {k, k}), attribute::integers("strides", {s, s}),
                                    attribute::integers("pads", pads()), attribute::integers("dilations", {1, 1}),
-                                   attribute::integer("group", 1)});
+                                   attribute::integer("group", groups)});
         return activation_mapping<typename L::activation_type>::export_activation(g, y);
     }
 
@@ -94,7 +102,9 @@ struct conv2d_mapping {
         const tensor& kernel = r.parameter(n, 1, "kernel", {f, c, k, k});
         check_ints(r, n, "strides", r.ints_attribute(n, "strides", {1, 1}), {s, s});
         check_ints(r, n, "dilations", r.ints_attribute(n, "dilations", {1, 1}), {1, 1});
-        if (r.int_attribute(n, "group", 1) != 1) r.fail(r.describe(n) + " is a grouped convolution; " + std::string(L::name) + " is not");
+        if (const std::int64_t group = r.int_attribute(n, "group", 1); group != groups)
+            r.fail(r.describe(n) + " convolves its channels in " + std::to_string(group) + (group == 1 ? " group; " : " groups; ") +
+                   std::string(L::name) + " on " + std::to_string(geometry.channels) + " channels in " + std::to_string(groups));
         if (const attribute* shape = n.find("kernel_shape")) check_ints(r, n, "kernel_shape", shape->ints, {k, k});
         // A `Pad` node right before the convolution (PyTorch's ZeroPad2d) adds to its pads.
         const auto padded = r.take_padding();
@@ -111,7 +121,7 @@ struct conv2d_mapping {
                 r.fail(r.describe(n) + " has auto_pad '" + auto_pad + "', which does not pad as this layer does (pads " +
                        staticnet::detail::shape_text(pads()) + ")");
         }
-        staticnet::detail::kernel_from_oihw(kernel.floats, geometry.kernel, geometry.channels, filters,
+        staticnet::detail::kernel_from_oihw(kernel.floats, geometry.kernel, static_cast<std::size_t>(c), filters,
                                             parameters.first(L::kernel_count));
         if constexpr (has_bias) {
             auto bias = parameters.subspan(L::kernel_count);

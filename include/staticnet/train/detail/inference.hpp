@@ -37,7 +37,8 @@ evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const Data& data)
     double loss_sum = 0.0, correct = 0.0;
     for (std::size_t begin = 0; begin < order.size(); begin += eval_batch()) {
         const std::size_t count = std::min(eval_batch(), order.size() - begin);
-        const batch_targets t = gather(data, order.data() + begin, count);
+        batch_targets t = gather(data, order.data() + begin, count);
+        t.label_smoothing = settings_.label_smoothing;
         const float* out = infer(batch_images_.data(), count);
         loss_sum += Loss::value(out, t, count, classes);
         correct += static_cast<double>(count_correct(out, t.labels, count, classes));

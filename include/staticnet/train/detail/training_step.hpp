@@ -30,6 +30,52 @@ void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_
                             " is not finite (NaN or infinity); lower the learning rate or check the data");
 }
 
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::check_settings(const model_settings& settings) {
+    if (!(settings.label_smoothing >= 0.0f && settings.label_smoothing < 1.0f))
+        throw std::invalid_argument("model_settings::label_smoothing must be in [0, 1), not " +
+                                    std::to_string(settings.label_smoothing));
+    if (settings.label_smoothing != 0.0f && !requires { Loss::smooths_labels; })
+        throw std::invalid_argument("model_settings::label_smoothing applies to the cross-entropy losses, not to " +
+                                    std::string(Loss::name));
+    if (!(settings.clip_grad_norm >= 0.0f && std::isfinite(settings.clip_grad_norm)))
+        throw std::invalid_argument("model_settings::clip_grad_norm must be 0 (off) or positive, not " +
+                                    std::to_string(settings.clip_grad_norm));
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+void model<Net, Optimizer, Loss, Communicator>::clip_gradient(thread_pool& pool) {
+    // Squares summed per fixed chunk (SIMD, float: a chunk is short enough), the chunks' sums
+    // added in chunk order in double: the same bits for any number of threads.
+    constexpr std::size_t chunk = 1024;
+    const auto grads = net_.gradients();
+    const std::size_t chunks = (grads.size() + chunk - 1) / chunk;
+    norm_parts_.resize(chunks);
+    pool.parallel_for(chunks, [&](std::size_t first, std::size_t last) {
+        for (std::size_t c = first; c < last; ++c) {
+            const std::size_t begin = c * chunk, end = std::min(grads.size(), begin + chunk);
+            simd::float_batch acc(0.0f);
+            std::size_t i = begin;
+            for (; i + simd::float_lanes <= end; i += simd::float_lanes) {
+                const auto g = simd::float_batch::load_aligned(grads.data() + i);
+                acc = xsimd::fma(g, g, acc);
+            }
+            double part = simd::reduce_add(acc);
+            for (; i < end; ++i) part += static_cast<double>(grads[i]) * grads[i];
+            norm_parts_[c] = part;
+        }
+    }, 64);
+    double squares = 0.0;
+    for (double part : norm_parts_) squares += part;
+    const double limit = settings_.clip_grad_norm, coefficient = limit / (std::sqrt(squares) + 1e-6);
+    if (coefficient >= 1.0) return;
+    const simd::float_batch scale(static_cast<float>(coefficient));
+    kernels::for_simd_ranges(grads.size(), &pool, [&](std::size_t begin, std::size_t end) {
+        float* g = grads.data() + begin;
+        kernels::map(end - begin, [&](simd::float_batch x) { return x * scale; }, g, static_cast<const float*>(g));
+    });
+}
+
 // Gradients in fixed point with 40 fractional bits: exact integer sums over micro-batches and
 // ranks, a resolution of 1e-12 and a range of +-8e6 (a larger gradient has diverged anyway).
 namespace detail {
@@ -98,6 +144,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     // Called on its own (not from fit), the first step sizes the workspace; later ones find it sized.
     prepare_buffers(batch);
     step_result result;
+    targets.label_smoothing = settings_.label_smoothing;
     const auto grads = net_.gradients();
     const step_strategy strategy = strategy_for(batch);
     const std::size_t parts = strategy == step_strategy::thread_parts ? thread_parts(batch) : 0;
@@ -124,7 +171,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     for (std::size_t i = 0, first = 0; strategy != step_strategy::thread_parts && i < pieces; ++i, first += piece) {
         const std::size_t count = std::min(piece, batch - first);
         const bool last_piece = first + count == batch;
-        const batch_targets part{targets.dense + first * classes, targets.labels + first};
+        const batch_targets part{targets.dense + first * classes, targets.labels + first, targets.label_smoothing};
         const float* x = images + first * sample;
         layer_context ctx{.batch = count, .training = true, .pool = &pool_, .step_seed = step_seed,
                           .first_sample = first_sample + first,
@@ -164,6 +211,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     // parameters (element-wise, so the split does not change the result).
     thread_pool& update_pool = parts != 0 && batch < settings_.thread_part ? one_thread_ : pool_;
     check_finite_gradient(optimizer_.iterations() + 1, update_pool);
+    if (settings_.clip_grad_norm > 0.0f) clip_gradient(update_pool);
     if constexpr (requires { optimizer_.step(net_.parameters(), net_.gradients(), &update_pool); })
         optimizer_.step(net_.parameters(), net_.gradients(), &update_pool);
     else
@@ -190,7 +238,7 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
     auto run_part = [&](std::size_t p, typename Net::workspace& ws, std::span<float> gradients, thread_pool& layer_pool) {
         const std::size_t first = p * part, count = std::min(part, batch - first);
         std::memset(gradients.data(), 0, gradients.size_bytes());  // part 0's is the arena: zeroed by its thread
-        const batch_targets t{targets.dense + first * classes, targets.labels + first};
+        const batch_targets t{targets.dense + first * classes, targets.labels + first, targets.label_smoothing};
         const float* x = images + first * sample;
         layer_context ctx{.batch = count, .training = true, .pool = &layer_pool, .step_seed = step_seed,
                           .first_sample = first_sample + first};
