@@ -726,3 +726,50 @@ TEST_CASE("depthwise convolutions match PyTorch's grouped Conv2d on identical we
                                sn::global_average_pool2d, sn::dense<5>>;
     sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/depthwise_pytorch.txt", 3);
 }
+
+// ---------------------------------------------------------------- activations with input derivatives
+
+TEST_CASE("silu, gelu and hard_swish forward values", "[layers][activations]") {
+    const float x[6] = {-4.0f, -1.0f, 0.0f, 1.0f, 2.5f, 4.0f};
+    float y[6];
+    sn::silu::forward(x, y, 1, 6);
+    CHECK(y[1] == Approx(-0.26894142f));
+    CHECK(y[3] == Approx(0.73105858f));
+    sn::gelu<>::forward(x, y, 1, 6);
+    CHECK(y[1] == Approx(-0.15865525f));
+    CHECK(y[3] == Approx(0.84134475f));
+    sn::gelu<sn::gelu_approximation::tanh>::forward(x, y, 1, 6);
+    CHECK(y[3] == Approx(0.84119199f));
+    sn::hard_swish::forward(x, y, 1, 6);
+    CHECK(y[0] == 0.0f);
+    CHECK(y[2] == 0.0f);
+    CHECK(y[3] == Approx(2.0f / 3.0f));
+    CHECK(y[5] == 4.0f);
+}
+
+TEST_CASE("silu, gelu and hard_swish backward match finite differences", "[layers][activations][gradient]") {
+    // Values over [-5, 5], none within 0.05 of hard_swish's kinks at -3 and 3.
+    auto spread = [](std::span<float> input, std::span<float>, sn::rng& g) {
+        for (auto& x : input) {
+            x = g.uniform(-5.0f, 5.0f);
+            if (std::abs(std::abs(x) - 3.0f) < 0.05f) x = std::copysign(3.05f, x);
+        }
+    };
+    require_gradients<bound<sn::silu, sn::shape{4, 3, 5}>>(2, 51, {.prepare = spread});
+    require_gradients<bound<sn::gelu<>, sn::shape{4, 3, 5}>>(2, 52, {.prepare = spread});
+    require_gradients<bound<sn::gelu<sn::gelu_approximation::tanh>, sn::shape{7}>>(3, 53, {.prepare = spread});
+    require_gradients<bound<sn::hard_swish, sn::shape{4, 3, 5}>>(2, 54, {.prepare = spread});
+}
+
+// An activation whose derivative needs its input is never folded into the layer before it.
+static_assert(!sn::detail::folds_into<bound<sn::batch_norm<>, sn::shape{4, 4, 3}>, bound<sn::silu, sn::shape{4, 4, 3}>>());
+static_assert(sn::detail::folds_into<bound<sn::batch_norm<>, sn::shape{4, 4, 3}>, bound<sn::relu, sn::shape{4, 4, 3}>>());
+
+TEST_CASE("silu, gelu and hard_swish match PyTorch on identical weights", "[layers][activations][pytorch]") {
+    // The smooth activations network of tests/fixtures/make_pytorch_fixtures.py.
+    using conv3 = sn::conv2d<8, 3, sn::identity, 1, sn::padding::symmetric<1>>;
+    using net = sn::sequential<sn::input<6, 6, 3>, conv3, sn::batch_norm<>, sn::silu, conv3, sn::gelu<>, conv3,
+                               sn::gelu<sn::gelu_approximation::tanh>, sn::conv2d<8, 1>, sn::hard_swish,
+                               sn::global_average_pool2d, sn::dense<5>>;
+    sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/smooth_activations_pytorch.txt", 3);
+}

@@ -280,6 +280,20 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         depthwise_first d;
         CHECK_THROWS_WITH(sn::load_onnx_weights(d, dir / "f.onnx"), Catch::Contains("layer 1 (depthwise_conv2d)"));
     }
+    SECTION("silu, gelu and hard_swish, written as several operators each") {
+        using smooth = sn::sequential<sn::input<6, 6, 2>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>, sn::silu,
+                                      sn::conv2d<4, 3>, sn::gelu<>, sn::conv2d<4, 1>, sn::gelu<sn::gelu_approximation::tanh>,
+                                      sn::batch_norm<>, sn::hard_swish, sn::flatten, sn::dense<3, sn::softmax>>;
+        smooth a, b;
+        randomize(a, 13);
+        b.initialize(14);
+        sn::save_onnx(a, dir / "s.onnx");
+        const auto ops = op_types(sn::to_onnx_model(a));
+        CHECK(std::count(ops.begin(), ops.end(), "Erf") == 1);
+        CHECK(std::count(ops.begin(), ops.end(), "HardSigmoid") == 1);
+        sn::load_onnx_weights(b, dir / "s.onnx");
+        CHECK(bitwise_equal(contents(a), contents(b)));
+    }
     SECTION("save_onnx(model, file)") {
         sn::model<small_cnn, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 1, .seed = 7});
         sn::save_onnx(m, dir / "m.onnx");

@@ -13,7 +13,9 @@
 
 #include <staticnet/io/onnx.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -90,6 +92,11 @@ private:
         if (op == "Sigmoid") return "staticnet::sigmoid";
         if (op == "Tanh") return "staticnet::tanh";
         if (op == "Softmax") return "staticnet::softmax";
+        if (op == "HardSwish") return "staticnet::hard_swish";  // opset 14
+        if (op == "Gelu")                                        // opset 20
+            return reader_.string_attribute(n, "approximate", "none") == "tanh"
+                       ? "staticnet::gelu<staticnet::gelu_approximation::tanh>"
+                       : "staticnet::gelu<>";
         if (op == "LeakyRelu") {
             const float alpha = reader_.float_attribute(n, "alpha", 0.01f);
             if (alpha >= 0.0f && alpha < 1.0f) return "staticnet::leaky_relu<" + float_literal(alpha) + ">";
@@ -158,10 +165,33 @@ private:
         return out;
     }
 
+    /// The staticnet activation of an elementwise region (graph_reader::elementwise_region):
+    /// an activation PyTorch writes as several operators at opset 13.
+    std::string region_activation(const std::vector<const onnx::node*>& region) const {
+        std::vector<std::string> ops;
+        for (const auto* n : region) ops.push_back(n->op_type);
+        std::ranges::sort(ops);
+        auto has = [&](std::string_view op) { return std::ranges::find(ops, op) != ops.end(); };
+        if (ops == std::vector<std::string>{"Mul", "Sigmoid"}) return "staticnet::silu";
+        if (ops == std::vector<std::string>{"HardSigmoid", "Mul"} &&
+            std::abs(reader_.float_attribute(*region[0], "alpha", 0.2f) - 1.0f / 6.0f) < 1e-6f &&
+            reader_.float_attribute(*region[0], "beta", 0.5f) == 0.5f)
+            return "staticnet::hard_swish";
+        if (has("Erf") && has("Div") && has("Mul")) return "staticnet::gelu<>";
+        if (has("Tanh") && has("Add") && has("Mul")) return "staticnet::gelu<staticnet::gelu_approximation::tanh>";
+        std::string list;
+        for (const auto& op : ops) list += (list.empty() ? "" : ", ") + op;
+        fail(reader_.describe(*region[0]) + " starts an elementwise function of its input (" + list +
+             ") that is none of staticnet's activations (SiLU, Hardswish, GELU)");
+    }
+
     /// The only consumer of `tensor`, if it is that activation (to fold into the layer before).
+    /// Activations whose derivative needs their input stay layers of their own.
     std::string folded_activation(std::string& tensor) {
         const auto next = next_nodes(tensor);
-        if (next.size() != 1 || activation_of(*next[0]).empty() || !softmax_axis_ok(*next[0])) return {};
+        if (next.size() != 1 || activation_of(*next[0]).empty() || !softmax_axis_ok(*next[0]) ||
+            next[0]->op_type == "HardSwish" || next[0]->op_type == "Gelu")
+            return {};
         visited_.insert(next[0]);
         tensor = next[0]->outputs.at(0);
         return activation_of(*next[0]);
@@ -206,6 +236,15 @@ private:
                     if (pending != std::array<std::int64_t, 4>{}) fail("a 'Pad' node ends the graph");
                     return nullptr;
                 }
+                if (next.size() > 1 && pending == std::array<std::int64_t, 4>{})
+                    if (const auto region = reader_.elementwise_region(tensor); !region.empty()) {
+                        out.push_back(layer(region_activation(region), "nodes '" + region.front()->name + "' to '" +
+                                                                           region.back()->name + "'"));
+                        for (const auto* r : region) visited_.insert(r);
+                        for (const auto* r : region)  // the output read past the region
+                            if (!next_nodes(r->outputs[0]).empty()) tensor = r->outputs[0];
+                        continue;
+                    }
                 if (next.size() == 2 && pending == std::array<std::int64_t, 4>{}) {
                     out.push_back(residual(tensor, next));
                     continue;

@@ -58,6 +58,15 @@ using depthwise = sn::sequential<
     sn::conv2d<16, 1, sn::relu>, sn::depthwise_conv2d<3, sn::leaky_relu<0.1f>, 2, sn::padding::same, 2>,
     sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
 
+// Activations whose derivative needs their input, each a layer of its own, written as PyTorch
+// writes them at opset 13: silu (Sigmoid, Mul), gelu (Erf; the tanh form), hard_swish
+// (HardSigmoid, Mul).
+using smooth_activations = sn::sequential<
+    sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::identity, 2, sn::padding::symmetric<1>>, sn::batch_norm<>, sn::silu,
+    sn::conv2d<16, 3, sn::identity, 1, sn::padding::same>, sn::gelu<>, sn::max_pool2d<2>,
+    sn::conv2d<16, 3, sn::identity, 1, sn::padding::same>, sn::gelu<sn::gelu_approximation::tanh>, sn::conv2d<16, 1>,
+    sn::hard_swish, sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+
 void write_floats(const fs::path& file, const float* data, std::size_t n) {
     std::ofstream out(file, std::ios::binary);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
@@ -106,6 +115,7 @@ int main(int argc, char** argv) {
         train_and_export<resnet_layers>(data, 100, out, "resnet_layers");
         train_and_export<torch_padding>(data, 100, out, "torch_padding");
         train_and_export<depthwise>(data, 100, out, "depthwise");
+        train_and_export<smooth_activations>(data, 100, out, "smooth_activations");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_models: %s\n", e.what());
         return 1;

@@ -11,6 +11,7 @@
 #include "resnet18_narrow.generated.hpp"
 #include "shortcut_first.generated.hpp"
 #include "small_torch.generated.hpp"
+#include "smooth_activations.generated.hpp"
 #include "zero_pad.generated.hpp"
 
 #include "fixture_json.hpp"
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
         ok &= check<shortcut_first>(fixtures, "shortcut_first");
         ok &= check<zero_pad>(fixtures, "zero_pad");
         ok &= check<inverted_residual>(fixtures, "inverted_residual");
+        ok &= check<smooth_activations>(fixtures, "smooth_activations");
         ok &= check<small_torch>(fixtures, "small_torch");
         ok &= check<reference_cnn_torch>(fixtures, "reference_cnn_torch");
         return ok ? 0 : 1;

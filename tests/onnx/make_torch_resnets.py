@@ -18,6 +18,9 @@ next to it a JSON file with two inputs (NHWC) and PyTorch's outputs for them:
 - inverted_residual: MobileNetV2's inverted residual block (depthwise 3x3 convolution with
   groups = channels, ReLU6 exported as Clip) and a strided depthwise convolution with a
   channel multiplier of 2 (`depthwise_conv2d`).
+- smooth_activations: SiLU, GELU (exact and tanh) and Hardswish, which torch.onnx.export
+  writes at opset 13 as groups of operators (x * Sigmoid(x), x * (1 + Erf(x / sqrt 2)) / 2,
+  ..., x * HardSigmoid(x)) that staticnet-onnx types as `silu`, `gelu<...>`, `hard_swish`.
 - resnet18_folded.onnx: resnet18_narrow exported in eval mode with the default
   `training=EVAL`, which folds every batch norm into the convolution before it; the import
   must refuse it and say how to export.
@@ -116,6 +119,14 @@ def inverted_residual():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5), nn.Softmax(dim=1))
 
 
+def smooth_activations():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), bn(8), nn.SiLU(),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.GELU(),
+                         nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.GELU(approximate="tanh"),
+                         nn.Conv2d(8, 8, 1), nn.Hardswish(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5), nn.Softmax(dim=1))
+
+
 def randomize(model):
     """Batch-norm statistics and affine parameters away from their fresh values, so a wrong
     assignment shows."""
@@ -156,6 +167,11 @@ def main():
     export(randomize(zero_pad()), "zero_pad", (3, 12, 12))
     torch.manual_seed(21)
     export(randomize(inverted_residual()), "inverted_residual", (3, 16, 16))
+    torch.manual_seed(22)
+    net = randomize(smooth_activations())
+    with torch.no_grad():
+        net[7].weight.mul_(4.0)  # Hardswish's input past its kinks at -3 and 3 too
+    export(net, "smooth_activations", (3, 8, 8))
 
 
 if __name__ == "__main__":

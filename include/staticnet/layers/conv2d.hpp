@@ -65,6 +65,9 @@ constexpr bool check_conv2d_wiring() {
 template <std::size_t Filters, std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1,
           padding_rule Padding = padding::valid, bias Bias = bias::use>
 struct conv2d {
+    static_assert(!input_derivative_activation<Activation>,
+                  "conv2d: this activation's derivative needs its input, which conv2d does not keep: write the "
+                  "activation as a layer of its own after it (conv2d<64, 1>, silu)");
     static_assert(activation<Activation>, "conv2d: the third argument must be an activation (relu, softmax, ...)");
     template <shape In, std::size_t Position>
     using bind = detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>;

@@ -36,6 +36,9 @@ constexpr bool check_dense_wiring() {
 /// A fully connected layer with `Units` outputs.
 template <std::size_t Units, typename Activation = identity>
 struct dense {
+    static_assert(!input_derivative_activation<Activation>,
+                  "dense: this activation's derivative needs its input, which dense does not keep: write the "
+                  "activation as a layer of its own after it (dense<128>, gelu<>)");
     static_assert(activation<Activation>, "dense: the second argument must be an activation (relu, softmax, ...)");
     template <shape In, std::size_t Position>
     using bind = detail::dense_layer<Units, Activation, In, Position>;

@@ -56,6 +56,9 @@ constexpr bool check_depthwise_conv2d_wiring() {
 template <std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1, padding_rule Padding = padding::valid,
           std::size_t Multiplier = 1, bias Bias = bias::use>
 struct depthwise_conv2d {
+    static_assert(!input_derivative_activation<Activation>,
+                  "depthwise_conv2d: this activation's derivative needs its input, which depthwise_conv2d does not keep: write the "
+                  "activation as a layer of its own after it (depthwise_conv2d<3>, hard_swish)");
     static_assert(activation<Activation>, "depthwise_conv2d: the second argument must be an activation (relu6, ...)");
     template <shape In, std::size_t Position>
     using bind = detail::depthwise_conv2d_layer<Kernel, Activation, Stride, Padding, Multiplier, Bias, In, Position>;

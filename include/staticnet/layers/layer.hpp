@@ -131,6 +131,9 @@ struct activation_info {
     std::string_view name{};  ///< empty: the layer ends in no activation
     /// Monotone and elementwise (relu, tanh, sigmoid): max commutes with it.
     bool monotone = false;
+    /// Its derivative needs its input (silu, gelu, hard_swish): `backward` is null, and it is
+    /// never folded into the layer before it.
+    bool derivative_from_input = false;
     /// In place on [rows x cols] ...
     void (*forward)(float* x, std::size_t rows, std::size_t cols) noexcept = nullptr;
     /// ... and its derivative, in place on the output gradient, given the output.
@@ -222,7 +225,7 @@ template <typename L, typename A>
 constexpr bool folds_into() {
     // (By name: GCC with -fsanitize cannot compare a function's address in a constant expression.)
     return traits_of<L>().applies_output_activation && traits_of<A>().passes_pre_activation_gradient &&
-           !traits_of<A>().activation.name.empty();
+           !traits_of<A>().activation.name.empty() && !traits_of<A>().activation.derivative_from_input;
 }
 
 template <typename L>

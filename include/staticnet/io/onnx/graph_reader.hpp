@@ -73,6 +73,13 @@ public:
     void take_join(const node& join);
     /// Whether `n` joins paths: an `Add` or `Sum` of tensors none of which is a parameter.
     [[nodiscard]] bool is_join(const node& n) const;
+    /// Where `tensor_name` is read by several nodes that compute an elementwise function of it
+    /// alone, an activation written as several operators (SiLU's x * Sigmoid(x), GELU's
+    /// x * (1 + Erf(x / sqrt 2)) / 2): those nodes, in the order they may run. That is, the
+    /// nodes without parameters (scalar constants aside) whose data inputs are `tensor_name` or
+    /// each other's outputs, with exactly one output read by any other node. Empty where the
+    /// fork is not one (a residual block's paths reach a node with parameters first).
+    [[nodiscard]] std::vector<const node*> elementwise_region(const std::string& tensor_name) const;
     /// The walk's state, to try one assignment of a block's paths and go back after a mismatch.
     struct mark {
         std::vector<bool> taken;
@@ -145,6 +152,9 @@ private:
     /// Takes `n`, a node without parameters on the path (a `Pad`'s zeros are kept for the
     /// node after it, which must take them).
     void pass(const node& n);
+    /// Where `position()` is read by an elementwise region, takes it and goes on from its
+    /// output; false otherwise.
+    bool pass_elementwise_region();
 
     model model_;
     std::filesystem::path file_;
@@ -196,9 +206,57 @@ inline std::string graph_reader::describe(const node& n) const {
 }
 
 inline bool graph_reader::carries_parameters(const node& n) const {
-    // Clip's bounds (relu6) are constants, not trainable parameters.
+    // Clip's bounds (relu6) are constants, not trainable parameters; so are the scalars of an
+    // activation written as several operators (GELU's 1 / sqrt 2).
     if (n.op_type == "Constant" || n.op_type == "Identity" || n.op_type == "Clip") return false;
-    return std::any_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) { return is_parameter(in); });
+    return std::any_of(n.inputs.begin(), n.inputs.end(),
+                       [&](const std::string& in) { return is_parameter(in) && !constant(in)->dims.empty(); });
+}
+
+inline std::vector<const node*> graph_reader::elementwise_region(const std::string& tensor_name) const {
+    std::vector<const node*> region;
+    std::vector<std::string> available{tensor_name};  // the input and the region's outputs
+    auto is_available = [&](const std::string& t) { return std::ranges::find(available, t) != available.end(); };
+    auto in_region = [&](const node* n) { return std::ranges::find(region, n) != region.end(); };
+    for (std::size_t steps = 0; steps < 64; ++steps) {
+        std::vector<const node*> waiting;  // read an available tensor, not in the region
+        std::size_t open = 0;              // available tensors read outside the region
+        std::string exit;                  // the last of them
+        for (const auto& t : available) {
+            bool read_outside = false;
+            for (const node* n : consumers(t))
+                if (!in_region(n)) {
+                    read_outside = true;
+                    if (std::ranges::find(waiting, n) == waiting.end()) waiting.push_back(n);
+                }
+            open += read_outside;
+            if (read_outside) exit = t;
+        }
+        if (open == 1 && !region.empty() && std::ranges::all_of(consumers(tensor_name), in_region)) {
+            // A scaling of the result by a scalar belongs to it (GELU's final * 0.5).
+            for (const node* after = sole_consumer(exit); after != nullptr && region.size() < 64;
+                 after = sole_consumer(exit)) {
+                const bool scales = (after->op_type == "Mul" || after->op_type == "Div") && after->inputs.size() == 2 &&
+                                    after->outputs.size() == 1 && std::ranges::count(after->inputs, exit) == 1 &&
+                                    std::ranges::all_of(after->inputs, [&](const std::string& in) {
+                                        return in == exit || (is_parameter(in) && constant(in)->dims.empty());
+                                    });
+                if (!scales || in_region(after)) break;
+                region.push_back(after);
+                exit = after->outputs[0];
+            }
+            return region;
+        }
+        const auto ready = std::ranges::find_if(waiting, [&](const node* n) {
+            return std::ranges::all_of(n->inputs, [&](const std::string& in) { return in.empty() || is_parameter(in) || is_available(in); });
+        });
+        if (ready == waiting.end()) return {};
+        const node& n = **ready;
+        if (carries_parameters(n) || n.op_type == "Pad" || n.outputs.size() != 1) return {};
+        region.push_back(&n);
+        available.push_back(n.outputs[0]);
+    }
+    return {};
 }
 
 inline bool graph_reader::is_parameter(const std::string& tensor_name) const {
@@ -220,8 +278,20 @@ inline bool graph_reader::is_join(const node& n) const {
     return data >= 2 && data == static_cast<std::ptrdiff_t>(n.inputs.size());
 }
 
+inline bool graph_reader::pass_elementwise_region() {
+    const auto region = elementwise_region(current_);
+    if (region.empty()) return false;
+    if (padding_ != std::array<std::int64_t, 4>{}) fail("a 'Pad' node pads the input of " + describe(*region.front()));
+    for (const node* n : region) taken_[index_of(*n)] = true;
+    for (const node* n : region)
+        if (!consumers(n->outputs[0]).empty()) current_ = n->outputs[0];
+    return true;
+}
+
 inline const node& graph_reader::step(std::string_view wanted) {
     if (entry_ != nullptr) return *std::exchange(entry_, nullptr);
+    while (consumers(current_).size() > 1 && pass_elementwise_region()) {
+    }
     const auto next = consumers(current_);
     if (next.empty())
         fail("expects " + std::string(wanted) + ", but the file has no more nodes with parameters: nothing reads '" +
@@ -256,156 +326,6 @@ inline void graph_reader::add_padding(const node& pad) {
     padding_[1] += pads[3];
     padding_[2] += pads[6];
     padding_[3] += pads[7];
-}
-
-inline auto graph_reader::constant_ints(const std::string& tensor_name, std::size_t depth) const
-    -> std::optional<int_tensor> {
-    if (depth > 64) return std::nullopt;
-    if (const auto it = constants_.find(tensor_name); it != constants_.end()) {
-        const tensor& t = *it->second;
-        if (t.external || t.data_type == float_type) return std::nullopt;
-        if (t.ints.size() != t.element_count()) return std::nullopt;
-        return int_tensor{t.dims, t.ints};
-    }
-    const node* n = producer(tensor_name);
-    if (n == nullptr) return std::nullopt;
-    std::vector<int_tensor> in;
-    for (const auto& name : n->inputs) {
-        if (name.empty()) break;  // optional inputs left out (Slice's axes and steps)
-        auto v = constant_ints(name, depth + 1);
-        if (!v) return std::nullopt;
-        in.push_back(std::move(*v));
-    }
-    auto count = [](const std::vector<std::int64_t>& dims) {
-        std::int64_t c = 1;
-        for (auto d : dims) c = d < 0 ? -1 : c * d;
-        return c;
-    };
-    const std::string& op = n->op_type;
-    if ((op == "Cast" || op == "Identity") && in.size() == 1) return in[0];
-    if (op == "ConstantOfShape" && in.size() == 1) {
-        std::int64_t fill = 0;
-        if (const attribute* v = n->find("value"); v != nullptr && v->t) {
-            if (!v->t->ints.empty()) fill = v->t->ints[0];
-            else if (!v->t->floats.empty()) fill = static_cast<std::int64_t>(v->t->floats[0]);
-        }
-        const std::int64_t c = count(in[0].values);
-        if (c < 0 || c > 4096) return std::nullopt;
-        return int_tensor{in[0].values, std::vector<std::int64_t>(static_cast<std::size_t>(c), fill)};
-    }
-    if (op == "Concat" && !in.empty()) {  // vectors only
-        int_tensor out{{0}, {}};
-        for (const auto& t : in) {
-            if (t.dims.size() != 1) return std::nullopt;
-            out.values.insert(out.values.end(), t.values.begin(), t.values.end());
-        }
-        out.dims[0] = static_cast<std::int64_t>(out.values.size());
-        return out;
-    }
-    if (op == "Reshape" && in.size() == 2) {
-        std::vector<std::int64_t> dims = in[1].values;
-        std::int64_t known = 1, unknown = -1;
-        for (std::size_t i = 0; i < dims.size(); ++i) {
-            if (dims[i] == 0 && i < in[0].dims.size()) dims[i] = in[0].dims[i];
-            if (dims[i] == -1) {
-                if (unknown >= 0) return std::nullopt;
-                unknown = static_cast<std::int64_t>(i);
-            } else if (dims[i] <= 0) {
-                return std::nullopt;
-            } else {
-                known *= dims[i];
-            }
-        }
-        const auto size = static_cast<std::int64_t>(in[0].values.size());
-        if (unknown >= 0) {
-            if (known == 0 || size % known != 0) return std::nullopt;
-            dims[static_cast<std::size_t>(unknown)] = size / known;
-        }
-        if (count(dims) != size) return std::nullopt;
-        return int_tensor{dims, in[0].values};
-    }
-    // Element (i0, i1, ...) of a row-major tensor of `dims`.
-    auto strides_of = [](const std::vector<std::int64_t>& dims) {
-        std::vector<std::int64_t> strides(dims.size(), 1);
-        for (std::size_t i = dims.size(); i-- > 1;) strides[i - 1] = strides[i] * dims[i];
-        return strides;
-    };
-    // Visits every index of `dims` in row-major order (false: too large to fold).
-    auto for_each_index = [](const std::vector<std::int64_t>& dims, auto&& visit) {
-        std::int64_t total = 1;
-        for (auto d : dims) total *= d;
-        std::array<std::int64_t, 8> index{};
-        if (total > 4096 || dims.size() > index.size()) return false;
-        for (std::int64_t k = 0; k < total; ++k) {
-            std::int64_t rest = k;
-            for (std::size_t i = dims.size(); i-- > 0;) {
-                index[i] = rest % dims[i];
-                rest /= dims[i];
-            }
-            visit(std::span<const std::int64_t>(index.data(), dims.size()));
-        }
-        return true;
-    };
-    if (op == "Transpose" && in.size() == 1) {
-        const auto& d = in[0].dims;
-        std::vector<std::int64_t> perm = ints_attribute(*n, "perm", {});
-        if (perm.empty())
-            for (std::size_t i = d.size(); i-- > 0;) perm.push_back(static_cast<std::int64_t>(i));
-        if (perm.size() != d.size()) return std::nullopt;
-        std::vector<std::int64_t> dims;
-        for (auto p : perm) {
-            if (p < 0 || p >= static_cast<std::int64_t>(d.size())) return std::nullopt;
-            dims.push_back(d[static_cast<std::size_t>(p)]);
-        }
-        const auto from = strides_of(d);
-        int_tensor out{dims, {}};
-        const bool folded = for_each_index(dims, [&](std::span<const std::int64_t> index) {
-            std::int64_t at = 0;
-            for (std::size_t i = 0; i < index.size(); ++i) at += index[i] * from[static_cast<std::size_t>(perm[i])];
-            out.values.push_back(in[0].values[static_cast<std::size_t>(at)]);
-        });
-        if (!folded) return std::nullopt;
-        return out;
-    }
-    if (op == "Slice" && in.size() >= 3) {
-        const auto& d = in[0].dims;
-        const std::size_t rank = d.size();
-        std::vector<std::int64_t> begin(rank, 0), step(rank, 1), dims = d;
-        for (std::size_t k = 0; k < in[1].values.size(); ++k) {
-            if (k >= in[2].values.size() || (in.size() > 3 && k >= in[3].values.size()) ||
-                (in.size() > 4 && k >= in[4].values.size()))
-                return std::nullopt;
-            std::int64_t axis = in.size() > 3 ? in[3].values[k] : static_cast<std::int64_t>(k);
-            if (axis < 0) axis += static_cast<std::int64_t>(rank);
-            if (axis < 0 || axis >= static_cast<std::int64_t>(rank)) return std::nullopt;
-            const auto a = static_cast<std::size_t>(axis);
-            const std::int64_t size = d[a], st = in.size() > 4 ? in[4].values[k] : 1;
-            if (st == 0) return std::nullopt;
-            // ONNX's clamping: [0, size] going forward, [-1, size - 1] going backward.
-            auto clamp = [&](std::int64_t v) {
-                if (v < 0) v += size;
-                return st > 0 ? std::clamp<std::int64_t>(v, 0, size) : std::clamp<std::int64_t>(v, -1, size - 1);
-            };
-            const std::int64_t first = clamp(in[1].values[k]), last = clamp(in[2].values[k]);
-            const std::int64_t n_out = st > 0 ? std::max<std::int64_t>(0, (last - first + st - 1) / st)
-                                              : std::max<std::int64_t>(0, (first - last - st - 1) / -st);
-            begin[a] = first;
-            step[a] = st;
-            dims[a] = n_out;
-        }
-        const auto from = strides_of(d);
-        int_tensor out{dims, {}};
-        bool inside = true;
-        const bool folded = for_each_index(dims, [&](std::span<const std::int64_t> index) {
-            std::int64_t at = 0;
-            for (std::size_t i = 0; i < rank; ++i) at += (begin[i] + index[i] * step[i]) * from[i];
-            inside &= at >= 0 && at < static_cast<std::int64_t>(in[0].values.size());
-            out.values.push_back(inside ? in[0].values[static_cast<std::size_t>(at)] : 0);
-        });
-        if (!folded || !inside) return std::nullopt;
-        return out;
-    }
-    return std::nullopt;
 }
 
 inline const node& graph_reader::next_parameter_node(std::initializer_list<std::string_view> op_types) {
@@ -473,6 +393,7 @@ inline const node& graph_reader::walk_to_join() {
 inline const std::string& graph_reader::walk_to_fork() {
     for (std::size_t steps = 0; steps <= model_.nodes.size(); ++steps) {
         const auto next = consumers(current_);
+        if (next.size() > 1 && pass_elementwise_region()) continue;
         if (next.size() != 1 || is_join(*next[0]) || (next[0]->op_type != "Pad" && carries_parameters(*next[0])))
             return current_;
         pass(*next[0]);
@@ -593,3 +514,5 @@ inline void graph_reader::finish() {
 }
 
 }  // namespace staticnet::onnx
+
+#include "constant_folding.hpp"  // graph_reader::constant_ints
