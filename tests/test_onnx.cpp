@@ -62,6 +62,18 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+// save_onnx of a `Net` randomized with `seed`, then load_onnx_weights into another one:
+// whether every parameter and state value came back bit for bit.
+template <typename Net>
+bool round_trips(const fs::path& file, std::uint64_t seed) {
+    Net a, b;
+    randomize(a, seed);
+    b.initialize(seed + 1);
+    sn::save_onnx(a, file);
+    sn::load_onnx_weights(b, file);
+    return bitwise_equal(contents(a), contents(b));
+}
+
 template <typename Net>
 std::string load_error(Net& net, const fs::path& file) {
     try {
@@ -218,28 +230,13 @@ TEST_CASE("save_onnx writes the graph staticnet computes, NHWC in, symbolic batc
 TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters and state", "[onnx][round-trip]") {
     temp_dir dir;
     SECTION("a CNN") {
-        small_cnn a, b;
-        randomize(a, 1);
-        b.initialize(2);
-        sn::save_onnx(a, dir / "a.onnx");
-        sn::load_onnx_weights(b, dir / "a.onnx");
-        CHECK(bitwise_equal(contents(a), contents(b)));
+        CHECK(round_trips<small_cnn>(dir / "a.onnx", 1));
     }
     SECTION("every layer kind") {
-        every_layer a, b;
-        randomize(a, 4);
-        b.initialize(5);
-        sn::save_onnx(a, dir / "e.onnx");
-        sn::load_onnx_weights(b, dir / "e.onnx");
-        CHECK(bitwise_equal(contents(a), contents(b)));
+        CHECK(round_trips<every_layer>(dir / "e.onnx", 4));
     }
     SECTION("residual blocks (identity and projection shortcuts), average pooling, convolutions without bias") {
-        resnet_layers a, b;
-        randomize(a, 6);
-        b.initialize(7);
-        sn::save_onnx(a, dir / "r.onnx");
-        sn::load_onnx_weights(b, dir / "r.onnx");
-        CHECK(bitwise_equal(contents(a), contents(b)));
+        CHECK(round_trips<resnet_layers>(dir / "r.onnx", 6));
     }
     SECTION("explicit padding, padded pooling, leaky_relu (LeakyRelu) and relu6 (Clip)") {
         using padded = sn::sequential<
@@ -247,28 +244,18 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
             sn::max_pool2d<3, 1, sn::padding::explicit_<1, 0, 1, 1>>, sn::average_pool2d<2, 1, sn::padding::symmetric<1>>,
             sn::conv2d<3, 3, sn::leaky_relu<0.2f>, 1, sn::padding::explicit_<2, 0, 0, 1>>, sn::relu6, sn::flatten,
             sn::dense<4, sn::softmax>>;
-        padded a, b;
-        randomize(a, 8);
-        b.initialize(9);
-        sn::save_onnx(a, dir / "p.onnx");
-        const auto ops = op_types(sn::to_onnx_model(a));
+        CHECK(round_trips<padded>(dir / "p.onnx", 8));
+        const auto ops = op_types(sn::to_onnx_model(padded{}));
         CHECK(std::count(ops.begin(), ops.end(), "Clip") == 2);
         CHECK(std::count(ops.begin(), ops.end(), "LeakyRelu") == 2);
         CHECK(std::count(ops.begin(), ops.end(), "Pad") == 1);  // before the padded AveragePool
-        sn::load_onnx_weights(b, dir / "p.onnx");
-        CHECK(bitwise_equal(contents(a), contents(b)));
     }
     SECTION("depthwise convolutions (Conv with group = channels), with a channel multiplier") {
         using separable = sn::sequential<
             sn::input<8, 8, 3>, sn::depthwise_conv2d<3, sn::relu6, 2, sn::padding::symmetric<1>, 2>, sn::conv2d<4, 1, sn::relu>,
             sn::depthwise_conv2d<3, sn::identity, 1, sn::padding::same, 1, sn::bias::none>, sn::batch_norm<>,
             sn::global_average_pool2d, sn::dense<3, sn::softmax>>;
-        separable a, b;
-        randomize(a, 10);
-        b.initialize(11);
-        sn::save_onnx(a, dir / "d.onnx");
-        sn::load_onnx_weights(b, dir / "d.onnx");
-        CHECK(bitwise_equal(contents(a), contents(b)));
+        CHECK(round_trips<separable>(dir / "d.onnx", 10));
         // A full convolution's file is refused where the depthwise one is expected.
         using full = sn::sequential<sn::input<8, 8, 3>, sn::conv2d<3, 3, sn::relu6, 2, sn::padding::symmetric<1>>,
                                     sn::conv2d<4, 1, sn::relu>, sn::depthwise_conv2d<3>, sn::flatten, sn::dense<3>>;
@@ -284,15 +271,10 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         using smooth = sn::sequential<sn::input<6, 6, 2>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>, sn::silu,
                                       sn::conv2d<4, 3>, sn::gelu<>, sn::conv2d<4, 1>, sn::gelu<sn::gelu_approximation::tanh>,
                                       sn::batch_norm<>, sn::hard_swish, sn::flatten, sn::dense<3, sn::softmax>>;
-        smooth a, b;
-        randomize(a, 13);
-        b.initialize(14);
-        sn::save_onnx(a, dir / "s.onnx");
-        const auto ops = op_types(sn::to_onnx_model(a));
+        CHECK(round_trips<smooth>(dir / "s.onnx", 13));
+        const auto ops = op_types(sn::to_onnx_model(smooth{}));
         CHECK(std::count(ops.begin(), ops.end(), "Erf") == 1);
         CHECK(std::count(ops.begin(), ops.end(), "HardSigmoid") == 1);
-        sn::load_onnx_weights(b, dir / "s.onnx");
-        CHECK(bitwise_equal(contents(a), contents(b)));
     }
     SECTION("save_onnx(model, file)") {
         sn::model<small_cnn, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 1, .seed = 7});

@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -176,6 +177,10 @@ TEST_CASE("clipping by global norm scales the gradient to the limit and leaves a
         return std::vector<float>(n.network().parameters().begin(), n.network().parameters().end());
     };
     CHECK(train_once(1e6f) == train_once(0.0f));
+    // The clipping norm's pass is also the finiteness check: a NaN still stops training.
+    std::vector<float> broken = images;
+    broken[7] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH(m.train_step(broken.data(), {nullptr, labels.data()}, batch, batch, 0, 1), Catch::Contains("not finite"));
 }
 
 TEST_CASE("bad training settings are refused with the setting's name", "[train][errors]") {

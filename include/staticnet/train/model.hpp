@@ -222,8 +222,9 @@ private:
     void prepare_buffers(std::size_t batch);
     static void check_settings(const model_settings& settings);
     void check_finite_gradient(std::size_t step, thread_pool& pool);
-    /// Scales the gradient to `clip_grad_norm` when its L2 norm is larger.
-    void clip_gradient(thread_pool& pool);
+    /// Scales the gradient to `clip_grad_norm` when its L2 norm is larger; throws like
+    /// `check_finite_gradient` when the norm is not finite.
+    void clip_gradient(std::size_t step, thread_pool& pool);
     /// Samples per evaluation or prediction pass: never more than a training micro-batch, so
     /// `micro_batch` bounds the workspace for everything.
     [[nodiscard]] std::size_t eval_batch() const noexcept {

@@ -170,22 +170,40 @@ private:
     std::uint64_t iterations_ = 0;
 };
 
-/// Adam (Kingma & Ba) as Keras implements it:
-///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
-///   w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)
-class adam {
+namespace detail {
+/// What `adam` and `adamw` keep between steps: the first and second moments, each the size of
+/// the parameter arena, and the step count (their bias corrections' t).
+class adam_moments {
 public:
-    using options = adam_options;
-    static constexpr std::string_view name = "adam";
-
-    explicit adam(options o = {}) : options_(o) {}
-
     void reset(std::size_t n) {
         moments_.resize(2 * n);
         moments_.fill_zero();
         size_ = n;
         iterations_ = 0;
     }
+    [[nodiscard]] std::uint64_t iterations() const noexcept { return iterations_; }
+    void set_iterations(std::uint64_t n) noexcept { iterations_ = n; }
+    /// First moments then second moments.
+    [[nodiscard]] std::span<float> state() noexcept { return moments_.span(); }
+
+protected:
+    [[nodiscard]] float* first_moments() noexcept { return moments_.data(); }
+    [[nodiscard]] float* second_moments() noexcept { return moments_.data() + size_; }
+    aligned_buffer<float> moments_;
+    std::size_t size_ = 0;
+    std::uint64_t iterations_ = 0;
+};
+}  // namespace detail
+
+/// Adam (Kingma & Ba) as Keras implements it:
+///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+///   w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)
+class adam : public detail::adam_moments {
+public:
+    using options = adam_options;
+    static constexpr std::string_view name = "adam";
+
+    explicit adam(options o = {}) : options_(o) {}
 
     /// One update; `pool` (optional) shares it among its threads.
     void step(std::span<float> params, std::span<const float> grads, thread_pool* pool = nullptr) {
@@ -197,8 +215,8 @@ public:
         const batch b1(options_.beta_1), b2(options_.beta_2), one_b1(1.0f - options_.beta_1),
             one_b2(1.0f - options_.beta_2), eps(options_.epsilon),
             step_size(static_cast<float>(options_.learning_rate * correction));
-        float* m = moments_.data();
-        float* v = moments_.data() + size_;
+        float* m = first_moments();
+        float* v = second_moments();
         const float* g = grads.data();
         float* w = params.data();
         constexpr std::size_t lanes = simd::float_lanes;
@@ -229,17 +247,10 @@ public:
 
     [[nodiscard]] float learning_rate() const noexcept { return options_.learning_rate; }
     void set_learning_rate(float lr) noexcept { options_.learning_rate = lr; }
-    [[nodiscard]] std::uint64_t iterations() const noexcept { return iterations_; }
-    void set_iterations(std::uint64_t n) noexcept { iterations_ = n; }
-    /// First moments then second moments, each the size of the parameter arena.
-    [[nodiscard]] std::span<float> state() noexcept { return moments_.span(); }
     [[nodiscard]] const options& settings() const noexcept { return options_; }
 
 private:
     options options_;
-    aligned_buffer<float> moments_;
-    std::size_t size_ = 0;
-    std::uint64_t iterations_ = 0;
 };
 
 /// Settings of `adamw` (PyTorch's defaults).
@@ -257,19 +268,12 @@ struct adamw_options {
 ///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 ///   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + epsilon)
 /// (epsilon is added after the bias correction, unlike Keras's `adam` above).
-class adamw {
+class adamw : public detail::adam_moments {
 public:
     using options = adamw_options;
     static constexpr std::string_view name = "adamw";
 
     explicit adamw(options o = {}) : options_(o) {}
-
-    void reset(std::size_t n) {
-        moments_.resize(2 * n);
-        moments_.fill_zero();
-        size_ = n;
-        iterations_ = 0;
-    }
 
     /// One update; `pool` (optional) shares it among its threads.
     void step(std::span<float> params, std::span<const float> grads, thread_pool* pool = nullptr) {
@@ -298,8 +302,8 @@ public:
         auto update_piece = [&](std::size_t begin, std::size_t end, bool decays) {
             const batch factor = decays ? shrink : keep;
             float* const w = params.data();
-            float* const m = moments_.data();
-            float* const v = moments_.data() + size_;
+            float* const m = first_moments();
+            float* const v = second_moments();
             std::size_t i = begin;
             for (; i + lanes <= end; i += lanes) update(w + i, grads.data() + i, m + i, v + i, factor);
             if (i == end) return;
@@ -323,18 +327,11 @@ public:
 
     [[nodiscard]] float learning_rate() const noexcept { return options_.learning_rate; }
     void set_learning_rate(float lr) noexcept { options_.learning_rate = lr; }
-    [[nodiscard]] std::uint64_t iterations() const noexcept { return iterations_; }
-    void set_iterations(std::uint64_t n) noexcept { iterations_ = n; }
-    /// First moments then second moments, each the size of the parameter arena.
-    [[nodiscard]] std::span<float> state() noexcept { return moments_.span(); }
     [[nodiscard]] const options& settings() const noexcept { return options_; }
 
 private:
     options options_;
     detail::decayed_parameters decayed_;
-    aligned_buffer<float> moments_;
-    std::size_t size_ = 0;
-    std::uint64_t iterations_ = 0;
 };
 
 static_assert(optimizer<sgd> && optimizer<adam> && optimizer<adamw>);

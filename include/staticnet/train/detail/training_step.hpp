@@ -8,6 +8,13 @@
 
 namespace staticnet {
 
+namespace detail {
+inline numeric_error gradient_not_finite(std::size_t step) {
+    return numeric_error("training diverged: the gradient of step " + std::to_string(step) +
+                         " is not finite (NaN or infinity); lower the learning rate or check the data");
+}
+}  // namespace detail
+
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_t step, thread_pool& pool) {
     // g - g is 0 for every finite g and NaN for NaN or infinity: one pass, no branches; the
@@ -25,9 +32,7 @@ void model<Net, Optimizer, Loss, Communicator>::check_finite_gradient(std::size_
         for (; i < end; ++i) total += grads[i] - grads[i];
         if (total != 0.0f || std::isnan(total)) finite.store(false, std::memory_order_relaxed);
     });
-    if (!finite.load())
-        throw numeric_error("training diverged: the gradient of step " + std::to_string(step) +
-                            " is not finite (NaN or infinity); lower the learning rate or check the data");
+    if (!finite.load()) throw detail::gradient_not_finite(step);
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
@@ -44,7 +49,7 @@ void model<Net, Optimizer, Loss, Communicator>::check_settings(const model_setti
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
-void model<Net, Optimizer, Loss, Communicator>::clip_gradient(thread_pool& pool) {
+void model<Net, Optimizer, Loss, Communicator>::clip_gradient(std::size_t step, thread_pool& pool) {
     // Squares summed per fixed chunk (SIMD, float: a chunk is short enough), the chunks' sums
     // added in chunk order in double: the same bits for any number of threads.
     constexpr std::size_t chunk = 1024;
@@ -67,6 +72,7 @@ void model<Net, Optimizer, Loss, Communicator>::clip_gradient(thread_pool& pool)
     }, 64);
     double squares = 0.0;
     for (double part : norm_parts_) squares += part;
+    if (!std::isfinite(squares)) throw detail::gradient_not_finite(step);  // a NaN or infinity among them
     const double limit = settings_.clip_grad_norm, coefficient = limit / (std::sqrt(squares) + 1e-6);
     if (coefficient >= 1.0) return;
     const simd::float_batch scale(static_cast<float>(coefficient));
@@ -210,8 +216,9 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     // ran on this thread): waking them would cost more than these passes over the
     // parameters (element-wise, so the split does not change the result).
     thread_pool& update_pool = parts != 0 && batch < settings_.thread_part ? one_thread_ : pool_;
-    check_finite_gradient(optimizer_.iterations() + 1, update_pool);
-    if (settings_.clip_grad_norm > 0.0f) clip_gradient(update_pool);
+    // One pass over the gradient either way: the clipping norm also finds a non-finite value.
+    if (settings_.clip_grad_norm > 0.0f) clip_gradient(optimizer_.iterations() + 1, update_pool);
+    else check_finite_gradient(optimizer_.iterations() + 1, update_pool);
     if constexpr (requires { optimizer_.step(net_.parameters(), net_.gradients(), &update_pool); })
         optimizer_.step(net_.parameters(), net_.gradients(), &update_pool);
     else
