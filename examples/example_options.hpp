@@ -96,6 +96,19 @@ struct json_lines {
     }
 };
 
+/// The first n samples of a `dataset` or `byte_dataset` (all for n = 0; --limit). Takes the
+/// set by value so that, without --limit, it is moved through rather than copied.
+template <typename Data>
+Data first_samples(Data d, std::size_t n) {
+    if (n == 0 || n >= d.size()) return d;
+    Data part;
+    part.images = xt::view(d.images, xt::range(0, n));
+    part.labels = xt::view(d.labels, xt::range(0, n));
+    part.num_classes = d.num_classes;
+    part.class_names = d.class_names;
+    return part;
+}
+
 /// Fashion-MNIST's classes by label (its IDX files hold only the numbers).
 inline const std::vector<std::string> fashion_mnist_class_names{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};

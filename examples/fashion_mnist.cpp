@@ -113,18 +113,6 @@ arguments parse(int argc, char** argv) {
 }
 
 
-/// The first n samples (all for n = 0). Takes the set by value so that, without --limit, it is
-/// moved through rather than copied.
-sn::data::byte_dataset first(sn::data::byte_dataset d, std::size_t n) {
-    if (n == 0 || n >= d.size()) return d;
-    sn::data::byte_dataset part;
-    part.images = xt::view(d.images, xt::range(0, n));
-    part.labels = xt::view(d.labels, xt::range(0, n));
-    part.num_classes = d.num_classes;
-    part.class_names = d.class_names;
-    return part;
-}
-
 /// A shard set's data read whole or in this rank's part; a sample shape other than the
 /// network's is refused with the staticnet-shard options that make the right one.
 sn::data::byte_dataset load_shards_for_network(const std::string& dir, std::size_t rank, std::size_t ranks) {
@@ -210,7 +198,7 @@ int train(const arguments& args, Communicator& comm) {
         test_classes = sn::data::class_list::of(data.test, "--test-dir '" + args.test_dir + "'");
 #endif
     }
-    data.train = first(std::move(data.train), args.limit);
+    data.train = examples::first_samples(std::move(data.train), args.limit);
 
     std::optional<sn::data::shard_stream> stream;
     if (args.stream) {

@@ -74,15 +74,6 @@ arguments parse(int argc, char** argv) {
 }
 
 
-sn::data::dataset first(const sn::data::dataset& d, std::size_t n) {
-    if (n == 0 || n >= d.size()) return d;
-    sn::data::dataset part;
-    part.images = xt::view(d.images, xt::range(0, n));
-    part.labels = xt::view(d.labels, xt::range(0, n));
-    part.num_classes = d.num_classes;
-    return part;
-}
-
 template <typename Communicator>
 int train(const arguments& args, Communicator& comm) {
     const bool root = comm.rank() == 0;
@@ -96,7 +87,7 @@ int train(const arguments& args, Communicator& comm) {
                                                                                 : "the IDX training set in '" + args.data + "'"),
                                    sn::data::class_list::of(data.test, "the IDX test set in '" + args.data + "'"),
                                    "this example validates on Fashion-MNIST's test set (fashion_mnist takes --test-shards DIR)");
-    data.train = first(data.train, args.limit);
+    data.train = examples::first_samples(std::move(data.train), args.limit);
 
     sn::model<resnet_cnn, sn::adam, sn::categorical_crossentropy, Communicator> model(
         comm, {.learning_rate = args.learning_rate}, {.threads = args.threads, .seed = args.seed, .deterministic = args.deterministic});

@@ -25,9 +25,12 @@ using inverted_residual = staticnet::residual<pointwise<6 * C>, torch_bn, relu6,
                                               pointwise<C>, torch_bn>;
 }  // namespace mobile
 
-// The blocks that change the shape have no shortcut, so their layers are written out.
-using mobilenet = staticnet::sequential<
-    staticnet::input<32, 32, 3>, conv3x3<32>, torch_bn, mobile::relu6,                                          // 32x32x32
+// The blocks that change the shape have no shortcut, so their layers are written out. The
+// input is a parameter: `mobilenet` is the zoo's (32x32x3), and examples/fashion_mnist_mobilenet.cpp
+// trains `mobilenet_for<staticnet::input<28, 28, 1>>` (28 -> 14 -> 7 -> 4 through the stages).
+template <typename Input>
+using mobilenet_for = staticnet::sequential<
+    Input, conv3x3<32>, torch_bn, mobile::relu6,                                                                 // 32x32x32
     mobile::depthwise<1>, torch_bn, mobile::relu6, mobile::pointwise<16>, torch_bn,                              // 32x32x16 (t = 1)
     mobile::pointwise<96>, torch_bn, mobile::relu6, mobile::depthwise<2>, torch_bn, mobile::relu6,               //
     mobile::pointwise<24>, torch_bn, mobile::inverted_residual<24>,                                              // 16x16x24
@@ -37,5 +40,7 @@ using mobilenet = staticnet::sequential<
     mobile::pointwise<64>, torch_bn, mobile::inverted_residual<64>,                                              // 4x4x64
     mobile::pointwise<256>, torch_bn, mobile::relu6, staticnet::global_average_pool2d,                           //
     staticnet::dense<10, staticnet::softmax>>;
+
+using mobilenet = mobilenet_for<staticnet::input<32, 32, 3>>;
 
 }  // namespace zoo

@@ -16,11 +16,12 @@
 /// becomes v / 255.0f as the batch is assembled, exactly the float a reader would have
 /// stored): memory per held image is then its byte size, and the batches are bitwise equal.
 ///
-/// Augmentation (optional): a random horizontal flip and a random crop after zero padding
-/// (pad P pixels on every side, crop back to H x W at a random offset). The random numbers
-/// of a sample depend only on (seed, epoch, rank, sample index), never on timing or batch
-/// position, so a run is reproducible. Leave `rank` at 0 on every rank to make the
-/// augmentation of a sample independent of how the data is split over ranks.
+/// Augmentation (optional, data/augmentation.hpp): a random horizontal flip, a random crop
+/// after zero padding (pad P pixels on every side, crop back to H x W at a random offset) or a
+/// random resized crop, colour jitter; then the normalisation. The random numbers of a sample
+/// depend only on (seed, epoch, rank, sample index), never on timing or batch position, so a
+/// run is reproducible. Leave `rank` at 0 on every rank to make the augmentation of a sample
+/// independent of how the data is split over ranks.
 ///
 /// A `batch_loader` is driven from one thread (the trainer's). An exception on the loader
 /// thread is rethrown by `next()` when the batch it broke is due.
@@ -34,6 +35,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -43,6 +45,7 @@
 #include "../core/aligned_buffer.hpp"
 #include "../core/random.hpp"
 #include "../core/thread_pool.hpp"
+#include "augmentation.hpp"
 #include "byte_dataset.hpp"
 #include "dataset.hpp"
 #include "labelled_data.hpp"
@@ -55,6 +58,10 @@ namespace staticnet::data {
 struct loader_options {
     bool flip = false;             ///< flip each image horizontally with probability 1/2
     std::size_t crop_padding = 0;  ///< zero-pad by this many pixels, then crop back at a random offset
+    /// A random box of the image resized back to its size (instead of `crop_padding`).
+    std::optional<data::random_resized_crop> random_resized_crop{};
+    data::color_jitter color_jitter{};    ///< random brightness, contrast, saturation
+    data::normalization normalization{};  ///< (x - mean) / std per channel, after the rest
     std::uint64_t seed = 0;        ///< seed of the augmentation
     std::size_t rank = 0;          ///< mixed into the augmentation seed (see the file comment)
     bool drop_last = false;        ///< skip a final batch smaller than the batch size
@@ -113,8 +120,6 @@ private:
     void run();
     void fill(std::size_t k);
     void gather(std::size_t index, float* dst) const;
-    template <typename Pixel>
-    void gather_pixels(const Pixel* src, std::size_t index, float* dst) const;
 
     // The data: exactly one of the two image pointers is set.
     const float* float_images_ = nullptr;
@@ -128,7 +133,7 @@ private:
 
     // Epoch state: written by start_epoch only while the worker is idle (under m_).
     std::vector<std::size_t> order_;
-    std::uint64_t epoch_seed_ = 0;
+    sample_transform transform_;
 
     mutable std::mutex m_;
     std::condition_variable work_cv_;   // wakes the worker
@@ -156,17 +161,12 @@ template <labelled_data D>
 batch_loader::batch_loader(const D& data, std::size_t batch_size, loader_options options, const float* floats,
                            const std::uint8_t* bytes)
     : float_images_(floats), byte_images_(bytes), labels_(data.labels.data()), samples_(data.size()),
-      batch_size_(batch_size), options_(options) {
+      batch_size_(batch_size), options_(options), height_(data.images.shape()[1]), width_(data.images.shape()[2]),
+      channels_(data.images.shape()[3]), sample_floats_(height_ * width_ * channels_),
+      transform_({.flip = options.flip, .crop_padding = options.crop_padding,
+                  .random_resized_crop = options.random_resized_crop, .color_jitter = options.color_jitter},
+                 options.normalization, height_, width_, channels_) {
     if (batch_size == 0) throw std::invalid_argument("batch_loader: the batch size must be at least 1");
-    const auto& s = data.images.shape();
-    height_ = s[1];
-    width_ = s[2];
-    channels_ = s[3];
-    sample_floats_ = height_ * width_ * channels_;
-    if (options.crop_padding > height_ || options.crop_padding > width_)
-        throw std::invalid_argument("batch_loader: crop padding " + std::to_string(options.crop_padding) +
-                                    " exceeds the image size " + std::to_string(height_) + "x" +
-                                    std::to_string(width_));
     if (data.labels.size() != data.size())
         throw std::invalid_argument("batch_loader: the data set has " + std::to_string(data.size()) + " images but " +
                                     std::to_string(data.labels.size()) + " labels");
@@ -197,9 +197,7 @@ inline void batch_loader::start_epoch(std::span<const std::size_t> order, std::s
         // The worker may be filling a slot from the old order: let it finish first.
         ready_cv_.wait(lk, [&] { return !busy_; });
         order_.assign(order.begin(), order.end());
-        rng per_epoch = rng::derived(options_.seed, epoch);
-        rng per_rank = rng::derived(per_epoch(), options_.rank);
-        epoch_seed_ = per_rank();
+        transform_.start_epoch(options_.seed, epoch, options_.rank);
         batches_ = options_.drop_last ? order.size() / batch_size_ : (order.size() + batch_size_ - 1) / batch_size_;
         produced_ = released_ = taken_ = 0;
         error_ = nullptr;
@@ -281,53 +279,9 @@ inline void batch_loader::fill(std::size_t k) {
 
 inline void batch_loader::gather(std::size_t index, float* dst) const {
     if (byte_images_ != nullptr)
-        gather_pixels(byte_images_ + index * sample_floats_, index, dst);
+        transform_(byte_images_ + index * sample_floats_, index, dst);
     else
-        gather_pixels(float_images_ + index * sample_floats_, index, dst);
-}
-
-template <typename Pixel>
-void batch_loader::gather_pixels(const Pixel* src, std::size_t index, float* dst) const {
-    // The only difference between the two forms: a byte becomes v / 255.0f here.
-    const auto value = [](Pixel v) {
-        if constexpr (std::same_as<Pixel, std::uint8_t>) return pixel_value(v);
-        else return v;
-    };
-    if (!options_.flip && options_.crop_padding == 0) {
-        if constexpr (std::same_as<Pixel, float>) {
-            if (sample_floats_ != 0) std::memcpy(dst, src, sample_floats_ * sizeof(float));
-        } else {
-            for (std::size_t i = 0; i < sample_floats_; ++i) dst[i] = value(src[i]);
-        }
-        return;
-    }
-    // Both draws are always made, so turning flipping on or off leaves the crops unchanged.
-    rng g = rng::derived(epoch_seed_, index);
-    const bool mirror = (g() >> 63) != 0 && options_.flip;
-    const auto pad = static_cast<std::ptrdiff_t>(options_.crop_padding);
-    const std::ptrdiff_t dy = pad == 0 ? 0 : static_cast<std::ptrdiff_t>(g.below(2 * options_.crop_padding + 1)) - pad;
-    const std::ptrdiff_t dx = pad == 0 ? 0 : static_cast<std::ptrdiff_t>(g.below(2 * options_.crop_padding + 1)) - pad;
-
-    const auto h = static_cast<std::ptrdiff_t>(height_), w = static_cast<std::ptrdiff_t>(width_);
-    const std::size_t c = channels_;
-    // out(y, x) = padded(y + dy, x' + dx) with x' = x or its mirror; outside the image is 0.
-    for (std::ptrdiff_t y = 0; y < h; ++y) {
-        float* row = dst + static_cast<std::size_t>(y) * width_ * c;
-        const std::ptrdiff_t sy = y + dy;
-        if (sy < 0 || sy >= h) {
-            std::fill(row, row + width_ * c, 0.0f);
-            continue;
-        }
-        const Pixel* src_row = src + static_cast<std::size_t>(sy) * width_ * c;
-        for (std::ptrdiff_t x = 0; x < w; ++x) {
-            const std::ptrdiff_t sx = (mirror ? w - 1 - x : x) + dx;
-            float* out = row + static_cast<std::size_t>(x) * c;
-            if (sx < 0 || sx >= w)
-                std::fill(out, out + c, 0.0f);
-            else
-                for (std::size_t k = 0; k < c; ++k) out[k] = value(src_row[static_cast<std::size_t>(sx) * c + k]);
-        }
-    }
+        transform_(float_images_ + index * sample_floats_, index, dst);
 }
 
 }  // namespace staticnet::data

@@ -84,6 +84,20 @@ void write_training_report(Model& model, const history& h, const fit_options& op
 
 namespace detail::report {
 
+/// " (with the run's random flips and crops)", naming what `options` augments; "" for nothing.
+inline std::string augmentation_note(const fit_options& options) {
+    std::vector<std::string> kinds;
+    if (options.flip) kinds.emplace_back("flips");
+    if (options.crop_padding != 0) kinds.emplace_back("crops");
+    if (options.random_resized_crop) kinds.emplace_back("resized crops");
+    if (options.color_jitter.active()) kinds.emplace_back("colour jitter");
+    if (kinds.empty()) return "";
+    std::string text = " (with the run's random ";
+    for (std::size_t i = 0; i < kinds.size(); ++i)
+        text += (i == 0 ? "" : i + 1 == kinds.size() ? " and " : ", ") + kinds[i];
+    return text + ")";
+}
+
 /// One image of `d` (index i) as a PNG data URI; pixels in [0, 1] become bytes.
 inline std::string image_uri(const float* pixels, std::size_t height, std::size_t width, std::size_t channels) {
     const std::size_t shown = channels == 3 ? 3 : 1;  // grey, RGB, or the first channel of others
@@ -287,8 +301,10 @@ std::string training_report_html(Model& model, const history& h, const fit_optio
             if (count == 0) return;
             // The loader augments a sample from (seed, epoch, sample) alone, so this is what
             // `fit`'s loader gave for these samples in that epoch.
+            // (Without the model's normalisation, which would take the pixels out of [0, 1].)
             data::batch_loader loader(d, count, {.flip = options.flip, .crop_padding = options.crop_padding,
-                                                 .seed = options.seed});
+                                                 .random_resized_crop = options.random_resized_crop,
+                                                 .color_jitter = options.color_jitter, .seed = options.seed});
             std::vector<std::size_t> order(count);
             std::iota(order.begin(), order.end(), std::size_t{0});
             loader.start_epoch(order, first_epoch);
@@ -303,7 +319,7 @@ std::string training_report_html(Model& model, const history& h, const fit_optio
         });
         html += "</div>\n<p class=\"note\">The first training samples as the batch loader gave them in epoch " +
                 std::to_string(first_epoch) +
-                (options.flip || options.crop_padding != 0 ? " (with the run's random flips and crops)" : "") +
+                r::augmentation_note(options) +
                 ", with their labels.</p>\n</section>\n";
     }
 

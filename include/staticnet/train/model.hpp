@@ -55,6 +55,7 @@
 #include "../core/error.hpp"
 #include "../core/random.hpp"
 #include "../core/thread_pool.hpp"
+#include "../data/augmentation.hpp"
 #include "../data/byte_dataset.hpp"
 #include "../data/dataset.hpp"
 #include "../data/labelled_data.hpp"
@@ -182,6 +183,8 @@ public:
     [[nodiscard]] Communicator& comm() noexcept { return *comm_; }
     [[nodiscard]] thread_pool& threads() noexcept { return pool_; }
     [[nodiscard]] std::size_t thread_count() const noexcept { return pool_.size(); }
+    /// The settings the model was made with.
+    [[nodiscard]] const model_settings& settings() const noexcept { return settings_; }
     /// Training steps done so far (all fits together).
     [[nodiscard]] std::uint64_t steps_done() const noexcept { return optimizer_.iterations(); }
 
@@ -216,7 +219,10 @@ private:
     /// the batch buffers: the images, the labels (argmax of the targets where `d` has no
     /// labels) and the targets (`d`'s own, else one-hot rows when the loss needs them).
     template <typename Data>
-    batch_targets gather(const Data& d, const std::size_t* order, std::size_t count);
+    batch_targets gather(const Data& d, const std::size_t* order, std::size_t count,
+                         const data::sample_transform& transform);
+    /// What `evaluate` and `predict` do to images of `shape` (N, H, W, C): the normalisation.
+    [[nodiscard]] data::sample_transform inference_transform(std::span<const std::size_t> shape) const;
     /// Targets for `count` samples with these labels (one-hot rows when the loss needs them).
     batch_targets one_hot(const std::int32_t* labels, std::size_t count);
     void prepare_buffers(std::size_t batch);

@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
+#include "../data/augmentation.hpp"
 #include "../data/labelled_data.hpp"
 
 namespace staticnet {
@@ -26,10 +28,15 @@ struct fit_options {
     /// rank shuffles its part and takes its share of every global batch from it, wrapping
     /// around when its part is smaller than its share, so every rank takes the same steps.
     bool partitioned = false;
-    /// Augmentation of training images, applied on the loader thread (seeded by `seed`, the
-    /// epoch and the sample, so it does not depend on the number of ranks or threads).
+    /// Augmentation of training images (data/augmentation.hpp), applied as batches are
+    /// assembled (seeded by `seed`, the epoch and the sample, so it does not depend on the
+    /// number of ranks or threads).
     bool flip = false;                  ///< random horizontal flips
     std::size_t crop_padding = 0;       ///< zero-pad by this many pixels, crop back at random
+    /// torchvision's RandomResizedCrop: a random box resized back to the image size (instead
+    /// of `crop_padding`), e.g. `.random_resized_crop = data::random_resized_crop{}`.
+    std::optional<data::random_resized_crop> random_resized_crop{};
+    data::color_jitter color_jitter{};  ///< random brightness, contrast, saturation (0: off)
     /// Continue from `model::position()` (set by `load_checkpoint`): its epoch, the steps
     /// already done in that epoch and their running sums. `batch_size` and `seed` must be
     /// those of the interrupted run, so the remaining steps see the same samples.
@@ -106,6 +113,10 @@ struct model_settings {
     /// rank clips alike; the norm is added in a fixed order, so any thread count gives the
     /// same bits. 0: no clipping.
     float clip_grad_norm = 0.0f;
+    /// Per-channel (x - mean) / std of every image the model is given: in training, `evaluate`
+    /// and `predict` alike (torchvision's `Normalize`), e.g. `{.mean = {0.286f}, .std =
+    /// {0.353f}}`. Empty: the pixels as they are. (Exported ONNX models take normalised input.)
+    data::normalization normalization{};
 };
 
 }  // namespace staticnet

@@ -5,6 +5,8 @@
 /// TensorBoard writer (io/tensorboard.hpp) writes them as its hyper-parameter table and
 /// the training report (io/report.hpp) shows them, so both name a setting alike.
 
+#include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +17,32 @@ namespace staticnet {
 
 /// Rows of (name, value) text.
 using setting_rows = std::vector<std::pair<std::string, std::string>>;
+
+namespace detail {
+inline std::string number_text(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+inline std::string describe(const std::optional<data::random_resized_crop>& c) {
+    if (!c) return "none";
+    return "scale [" + number_text(c->scale[0]) + ", " + number_text(c->scale[1]) + "], ratio [" +
+           number_text(c->ratio[0]) + ", " + number_text(c->ratio[1]) + "]";
+}
+inline std::string describe(const data::color_jitter& j) {
+    if (!j.active()) return "none";
+    return "brightness " + number_text(j.brightness) + ", contrast " + number_text(j.contrast) + ", saturation " +
+           number_text(j.saturation);
+}
+inline std::string describe(const data::normalization& n) {
+    if (!n.active()) return "none";
+    std::string text = "mean";
+    for (float m : n.mean) text += " " + number_text(m);
+    text += ", std";
+    for (float v : n.std) text += " " + number_text(v);
+    return text;
+}
+}  // namespace detail
 
 template <typename Model>
 [[nodiscard]] setting_rows run_settings(Model& model, const fit_options& options) {
@@ -28,6 +56,9 @@ template <typename Model>
         {"shuffle", yes_no(options.shuffle)},
         {"flip", yes_no(options.flip)},
         {"crop_padding", std::to_string(options.crop_padding)},
+        {"random_resized_crop", detail::describe(options.random_resized_crop)},
+        {"color_jitter", detail::describe(options.color_jitter)},
+        {"normalization", detail::describe(model.settings().normalization)},
         {"initial_epoch", std::to_string(options.initial_epoch)},
         {"resume", yes_no(options.resume)},
         {"ranks", std::to_string(model.comm().size())},

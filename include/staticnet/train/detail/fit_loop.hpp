@@ -49,8 +49,8 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
     bool partitioned = options.partitioned;
     if constexpr (streamed) {
         check_stream(train);
-        if (options.flip || options.crop_padding != 0)
-            throw error("fit: flips and crops are not supported when training from a shard_stream");
+        if (options.flip || options.crop_padding != 0 || options.random_resized_crop || options.color_jitter.active())
+            throw error("fit: flips, crops and colour jitter are not supported when training from a shard_stream");
         partitioned = true;
     } else {
         if (train.empty()) throw data_error("fit: the training data set is empty");
@@ -89,6 +89,23 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
     // gathered here.
     bool soft_targets = false;
     if constexpr (std::same_as<Data, const data::dataset>) soft_targets = train.targets.size() != 0;
+    // The same transform for the loader's batches and those gathered here (the epoch's last,
+    // smaller batch and batches with soft targets): a sample looks the same in either.
+    const data::augmentation augment{.flip = options.flip, .crop_padding = options.crop_padding,
+                                     .random_resized_crop = options.random_resized_crop,
+                                     .color_jitter = options.color_jitter};
+    std::optional<data::sample_transform> transform;
+    try {
+        if constexpr (streamed) {
+            const shape& s = train.sample_shape();
+            transform.emplace(augment, settings_.normalization, s.height(), s.width(), s.channels());
+        } else {
+            const auto& s = train.images.shape();
+            transform.emplace(augment, settings_.normalization, s[1], s[2], s[3]);
+        }
+    } catch (const std::invalid_argument& e) {
+        throw error(std::string("fit: ") + e.what());
+    }
     std::optional<data::batch_loader> loader;
     // A stream keeps no per-sample state (its memory must not grow with the data set).
     std::vector<std::size_t> order, local_order;
@@ -96,7 +113,10 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
         if (!soft_targets && local_full > 0)
             loader.emplace(train, local_full,
                            data::loader_options{.flip = options.flip, .crop_padding = options.crop_padding,
-                                                .seed = options.seed, .pool = &pool_});
+                                                .random_resized_crop = options.random_resized_crop,
+                                                .color_jitter = options.color_jitter,
+                                                .normalization = settings_.normalization, .seed = options.seed,
+                                                .pool = &pool_});
         order.resize(n);
         local_order.reserve(steps * local_full);
     }
@@ -147,6 +167,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
             // be larger).
             remaining = std::span<const std::size_t>(local_order.data() + first_step * local_full,
                                                      local_order.size() - first_step * local_full);
+            transform->start_epoch(options.seed, epoch);
             if (loader && first_step < full_steps)
                 loader->start_epoch(remaining.first((full_steps - first_step) * local_full), epoch);
         }
@@ -170,6 +191,9 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
             if (count > 0 && streamed) {
                 if constexpr (streamed) {
                     train.next(count, batch_images_.data(), batch_labels_.data());
+                    const shape& sample = train.sample_shape();
+                    transform->normalize().apply(batch_images_.data(), count * sample.height() * sample.width(),
+                                                 sample.channels());
                     t = one_hot(batch_labels_.data(), count);
                 }
             } else if (count > 0 && loader && step < full_steps) {
@@ -178,7 +202,8 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
                 images = b->images.data();
                 t = one_hot(b->labels.data(), count);
             } else if (count > 0) {
-                if constexpr (!streamed) t = gather(train, remaining.data() + (step - first_step) * local_full, count);
+                if constexpr (!streamed)
+                    t = gather(train, remaining.data() + (step - first_step) * local_full, count, *transform);
             }
             const std::uint64_t step_seed = rng::derived(options.seed ^ 0x5eed, optimizer_.iterations()).operator()();
             const auto r = train_step(images, t, count, batch_size, lo, step_seed);

@@ -34,10 +34,11 @@ evaluation model<Net, Optimizer, Loss, Communicator>::evaluate(const Data& data)
     const std::size_t lo = n * rank / ranks, hi = n * (rank + 1) / ranks;
     std::vector<std::size_t> order(hi - lo);
     std::iota(order.begin(), order.end(), lo);
+    const data::sample_transform transform = inference_transform(data.images.shape());
     double loss_sum = 0.0, correct = 0.0;
     for (std::size_t begin = 0; begin < order.size(); begin += eval_batch()) {
         const std::size_t count = std::min(eval_batch(), order.size() - begin);
-        batch_targets t = gather(data, order.data() + begin, count);
+        batch_targets t = gather(data, order.data() + begin, count, transform);
         t.label_smoothing = settings_.label_smoothing;
         const float* out = infer(batch_images_.data(), count);
         loss_sum += Loss::value(out, t, count, classes);
@@ -67,15 +68,17 @@ xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::run_predict(con
     const flush_denormals no_subnormals;
     prepare_buffers(eval_batch());
     constexpr std::size_t sample = Net::input_shape.size();
+    const data::sample_transform transform = inference_transform(images.shape());
     for (std::size_t begin = 0; begin < n; begin += eval_batch()) {
         const std::size_t count = std::min(eval_batch(), n - begin);
         const float* in = batch_images_.data();
-        if constexpr (std::same_as<Pixel, std::uint8_t>) {  // bytes become floats one batch at a time
-            const std::uint8_t* bytes = images.data() + begin * sample;
-            for (std::size_t i = 0; i < count * sample; ++i) batch_images_[i] = data::pixel_value(bytes[i]);
-        } else {
-            in = images.data() + begin * sample;
+        // Bytes become floats one batch at a time; floats are read in place unless normalised.
+        const Pixel* pixels = images.data() + begin * sample;
+        if constexpr (std::same_as<Pixel, float>) {
+            if (!transform.transforms()) in = pixels;
         }
+        if (in == batch_images_.data())
+            for (std::size_t i = 0; i < count; ++i) transform(pixels + i * sample, begin + i, batch_images_.data() + i * sample);
         const float* out = infer(in, count);
         std::memcpy(result.data() + begin * classes, out, count * classes * sizeof(float));
     }

@@ -94,14 +94,15 @@ void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batc
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
 template <typename Data>
 batch_targets model<Net, Optimizer, Loss, Communicator>::gather(const Data& d, const std::size_t* order,
-                                                                 std::size_t count) {
+                                                                 std::size_t count,
+                                                                 const data::sample_transform& transform) {
     constexpr std::size_t sample = Net::input_shape.size();
     const bool has_labels = d.labels.size() == d.size();
     bool has_targets = false;
     if constexpr (std::same_as<Data, data::dataset>) has_targets = d.targets.size() != 0;
     for (std::size_t i = 0; i < count; ++i) {
         const std::size_t s = order[i];
-        data::detail::copy_pixels(d, s * sample, sample, batch_images_.data() + i * sample);
+        transform(d.images.data() + s * sample, s, batch_images_.data() + i * sample);
         float* target = batch_targets_.data() + i * classes;
         if constexpr (std::same_as<Data, data::dataset>)
             if (has_targets) std::memcpy(target, d.targets.data() + s * classes, classes * sizeof(float));
@@ -109,6 +110,12 @@ batch_targets model<Net, Optimizer, Loss, Communicator>::gather(const Data& d, c
     }
     if (!has_targets) return one_hot(batch_labels_.data(), count);
     return {batch_targets_.data(), batch_labels_.data()};
+}
+
+template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
+data::sample_transform model<Net, Optimizer, Loss, Communicator>::inference_transform(
+    std::span<const std::size_t> shape) const {
+    return {{}, settings_.normalization, shape[1], shape[2], shape[3]};
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>

@@ -46,6 +46,10 @@ void model<Net, Optimizer, Loss, Communicator>::check_settings(const model_setti
     if (!(settings.clip_grad_norm >= 0.0f && std::isfinite(settings.clip_grad_norm)))
         throw std::invalid_argument("model_settings::clip_grad_norm must be 0 (off) or positive, not " +
                                     std::to_string(settings.clip_grad_norm));
+    // Per channel of an image input; a flat input (a dense network) takes images of any
+    // shape with its size, so their channels are checked when the images come.
+    if constexpr (Net::input_shape.is_image())
+        settings.normalization.check(Net::input_shape.channels(), "model_settings");
 }
 
 template <typename Net, optimizer Optimizer, loss_function Loss, communicator Communicator>
