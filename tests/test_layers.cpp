@@ -727,6 +727,99 @@ TEST_CASE("depthwise convolutions match PyTorch's grouped Conv2d on identical we
     sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/depthwise_pytorch.txt", 3);
 }
 
+// ---------------------------------------------------------------- grouped and dilated convolution
+
+namespace grouped {
+// A grouped convolution as a conv2d whose kernel is zero between groups, and a dilated one as a
+// conv2d of the dilated span whose kernel is zero between the taps: the same outputs.
+template <std::size_t F, std::size_t K, std::size_t S, sn::padding_rule P, std::size_t G, std::size_t D, sn::shape In>
+void check_against_dense_convolution(std::size_t batch, std::uint64_t seed) {
+    constexpr std::size_t span = D * (K - 1) + 1, C = In.channels(), Cg = C / G, Fg = F / G;
+    using L = bound<sn::conv2d<F, K, sn::identity, S, P, sn::bias::use, G, D>, In>;
+    using Dense = bound<sn::conv2d<F, span, sn::identity, S, P>, In>;
+    STATIC_REQUIRE(L::output_shape == Dense::output_shape);
+    STATIC_REQUIRE(L::pads == Dense::pads);
+    STATIC_REQUIRE(L::parameter_count == K * K * Cg * F + F);
+    runner<L> l(batch);
+    runner<Dense> d(batch);
+    sn::rng g(seed);
+    for (auto& x : l.input) x = g.uniform(-1.0f, 1.0f);
+    for (auto& x : l.parameters) x = g.uniform(-1.0f, 1.0f);
+    std::copy(l.input.begin(), l.input.end(), d.input.begin());
+    std::fill(d.parameters.begin(), d.parameters.end(), 0.0f);
+    for (std::size_t ky = 0; ky < K; ++ky)
+        for (std::size_t kx = 0; kx < K; ++kx)
+            for (std::size_t c = 0; c < Cg; ++c)
+                for (std::size_t f = 0; f < F; ++f) {
+                    const std::size_t group = f / Fg, channel = group * Cg + c;
+                    d.parameters[((ky * D * span + kx * D) * C + channel) * F + f] = l.parameters[((ky * K + kx) * Cg + c) * F + f];
+                }
+    for (std::size_t f = 0; f < F; ++f) d.parameters[span * span * C * F + f] = l.parameters[K * K * Cg * F + f];
+    l.forward(true);
+    d.forward(true);
+    for (std::size_t i = 0; i < batch * L::output_shape.size(); ++i) CHECK(l.output[i] == Approx(d.output[i]).margin(1e-5));
+}
+}  // namespace grouped
+
+TEST_CASE("grouped and dilated conv2d equal a convolution with zeros between groups and taps", "[layers][grouped]") {
+    using sn::padding::symmetric;
+    grouped::check_against_dense_convolution<6, 3, 1, sn::padding::same, 2, 1, sn::shape{5, 6, 4}>(2, 61);
+    grouped::check_against_dense_convolution<8, 1, 2, sn::padding::valid, 4, 1, sn::shape{6, 5, 8}>(3, 62);
+    grouped::check_against_dense_convolution<4, 3, 1, symmetric<2>, 1, 2, sn::shape{7, 7, 3}>(2, 63);
+    grouped::check_against_dense_convolution<6, 3, 2, sn::padding::same, 3, 2, sn::shape{9, 8, 6}>(2, 64);
+    grouped::check_against_dense_convolution<4, 2, 1, sn::padding::valid, 2, 3, sn::shape{7, 6, 2}>(1, 65);
+}
+
+TEST_CASE("grouped and dilated conv2d backward matches finite differences", "[layers][grouped][gradient]") {
+    using sn::padding::symmetric;
+    require_gradients<bound<sn::conv2d<6, 3, sn::tanh, 1, sn::padding::same, sn::bias::use, 3>, sn::shape{5, 4, 6}>>(2, 66);
+    require_gradients<bound<sn::conv2d<4, 3, sn::identity, 2, symmetric<2>, sn::bias::none, 1, 2>, sn::shape{7, 6, 3}>>(
+        3, 67);
+    require_gradients<bound<sn::conv2d<4, 3, sn::tanh, 1, sn::padding::same, sn::bias::use, 2, 2>, sn::shape{6, 6, 4}>>(
+        2, 68);
+}
+
+TEST_CASE("grouped and dilated conv2d give the same bits with 1, 2 and 3 threads", "[layers][grouped][threads]") {
+    using L = bound<sn::conv2d<8, 3, sn::tanh, 1, sn::padding::same, sn::bias::use, 2, 2>, sn::shape{9, 7, 6}>;
+    std::vector<std::vector<float>> results;
+    for (std::size_t threads : {1, 2, 3}) {
+        runner<L> r(11, threads);
+        sn::rng g(69);
+        for (auto& x : r.input) x = g.uniform(-1.0f, 1.0f);
+        for (auto& x : r.parameters) x = g.uniform(-1.0f, 1.0f);
+        for (auto& x : r.output_gradient) x = g.uniform(-1.0f, 1.0f);
+        std::fill(r.parameter_gradients.begin(), r.parameter_gradients.end(), 0.0f);
+        r.forward(true);
+        r.backward();
+        std::vector<float> all(r.output.begin(), r.output.end());
+        all.insert(all.end(), r.parameter_gradients.begin(), r.parameter_gradients.end());
+        all.insert(all.end(), r.input_gradient.begin(), r.input_gradient.end());
+        results.push_back(std::move(all));
+    }
+    CHECK(results[1] == results[0]);
+    CHECK(results[2] == results[0]);
+}
+
+TEST_CASE("grouped and dilated convolutions match PyTorch's Conv2d on identical weights", "[layers][grouped][pytorch]") {
+    // The grouped network of tests/fixtures/make_pytorch_fixtures.py.
+    using net = sn::sequential<sn::input<9, 9, 4>,
+                               sn::conv2d<8, 3, sn::identity, 1, sn::padding::symmetric<1>, sn::bias::use, 2>, sn::relu,
+                               sn::conv2d<8, 3, sn::identity, 1, sn::padding::symmetric<2>, sn::bias::none, 1, 2>,
+                               sn::batch_norm<>, sn::relu,
+                               sn::conv2d<6, 3, sn::identity, 2, sn::padding::symmetric<2>, sn::bias::use, 2, 2>,
+                               sn::conv2d<6, 1, sn::identity, 1, sn::padding::valid, sn::bias::use, 3>,
+                               sn::global_average_pool2d, sn::dense<5>>;
+    sn::testing::check_against_pytorch<net>(STATICNET_FIXTURES_DIR "/grouped_pytorch.txt", 3);
+    // A dilation that keeps the shapes and counts still tells two architectures apart.
+    using plain = sn::sequential<sn::input<6, 6, 2>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>,
+                                 sn::flatten, sn::dense<2>>;
+    using dilated = sn::sequential<sn::input<6, 6, 2>,
+                                   sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::use, 1, 2>,
+                                   sn::flatten, sn::dense<2>>;
+    STATIC_REQUIRE(plain::parameter_count == dilated::parameter_count);
+    STATIC_REQUIRE(plain::fingerprint != dilated::fingerprint);
+}
+
 // ---------------------------------------------------------------- activations with input derivatives
 
 TEST_CASE("silu, gelu and hard_swish forward values", "[layers][activations]") {

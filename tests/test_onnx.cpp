@@ -267,6 +267,25 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         depthwise_first d;
         CHECK_THROWS_WITH(sn::load_onnx_weights(d, dir / "f.onnx"), Catch::Contains("layer 1 (depthwise_conv2d)"));
     }
+    SECTION("grouped and dilated convolutions (Conv with group and dilations)") {
+        using grouped = sn::sequential<
+            sn::input<9, 9, 4>, sn::conv2d<8, 3, sn::relu, 1, sn::padding::symmetric<1>, sn::bias::use, 2>,
+            sn::conv2d<8, 3, sn::identity, 2, sn::padding::same, sn::bias::none, 4, 2>, sn::batch_norm<>, sn::relu,
+            sn::conv2d<6, 3, sn::identity, 1, sn::padding::symmetric<2>, sn::bias::use, 1, 2>, sn::flatten,
+            sn::dense<3, sn::softmax>>;
+        CHECK(round_trips<grouped>(dir / "g.onnx", 14));
+        // The same shapes without the dilation: refused, naming the dilations.
+        using undilated = sn::sequential<
+            sn::input<9, 9, 4>, sn::conv2d<8, 3, sn::relu, 1, sn::padding::symmetric<1>, sn::bias::use, 2>,
+            sn::conv2d<8, 3, sn::identity, 2, sn::padding::same, sn::bias::none, 4>, sn::batch_norm<>, sn::relu,
+            sn::conv2d<6, 3, sn::identity, 1, sn::padding::symmetric<2>, sn::bias::use, 1, 2>, sn::flatten,
+            sn::dense<3, sn::softmax>>;
+        grouped g;
+        randomize(g, 15);
+        sn::save_onnx(g, dir / "g2.onnx");
+        undilated u;
+        CHECK_THROWS_WITH(sn::load_onnx_weights(u, dir / "g2.onnx"), Catch::Contains("dilations"));
+    }
     SECTION("silu, gelu and hard_swish, written as several operators each") {
         using smooth = sn::sequential<sn::input<6, 6, 2>, sn::conv2d<4, 3, sn::identity, 1, sn::padding::same>, sn::silu,
                                       sn::conv2d<4, 3>, sn::gelu<>, sn::conv2d<4, 1>, sn::gelu<sn::gelu_approximation::tanh>,

@@ -284,15 +284,18 @@ private:
                 if (w.dims.size() != 4 || w.dims[2] != w.dims[3])
                     fail(reader_.describe(*n) + " has a kernel of " + staticnet::detail::shape_text(w.dims) +
                          "; staticnet's kernels are square");
-                // One group: conv2d; one input channel per group: depthwise_conv2d (the input's
-                // channel count is then the group count, which importing the weights checks).
+                // One input channel per group: depthwise_conv2d (the input's channel count is then
+                // the group count, which importing the weights checks); else conv2d, with its
+                // groups and dilation where they are not 1.
                 const std::int64_t group = reader_.int_attribute(*n, "group", 1);
-                const bool depthwise = group != 1 && w.dims[1] == 1 && w.dims[0] % group == 0;
-                if (group != 1 && !depthwise)
-                    fail(reader_.describe(*n) + " convolves its channels in " + std::to_string(group) + " groups of " +
-                         std::to_string(w.dims[1]) + "; staticnet has conv2d (one group) and depthwise_conv2d (one channel per group)");
-                if (reader_.ints_attribute(*n, "dilations", {1, 1}) != std::vector<std::int64_t>{1, 1})
-                    fail(reader_.describe(*n) + " is dilated; staticnet's convolutions are not");
+                if (group < 1 || w.dims[0] % group != 0)
+                    fail(reader_.describe(*n) + " has " + std::to_string(w.dims[0]) + " filters in " + std::to_string(group) +
+                         " groups; the filters must divide into the groups");
+                const bool depthwise = group != 1 && w.dims[1] == 1;
+                const auto dilation = square(*n, "dilations", reader_.ints_attribute(*n, "dilations", {1, 1}))[0];
+                if (dilation < 1) fail(reader_.describe(*n) + " has a dilation of " + std::to_string(dilation));
+                if (depthwise && dilation != 1)
+                    fail(reader_.describe(*n) + " is a dilated depthwise convolution; staticnet's depthwise_conv2d is not dilated");
                 const auto stride = square(*n, "strides", reader_.ints_attribute(*n, "strides", {1, 1}))[0];
                 auto pads = pads_of(*n);
                 for (std::size_t i = 0; i < 4; ++i) pads[i] += pending[i];
@@ -305,7 +308,11 @@ private:
                 out.push_back(layer(depthwise ? "staticnet::depthwise_conv2d<" + std::to_string(w.dims[2]) + ", " + rest +
                                                     std::to_string(w.dims[0] / group) + ", " + use_bias + ">"
                                               : "staticnet::conv2d<" + std::to_string(w.dims[0]) + ", " + std::to_string(w.dims[2]) +
-                                                    ", " + rest + use_bias + ">",
+                                                    ", " + rest + use_bias +
+                                                    (group != 1 || dilation != 1
+                                                         ? ", " + std::to_string(group) + ", " + std::to_string(dilation)
+                                                         : std::string()) +
+                                                    ">",
                                     from));
                 continue;
             }

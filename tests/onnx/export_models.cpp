@@ -58,6 +58,15 @@ using depthwise = sn::sequential<
     sn::conv2d<16, 1, sn::relu>, sn::depthwise_conv2d<3, sn::leaky_relu<0.1f>, 2, sn::padding::same, 2>,
     sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
 
+// Grouped and dilated convolutions (Conv with group and dilations): ResNeXt's grouped 3x3,
+// an atrous 3x3 of dilation 2 keeping the size, both at once with stride 2.
+using grouped = sn::sequential<
+    sn::input<28, 28, 1>, sn::conv2d<16, 3, sn::relu, 2, sn::padding::symmetric<1>>,
+    sn::conv2d<16, 3, sn::identity, 1, sn::padding::symmetric<1>, sn::bias::none, 4>, sn::batch_norm<>, sn::relu,
+    sn::conv2d<16, 3, sn::relu, 1, sn::padding::symmetric<2>, sn::bias::use, 1, 2>,
+    sn::conv2d<16, 3, sn::relu, 2, sn::padding::symmetric<2>, sn::bias::use, 2, 2>, sn::global_average_pool2d,
+    sn::dense<10, sn::softmax>>;
+
 // Activations whose derivative needs their input, each a layer of its own, written as PyTorch
 // writes them at opset 13: silu (Sigmoid, Mul), gelu (Erf; the tanh form), hard_swish
 // (HardSigmoid, Mul).
@@ -116,6 +125,7 @@ int main(int argc, char** argv) {
         train_and_export<torch_padding>(data, 100, out, "torch_padding");
         train_and_export<depthwise>(data, 100, out, "depthwise");
         train_and_export<smooth_activations>(data, 100, out, "smooth_activations");
+        train_and_export<grouped>(data, 100, out, "grouped");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_models: %s\n", e.what());
         return 1;

@@ -6,6 +6,7 @@
 #include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
 
+#include "grouped_dilated.generated.hpp"
 #include "inverted_residual.generated.hpp"
 #include "reference_cnn_torch.generated.hpp"
 #include "resnet18_narrow.generated.hpp"
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
         ok &= check<zero_pad>(fixtures, "zero_pad");
         ok &= check<inverted_residual>(fixtures, "inverted_residual");
         ok &= check<smooth_activations>(fixtures, "smooth_activations");
+        ok &= check<grouped_dilated>(fixtures, "grouped_dilated");
         ok &= check<small_torch>(fixtures, "small_torch");
         ok &= check<reference_cnn_torch>(fixtures, "reference_cnn_torch");
         return ok ? 0 : 1;

@@ -18,6 +18,7 @@ next to it a JSON file with two inputs (NHWC) and PyTorch's outputs for them:
 - inverted_residual: MobileNetV2's inverted residual block (depthwise 3x3 convolution with
   groups = channels, ReLU6 exported as Clip) and a strided depthwise convolution with a
   channel multiplier of 2 (`depthwise_conv2d`).
+- grouped_dilated: grouped (ResNeXt's) and dilated (atrous) convolutions, and both at once.
 - smooth_activations: SiLU, GELU (exact and tanh) and Hardswish, which torch.onnx.export
   writes at opset 13 as groups of operators (x * Sigmoid(x), x * (1 + Erf(x / sqrt 2)) / 2,
   ..., x * HardSigmoid(x)) that staticnet-onnx types as `silu`, `gelu<...>`, `hard_swish`.
@@ -127,6 +128,14 @@ def smooth_activations():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5), nn.Softmax(dim=1))
 
 
+def grouped_dilated():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), bn(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1, groups=4, bias=False), bn(8), nn.ReLU(),  # ResNeXt's grouped 3x3
+                         nn.Conv2d(8, 8, 3, padding=2, dilation=2), nn.ReLU(),                   # atrous, the size kept
+                         nn.Conv2d(8, 16, 3, stride=2, padding=2, dilation=2, groups=2),         # both, strided
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5), nn.Softmax(dim=1))
+
+
 def randomize(model):
     """Batch-norm statistics and affine parameters away from their fresh values, so a wrong
     assignment shows."""
@@ -172,6 +181,8 @@ def main():
     with torch.no_grad():
         net[7].weight.mul_(4.0)  # Hardswish's input past its kinks at -3 and 3 too
     export(net, "smooth_activations", (3, 8, 8))
+    torch.manual_seed(23)
+    export(randomize(grouped_dilated()), "grouped_dilated", (3, 12, 12))
 
 
 if __name__ == "__main__":

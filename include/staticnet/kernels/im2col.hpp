@@ -83,4 +83,62 @@ inline void col2im(const window_geometry& g, const float* columns, std::size_t i
     }
 }
 
+/// `im2col` of one group of channels, [channel, channel + count), with windows of `dilation`
+/// (a kernel tap every `dilation` pixels): rows of K * K * count values, ordered (ky, kx, c).
+/// The grouped and dilated convolutions' path; `im2col` above keeps the contiguous copies of
+/// the common case.
+inline void im2col_group(const window_geometry& g, std::size_t dilation, std::size_t channel, std::size_t count,
+                         const float* in, std::size_t images, float* columns) noexcept {
+    const std::size_t row_width = g.kernel * g.kernel * count;
+    for (std::size_t n = 0; n < images; ++n) {
+        const float* image = in + n * g.image_size() + channel;
+        for (std::size_t oy = 0; oy < g.out_height; ++oy)
+            for (std::size_t ox = 0; ox < g.out_width; ++ox) {
+                float* dst = columns + ((n * g.out_height + oy) * g.out_width + ox) * row_width;
+                for (std::size_t ky = 0; ky < g.kernel; ++ky) {
+                    const auto iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky * dilation) -
+                                    static_cast<std::ptrdiff_t>(g.pad_top);
+                    const bool row_inside = iy >= 0 && iy < static_cast<std::ptrdiff_t>(g.height);
+                    for (std::size_t kx = 0; kx < g.kernel; ++kx, dst += count) {
+                        const auto ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx * dilation) -
+                                        static_cast<std::ptrdiff_t>(g.pad_left);
+                        if (!row_inside || ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.width)) {
+                            std::memset(dst, 0, count * sizeof(float));
+                            continue;
+                        }
+                        std::memcpy(dst,
+                                    image + (static_cast<std::size_t>(iy) * g.width + static_cast<std::size_t>(ix)) * g.channels,
+                                    count * sizeof(float));
+                    }
+                }
+            }
+    }
+}
+
+/// The adjoint of `im2col_group`: adds every column entry into the channel group of the
+/// image it was read from (the other channels are left as they are).
+inline void col2im_group_add(const window_geometry& g, std::size_t dilation, std::size_t channel, std::size_t count,
+                             const float* columns, std::size_t images, float* out) noexcept {
+    const std::size_t row_width = g.kernel * g.kernel * count;
+    for (std::size_t n = 0; n < images; ++n) {
+        float* image = out + n * g.image_size() + channel;
+        for (std::size_t oy = 0; oy < g.out_height; ++oy)
+            for (std::size_t ox = 0; ox < g.out_width; ++ox) {
+                const float* src = columns + ((n * g.out_height + oy) * g.out_width + ox) * row_width;
+                for (std::size_t ky = 0; ky < g.kernel; ++ky) {
+                    const auto iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky * dilation) -
+                                    static_cast<std::ptrdiff_t>(g.pad_top);
+                    const bool row_inside = iy >= 0 && iy < static_cast<std::ptrdiff_t>(g.height);
+                    for (std::size_t kx = 0; kx < g.kernel; ++kx, src += count) {
+                        const auto ix = static_cast<std::ptrdiff_t>(ox * g.stride + kx * dilation) -
+                                        static_cast<std::ptrdiff_t>(g.pad_left);
+                        if (!row_inside || ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.width)) continue;
+                        float* dst = image + (static_cast<std::size_t>(iy) * g.width + static_cast<std::size_t>(ix)) * g.channels;
+                        for (std::size_t c = 0; c < count; ++c) dst[c] += src[c];
+                    }
+                }
+            }
+    }
+}
+
 }  // namespace staticnet::kernels

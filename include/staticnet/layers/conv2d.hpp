@@ -46,6 +46,9 @@ namespace detail {
 template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding_rule Padding,
           bias Bias, shape In, std::size_t Position>
 class conv2d_layer;
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding_rule Padding,
+          bias Bias, std::size_t Groups, std::size_t Dilation, shape In, std::size_t Position>
+class grouped_conv2d_layer;  // layers/grouped_conv2d.hpp
 
 template <std::size_t layer_position, std::size_t input_rank, std::size_t kernel_size, std::size_t stride,
           bool kernel_fits, bool padding_fits>
@@ -61,16 +64,22 @@ constexpr bool check_conv2d_wiring() {
 }
 }  // namespace detail
 
-/// 2-D convolution with `Filters` output channels and a `Kernel` x `Kernel` window.
+/// 2-D convolution with `Filters` output channels and a `Kernel` x `Kernel` window; with
+/// `Groups` > 1 the channels and filters in that many groups, each filter seeing its group's
+/// channels only, and with `Dilation` > 1 the window's taps that many pixels apart
+/// (layers/grouped_conv2d.hpp).
 template <std::size_t Filters, std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1,
-          padding_rule Padding = padding::valid, bias Bias = bias::use>
+          padding_rule Padding = padding::valid, bias Bias = bias::use, std::size_t Groups = 1, std::size_t Dilation = 1>
 struct conv2d {
     static_assert(!input_derivative_activation<Activation>,
                   "conv2d: this activation's derivative needs its input, which conv2d does not keep: write the "
                   "activation as a layer of its own after it (conv2d<64, 1>, silu)");
     static_assert(activation<Activation>, "conv2d: the third argument must be an activation (relu, softmax, ...)");
     template <shape In, std::size_t Position>
-    using bind = detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>;
+    using bind = std::conditional_t<Groups == 1 && Dilation == 1,
+                                    detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>,
+                                    detail::grouped_conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, Groups,
+                                                                 Dilation, In, Position>>;
 };
 
 namespace detail {
@@ -447,3 +456,7 @@ private:
 
 }  // namespace detail
 }  // namespace staticnet
+
+// The grouped and dilated forms, which `conv2d` binds to (after conv2d_layer, whose wiring
+// check they share).
+#include "grouped_conv2d.hpp"

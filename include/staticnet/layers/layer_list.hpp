@@ -55,6 +55,8 @@ constexpr std::uint64_t hash_layer(std::uint64_t h) noexcept {
     for (auto d : L::output_shape.dims) h = fnv1a(h, d);
     h = fnv1a(h, L::parameter_count);
     h = fnv1a(h, L::state_count);
+    if constexpr (requires { L::hyperparameters; })  // e.g. a dilation that keeps the shapes and counts
+        for (auto v : L::hyperparameters) h = fnv1a(h, v);
     if constexpr (composite_layer<L>) {
         auto hash_all = [&]<typename... Inner>(std::tuple<Inner...>*) { ((h = hash_layer<Inner>(h)), ...); };
         h = fnv1a(h, std::string_view{"body"});

@@ -50,6 +50,11 @@ struct conv2d_mapping {
         if constexpr (requires { L::groups; }) return static_cast<std::int64_t>(L::groups);
         else return std::int64_t{1};
     }();
+    /// The taps' spacing (ONNX's `dilations`), where the layer declares one.
+    static constexpr std::int64_t dilation = [] {
+        if constexpr (requires { L::dilation; }) return static_cast<std::int64_t>(L::dilation);
+        else return std::int64_t{1};
+    }();
     /// Input channels per group: the kernel is [f, c, k, k]. (A depthwise kernel, Keras's
     /// [k, k, channels, multiplier], is then [k, k, 1, f] as a convolution's, output innermost.)
     static constexpr auto c = static_cast<std::int64_t>(geometry.channels) / groups;
@@ -66,7 +71,8 @@ struct conv2d_mapping {
         const std::array<std::pair<std::size_t, std::size_t>, 2> sizes{
             {{geometry.height, geometry.out_height}, {geometry.width, geometry.out_width}}};
         for (const auto& [in, out] : sizes) {
-            const std::size_t stride = geometry.stride, kernel = geometry.kernel;
+            const std::size_t stride = geometry.stride;
+            const std::size_t kernel = static_cast<std::size_t>(dilation) * (geometry.kernel - 1) + 1;  // the span
             if (mode == "VALID") {
                 if (in < kernel || (in - kernel) / stride + 1 != out) return std::nullopt;
                 before.push_back(0);
@@ -92,7 +98,7 @@ struct conv2d_mapping {
             inputs.push_back(g.add_initializer("bias", {f}, {parameters.begin() + L::kernel_count, parameters.end()}));
         const auto y = g.add_node("Conv", std::move(inputs),
                                   {attribute::integers("kernel_shape", {k, k}), attribute::integers("strides", {s, s}),
-                                   attribute::integers("pads", pads()), attribute::integers("dilations", {1, 1}),
+                                   attribute::integers("pads", pads()), attribute::integers("dilations", {dilation, dilation}),
                                    attribute::integer("group", groups)});
         return activation_mapping<typename L::activation_type>::export_activation(g, y);
     }
@@ -101,7 +107,7 @@ struct conv2d_mapping {
         const node& n = r.next_parameter_node({"Conv"});
         const tensor& kernel = r.parameter(n, 1, "kernel", {f, c, k, k});
         check_ints(r, n, "strides", r.ints_attribute(n, "strides", {1, 1}), {s, s});
-        check_ints(r, n, "dilations", r.ints_attribute(n, "dilations", {1, 1}), {1, 1});
+        check_ints(r, n, "dilations", r.ints_attribute(n, "dilations", {1, 1}), {dilation, dilation});
         if (const std::int64_t group = r.int_attribute(n, "group", 1); group != groups)
             r.fail(r.describe(n) + " convolves its channels in " + std::to_string(group) + (group == 1 ? " group; " : " groups; ") +
                    std::string(L::name) + " on " + std::to_string(geometry.channels) + " channels in " + std::to_string(groups));
@@ -150,6 +156,14 @@ template <std::size_t Filters, std::size_t Kernel, typename Activation, std::siz
           bias Bias, shape In, std::size_t Position>
 struct layer_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>>
     : conv2d_mapping<staticnet::detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>> {};
+
+/// conv2d with groups or dilation.
+template <std::size_t Filters, std::size_t Kernel, typename Activation, std::size_t Stride, padding_rule Padding,
+          bias Bias, std::size_t Groups, std::size_t Dilation, shape In, std::size_t Position>
+struct layer_mapping<
+    staticnet::detail::grouped_conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, Groups, Dilation, In, Position>>
+    : conv2d_mapping<staticnet::detail::grouped_conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, Groups,
+                                                             Dilation, In, Position>> {};
 
 }  // namespace onnx
 }  // namespace staticnet
