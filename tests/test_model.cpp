@@ -124,6 +124,11 @@ TEST_CASE("summary prints a Keras-like table with the totals", "[model][summary]
     const auto text = os.str();
     CHECK_THAT(text, Catch::Contains("Total params: 110,474"));
     CHECK_THAT(text, Catch::Contains("conv2d_1 (relu)"));
+    // The algorithm each convolution's shape chose: the reference CNN's first layer (one
+    // channel) is convolved directly, the others by im2col and a product.
+    CHECK_THAT(text, Catch::Contains("Algorithm"));
+    CHECK_THAT(text, Catch::Contains("direct (1 channel)"));
+    CHECK_THAT(text, Catch::Contains("im2col + gemm"));
     CHECK_THAT(text, Catch::Contains("(None, 26, 26, 32)"));
     CHECK_THAT(text, Catch::Contains("1,290"));
 }

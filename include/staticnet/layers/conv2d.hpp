@@ -277,6 +277,16 @@ private:
     static constexpr bool can_skip_pixels = !reads_input_in_place && !direct_path && !winograd_path;
     using direct_kernel = std::conditional_t<direct_path, kernels::direct_conv_single_channel<geometry, Filters>, void>;
 
+public:
+    /// How this shape is computed (`summary()` shows it): decided from the compile-time shape
+    /// alone, so every rank and every run takes the same path.
+    static constexpr std::string_view algorithm = winograd_path ? "winograd F(4x4,3x3)"
+                                                  : direct_path ? "direct (1 channel)"
+                                                  : reads_input_in_place ? "gemm (1x1)"
+                                                                         : "im2col + gemm";
+
+private:
+
     /// Calls f(first, count) on blocks of rows [begin, end) small enough for L1 (about 16 KiB),
     /// so that passes over the output meet it in cache.
     template <typename F>

@@ -96,6 +96,8 @@ public:
     static constexpr std::size_t parameter_count = kernel_count + (has_bias ? outputs : 0);
     static constexpr layer_traits traits{.weight_count = kernel_count, .activation = activation_info_of<Activation>};
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * Kernel * Kernel * outputs;
+    /// How it is computed (`summary()` shows it): SIMD over each pixel's channels.
+    static constexpr std::string_view algorithm = "direct (SIMD channels)";
 
     /// Images per thread task, and so per block of kernel gradient.
     static constexpr std::size_t image_group = 4;

@@ -88,6 +88,8 @@ public:
     /// One group's im2col row: its channels under the K x K taps.
     static constexpr std::size_t column_width = Kernel * Kernel * group_channels;
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * column_width * Filters;
+    /// How this shape is computed (`summary()` shows it).
+    static constexpr std::string_view algorithm = Groups > 1 ? "im2col + gemm per group" : "dilated im2col + gemm";
 
     /// Images per chunk: about 1 MiB of one group's columns, as `conv2d`.
     static constexpr std::size_t max_chunk_images =

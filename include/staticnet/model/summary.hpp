@@ -1,14 +1,16 @@
 #pragma once
 /// @file
 /// `print_summary<Net>(os)`: the Keras-like table of a network: each layer with its output
-/// shape, parameter count, forward FLOPs per sample and the activation memory it keeps per
-/// sample for backward (its output and cache), then the totals. The layers inside a residual
+/// shape, parameter count, forward FLOPs per sample, the activation memory it keeps per
+/// sample for backward (its output and cache) and, for a convolution, the algorithm its shape
+/// chose (a layer's `algorithm`, docs/performance.md), then the totals. The layers inside a residual
 /// block are listed under it, indented.
 
 #include <cstddef>
 #include <iomanip>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -38,6 +40,7 @@ struct summary_row {
     std::string label;
     shape output;
     std::size_t values = 0, flops = 0, bytes = 0;
+    std::string_view algorithm{};
 };
 
 /// The layer before the K-th of a tuple of layers (void for the first).
@@ -63,8 +66,10 @@ void summary_rows(std::vector<summary_row>& rows, std::string label, const std::
     }();
     label.insert(0, indent);
     if constexpr (!activation_name<L>().empty()) label += " (" + std::string(activation_name<L>()) + ')';
+    std::string_view algorithm{};
+    if constexpr (requires { L::algorithm; }) algorithm = L::algorithm;
     rows.push_back({std::move(label), L::output_shape, L::parameter_count + L::state_count, L::flops_per_sample,
-                    ((shares_output ? 0 : L::output_shape.size()) + L::cache_floats(1)) * sizeof(float)});
+                    ((shares_output ? 0 : L::output_shape.size()) + L::cache_floats(1)) * sizeof(float), algorithm});
     if constexpr (composite_layer<L>) {
         const std::string inner_indent = indent + "  ";
         auto chain = [&]<typename... Inner>(std::tuple<Inner...>*, const std::string& prefix) {
@@ -89,21 +94,24 @@ struct summary_totals {
 /// inner layers').
 inline void print_summary_table(std::ostream& os, shape input, const std::vector<std::vector<summary_row>>& layers,
                                 const summary_totals& totals) {
-    constexpr int name_w = 28, shape_w = 22, param_w = 12, flop_w = 14, bytes_w = 16;
-    const std::string rule(name_w + shape_w + param_w + flop_w + bytes_w, '_');
+    constexpr int name_w = 28, shape_w = 22, param_w = 12, flop_w = 14, bytes_w = 16, algorithm_w = 26;
+    const std::string rule(name_w + shape_w + param_w + flop_w + bytes_w + algorithm_w, '_');
     const std::string double_rule(rule.size(), '=');
     auto row = [&](const std::string& layer, const std::string& output, const std::string& params,
-                   const std::string& flops, const std::string& bytes) {
+                   const std::string& flops, const std::string& bytes, std::string_view algorithm) {
         os << ' ' << std::left << std::setw(name_w - 1) << layer << std::setw(shape_w) << output << std::right
-           << std::setw(param_w) << params << std::setw(flop_w) << flops << std::setw(bytes_w) << bytes << '\n';
+           << std::setw(param_w) << params << std::setw(flop_w) << flops << std::setw(bytes_w) << bytes;
+        if (!algorithm.empty()) os << "  " << algorithm;
+        os << '\n';
     };
     os << "Model: \"sequential\"\n" << rule << '\n';
-    row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample", "Act. B/sample");
+    row("Layer (type)", "Output Shape", "Param #", "FLOPs/sample", "Act. B/sample", "Algorithm");
     os << double_rule << '\n';
-    row("input", to_string(input), "0", "0", "0");
+    row("input", to_string(input), "0", "0", "0", {});
     for (const auto& rows : layers) {
         os << rule << '\n';
-        for (const auto& r : rows) row(r.label, to_string(r.output), thousands(r.values), thousands(r.flops), thousands(r.bytes));
+        for (const auto& r : rows)
+            row(r.label, to_string(r.output), thousands(r.values), thousands(r.flops), thousands(r.bytes), r.algorithm);
     }
     os << double_rule << '\n';
     os << "Total params: " << thousands(totals.parameters) << " (" << thousands(totals.parameters * sizeof(float))
