@@ -854,6 +854,77 @@ TEST_CASE("silu, gelu and hard_swish backward match finite differences", "[layer
     require_gradients<bound<sn::hard_swish, sn::shape{4, 3, 5}>>(2, 54, {.prepare = spread});
 }
 
+namespace folded {
+// The same network written with each activation folded into its layer and as a layer of its
+// own: the same outputs, gradients and input gradient.
+template <typename Folded, typename Separate>
+void check_equal(std::size_t batch, std::uint64_t seed) {
+    STATIC_REQUIRE(Folded::arena_size == Separate::arena_size);
+    STATIC_REQUIRE(Folded::parameter_count == Separate::parameter_count);
+    Folded f;
+    Separate s;
+    f.initialize(seed);
+    std::copy(f.parameters().begin(), f.parameters().end(), s.parameters().begin());
+    sn::rng g(seed);
+    std::vector<float> input(batch * Folded::input_shape.size()), weights(batch * Folded::output_shape.size());
+    for (auto& x : input) x = g.uniform(-2.0f, 2.0f);
+    for (auto& x : weights) x = g.uniform(-1.0f, 1.0f);
+    for (std::size_t threads : {1, 3}) {
+        INFO("threads: " << threads);
+        sn::thread_pool pool(threads);
+        const sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool};
+        auto run = [&](auto& net) {
+            net.prepare(batch);
+            std::fill(net.gradients().begin(), net.gradients().end(), 0.0f);
+            const float* out = net.forward(input.data(), ctx);
+            std::vector<float> all(out, out + weights.size());
+            std::copy(weights.begin(), weights.end(), net.output_gradient(batch));
+            std::vector<float> input_gradient(input.size());
+            net.backward(input.data(), ctx, input_gradient.data());
+            all.insert(all.end(), input_gradient.begin(), input_gradient.end());
+            all.insert(all.end(), net.gradients().begin(), net.gradients().end());
+            return all;
+        };
+        const auto a = run(f), b = run(s);
+        REQUIRE(a.size() == b.size());
+        double diff = 0, scale = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            diff = std::max(diff, static_cast<double>(std::abs(a[i] - b[i])));
+            scale = std::max(scale, static_cast<double>(std::abs(b[i])));
+        }
+        CHECK(diff <= 1e-5 * scale);
+    }
+}
+}  // namespace folded
+
+TEST_CASE("silu, gelu and hard_swish folded into conv2d, depthwise_conv2d and dense equal them as layers",
+          "[layers][activations][folded]") {
+    using sn::padding::symmetric;
+    using tanh_gelu = sn::gelu<sn::gelu_approximation::tanh>;
+    // Every path of conv2d: direct (one input channel), Winograd (3x3, padded 1, 8 channels),
+    // the part a max pooling reads (5x4 pooled by 2 reads 4x4), 1x1 in place; grouped and
+    // dilated; depthwise; dense.
+    using with_folded = sn::sequential<
+        sn::input<7, 6, 1>, sn::conv2d<8, 3, sn::silu, 1, sn::padding::same>,
+        sn::conv2d<8, 3, sn::gelu<>, 1, sn::padding::same>, sn::conv2d<8, 3, sn::hard_swish>, sn::max_pool2d<2>, sn::depthwise_conv2d<3, sn::hard_swish, 1, symmetric<1>, 2>,
+        sn::conv2d<8, 3, tanh_gelu, 1, symmetric<2>, sn::bias::use, 2, 2>, sn::conv2d<8, 1, sn::silu>, sn::flatten,
+        sn::dense<6, sn::gelu<>>, sn::dense<4, sn::softmax>>;
+    using with_layers = sn::sequential<
+        sn::input<7, 6, 1>, sn::conv2d<8, 3, sn::identity, 1, sn::padding::same>, sn::silu,
+        sn::conv2d<8, 3, sn::identity, 1, sn::padding::same>, sn::gelu<>,
+        sn::conv2d<8, 3>, sn::hard_swish, sn::max_pool2d<2>,
+        sn::depthwise_conv2d<3, sn::identity, 1, symmetric<1>, 2>, sn::hard_swish,
+        sn::conv2d<8, 3, sn::identity, 1, symmetric<2>, sn::bias::use, 2, 2>, tanh_gelu, sn::conv2d<8, 1>, sn::silu,
+        sn::flatten, sn::dense<6>, sn::gelu<>, sn::dense<4, sn::softmax>>;
+    folded::check_equal<with_folded, with_layers>(5, 71);
+    // The folded form keeps the pre-activation in its cache: the memory of the layer it replaces.
+    STATIC_REQUIRE(with_folded::activation_bytes_per_sample <= with_layers::activation_bytes_per_sample);
+    // Finite differences through the kept pre-activation.
+    require_gradients<bound<sn::conv2d<4, 3, sn::gelu<>, 1, sn::padding::same>, sn::shape{5, 4, 3}>>(2, 72);
+    require_gradients<bound<sn::dense<5, sn::silu>, sn::shape{7}>>(3, 73);
+    require_gradients<bound<sn::depthwise_conv2d<3, tanh_gelu, 1, sn::padding::same>, sn::shape{4, 4, 3}>>(2, 74);
+}
+
 // An activation whose derivative needs its input is never folded into the layer before it.
 static_assert(!sn::detail::folds_into<bound<sn::batch_norm<>, sn::shape{4, 4, 3}>, bound<sn::silu, sn::shape{4, 4, 3}>>());
 static_assert(sn::detail::folds_into<bound<sn::batch_norm<>, sn::shape{4, 4, 3}>, bound<sn::relu, sn::shape{4, 4, 3}>>());

@@ -294,6 +294,15 @@ TEST_CASE("save_onnx then load_onnx_weights gives bitwise the same parameters an
         const auto ops = op_types(sn::to_onnx_model(smooth{}));
         CHECK(std::count(ops.begin(), ops.end(), "Erf") == 1);
         CHECK(std::count(ops.begin(), ops.end(), "HardSigmoid") == 1);
+        // Folded into the layer before: the same operators after its Conv or Gemm.
+        using folded = sn::sequential<sn::input<6, 6, 2>, sn::conv2d<4, 3, sn::silu, 1, sn::padding::same>,
+                                      sn::depthwise_conv2d<3, sn::hard_swish>, sn::flatten, sn::dense<5, sn::gelu<>>,
+                                      sn::dense<3, sn::softmax>>;
+        CHECK(round_trips<folded>(dir / "folded.onnx", 16));
+        const auto folded_ops = op_types(sn::to_onnx_model(folded{}));
+        CHECK(std::count(folded_ops.begin(), folded_ops.end(), "Sigmoid") == 1);
+        CHECK(std::count(folded_ops.begin(), folded_ops.end(), "HardSigmoid") == 1);
+        CHECK(std::count(folded_ops.begin(), folded_ops.end(), "Erf") == 1);
     }
     SECTION("save_onnx(model, file)") {
         sn::model<small_cnn, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = 1, .seed = 7});

@@ -73,6 +73,31 @@ inline constexpr activation_info activation_info_of = [] {
 }();
 
 
+namespace detail {
+
+/// A layer's own activation, folded into it (`conv2d<64, 3, relu>`, `dense<128, gelu<>>`).
+/// One whose derivative needs its input (silu, gelu, hard_swish) has the layer keep that
+/// input, its pre-activation output, in the layer's cache: `kept_floats` per output value.
+template <typename A>
+struct folded_activation {
+    static constexpr bool keeps_input = input_derivative_activation<A>;
+    static constexpr std::size_t kept_floats = keeps_input ? 1 : 0;
+    /// In place on the [rows x cols] values at `output + at`; the same place in `cache` gets
+    /// their input (the cache is touched only when kept: without it, it has no memory).
+    static void forward(float* output, float* cache, std::size_t at, std::size_t rows, std::size_t cols) noexcept {
+        if constexpr (keeps_input) std::memcpy(cache + at, output + at, rows * cols * sizeof(float));
+        A::forward(output + at, rows, cols);
+    }
+    /// The output gradient `dy` (of the values at `at`) becomes the pre-activation gradient, in place.
+    static void backward(const float* output, const float* cache, std::size_t at, float* dy, std::size_t rows,
+                         std::size_t cols) noexcept {
+        if constexpr (keeps_input) A::backward_from_input(cache + at, dy, dy, rows, cols);
+        else A::backward(output + at, dy, rows, cols);
+    }
+};
+
+}  // namespace detail
+
 /// max(x, 0).
 struct relu {
     static constexpr std::string_view name = "relu";

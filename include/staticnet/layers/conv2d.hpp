@@ -71,10 +71,8 @@ constexpr bool check_conv2d_wiring() {
 template <std::size_t Filters, std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1,
           padding_rule Padding = padding::valid, bias Bias = bias::use, std::size_t Groups = 1, std::size_t Dilation = 1>
 struct conv2d {
-    static_assert(!input_derivative_activation<Activation>,
-                  "conv2d: this activation's derivative needs its input, which conv2d does not keep: write the "
-                  "activation as a layer of its own after it (conv2d<64, 1>, silu)");
-    static_assert(activation<Activation>, "conv2d: the third argument must be an activation (relu, softmax, ...)");
+    static_assert(activation<Activation> || input_derivative_activation<Activation>,
+                  "conv2d: the third argument must be an activation (relu, silu, softmax, ...)");
     template <shape In, std::size_t Position>
     using bind = std::conditional_t<Groups == 1 && Dilation == 1,
                                     detail::conv2d_layer<Filters, Kernel, Activation, Stride, Padding, Bias, In, Position>,
@@ -108,6 +106,10 @@ public:
     static constexpr std::size_t parameter_count = kernel_count + (has_bias ? Filters : 0);
     static constexpr layer_traits traits{.weight_count = kernel_count, .activation = activation_info_of<Activation>};
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * geometry.column_width() * Filters;
+    /// With silu, gelu or hard_swish: the pre-activation output, which their derivative needs.
+    static constexpr std::size_t cache_floats(std::size_t batch) noexcept {
+        return batch * output_shape.size() * folded_activation<Activation>::kept_floats;
+    }
 
 private:
     /// 3x3 stride-1 convolutions padded by one pixel on every side (`padding::same` or
@@ -166,14 +168,14 @@ public:
                 for (std::size_t n = begin; n < end; ++n) {
                     float* image_out = out + n * output_shape.size();
                     direct_kernel::forward(in + n * In.size(), 1, kernel, bias, image_out);
-                    Activation::forward(image_out, geometry.rows_per_image(), Filters);
+                    act::forward(out, b.cache, n * output_shape.size(), geometry.rows_per_image(), Filters);
                 }
             });
             return;
         }
         if constexpr (can_skip_pixels) {
             if (const auto part = pixels_read(ctx); part.rows_per_image() < geometry.rows_per_image()) {
-                forward_part(ctx, part, in, kernel, bias, out);
+                forward_part(ctx, part, in, kernel, bias, out, b.cache);
                 return;
             }
         }
@@ -192,7 +194,7 @@ public:
         ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
             for_row_blocks(begin, end, [&](std::size_t first, std::size_t count) {
                 if constexpr (has_bias) kernels::add_bias(out + first * Filters, bias, count, Filters);
-                Activation::forward(out + first * Filters, count, Filters);
+                act::forward(out, b.cache, first * Filters, count, Filters);
             });
         }, 64);
     }
@@ -212,8 +214,8 @@ public:
             direct_kernel::backward_parameters(in, dout, ctx.batch, dparams, dparams + kernel_count,
                                                [&](std::size_t row, float* dz) {
                                                    if (!pre_activation)
-                                                       Activation::backward(out + row * output_shape.width() * Filters, dz,
-                                                                            output_shape.width(), Filters);
+                                                       act::backward(out, b.cache, row * output_shape.width() * Filters,
+                                                                     dz, output_shape.width(), Filters);
                                                });
             if (din == nullptr) return;
         } else if (const auto part = pixels_read(ctx); can_skip_pixels && part.rows_per_image() < geometry.rows_per_image()) {
@@ -226,14 +228,14 @@ public:
             // sums run in row order either way, so the result is the same).
             for_row_blocks(0, rows, [&](std::size_t first, std::size_t count) {
                 if (!ctx.gradient_is_pre_activation)
-                    Activation::backward(out + first * Filters, dout + first * Filters, count, Filters);
+                    act::backward(out, b.cache, first * Filters, dout + first * Filters, count, Filters);
                 if constexpr (has_bias)
                     kernels::accumulate_column_sums(dout + first * Filters, count, Filters, dparams + kernel_count);
             });
         } else {
             if (!ctx.gradient_is_pre_activation)
                 ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
-                    Activation::backward(out + begin * Filters, dout + begin * Filters, end - begin, Filters);
+                    act::backward(out, b.cache, begin * Filters, dout + begin * Filters, end - begin, Filters);
                 }, 64);
             if constexpr (has_bias) kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
         }
@@ -264,6 +266,7 @@ public:
     }
 
 private:
+    using act = folded_activation<Activation>;
     static constexpr bool reads_input_in_place = Kernel == 1 && Stride == 1;
     /// Whether the output needs a pass after the product (bias, an activation other than the
     /// identity), and so the gradient one before the backward products.
@@ -399,7 +402,7 @@ private:
 
     /// Forward over the pixels of `part` only; the output's other pixels are set to zero.
     static void forward_part(const layer_context& ctx, const kernels::window_geometry& part, const float* in,
-                             const float* kernel, const float* bias, float* out) {
+                             const float* kernel, const float* bias, float* out, float* cache) {
         const std::size_t rows = part.rows_per_image(), row_width = part.out_width * Filters;
         float* products = compact_rows(ctx);
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
@@ -417,7 +420,7 @@ private:
                         }
                         std::copy_n(products + (n * part.out_height + y) * row_width, row_width, dst);
                         if constexpr (has_bias) kernels::add_bias(dst, bias, part.out_width, Filters);
-                        Activation::forward(dst, part.out_width, Filters);
+                        act::forward(out, cache, static_cast<std::size_t>(dst - out), part.out_width, Filters);
                         std::fill(dst + row_width, dst + output_shape.width() * Filters, 0.0f);
                     }
                 }
@@ -444,7 +447,7 @@ private:
                         const std::size_t at = (first + n) * output_shape.size() + y * output_shape.width() * Filters;
                         float* row = dz + (n * part.out_height + y) * row_width;
                         std::copy_n(dout + at, row_width, row);
-                        if (!ctx.gradient_is_pre_activation) Activation::backward(out + at, row, part.out_width, Filters);
+                        if (!ctx.gradient_is_pre_activation) act::backward(out, b.cache, at, row, part.out_width, Filters);
                     }
             });
             const std::size_t chunk_rows = images * rows;

@@ -36,10 +36,8 @@ constexpr bool check_dense_wiring() {
 /// A fully connected layer with `Units` outputs.
 template <std::size_t Units, typename Activation = identity>
 struct dense {
-    static_assert(!input_derivative_activation<Activation>,
-                  "dense: this activation's derivative needs its input, which dense does not keep: write the "
-                  "activation as a layer of its own after it (dense<128>, gelu<>)");
-    static_assert(activation<Activation>, "dense: the second argument must be an activation (relu, softmax, ...)");
+    static_assert(activation<Activation> || input_derivative_activation<Activation>,
+                  "dense: the second argument must be an activation (relu, softmax, gelu<>, ...)");
     template <shape In, std::size_t Position>
     using bind = detail::dense_layer<Units, Activation, In, Position>;
 };
@@ -60,6 +58,10 @@ public:
     static constexpr std::size_t parameter_count = kernel_count + Units;
     static constexpr layer_traits traits{.weight_count = kernel_count, .activation = activation_info_of<Activation>};
     static constexpr std::size_t flops_per_sample = 2 * inputs * Units;
+    /// With silu, gelu or hard_swish: the pre-activation output, which their derivative needs.
+    static constexpr std::size_t cache_floats(std::size_t batch) noexcept {
+        return batch * Units * folded_activation<Activation>::kept_floats;
+    }
 
     void initialize(std::span<float> params, std::span<float>, rng& g) const noexcept {
         glorot_uniform(params.first(kernel_count), inputs, Units, g);
@@ -71,12 +73,13 @@ public:
         kernels::gemm(ctx.batch, Units, inputs, b.input, inputs, kernels::op::none, kernel, Units, kernels::op::none,
                       b.output, Units, false, ctx.pool);
         kernels::add_bias(b.output, kernel + kernel_count, ctx.batch, Units);
-        Activation::forward(b.output, ctx.batch, Units);
+        folded_activation<Activation>::forward(b.output, b.cache, 0, ctx.batch, Units);
     }
 
     void backward(const layer_context& ctx, const backward_buffers& b) const {
         float* dout = b.output_gradient;
-        if (!ctx.gradient_is_pre_activation) Activation::backward(b.output, dout, ctx.batch, Units);
+        if (!ctx.gradient_is_pre_activation)
+            folded_activation<Activation>::backward(b.output, b.cache, 0, dout, ctx.batch, Units);
         kernels::gemm(inputs, Units, ctx.batch, b.input, inputs, kernels::op::transpose, dout, Units, kernels::op::none,
                       b.parameter_gradients, Units, true, ctx.pool);
         kernels::accumulate_column_sums(dout, ctx.batch, Units, b.parameter_gradients + kernel_count);

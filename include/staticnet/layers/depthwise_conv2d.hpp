@@ -56,10 +56,8 @@ constexpr bool check_depthwise_conv2d_wiring() {
 template <std::size_t Kernel, typename Activation = identity, std::size_t Stride = 1, padding_rule Padding = padding::valid,
           std::size_t Multiplier = 1, bias Bias = bias::use>
 struct depthwise_conv2d {
-    static_assert(!input_derivative_activation<Activation>,
-                  "depthwise_conv2d: this activation's derivative needs its input, which depthwise_conv2d does not keep: write the "
-                  "activation as a layer of its own after it (depthwise_conv2d<3>, hard_swish)");
-    static_assert(activation<Activation>, "depthwise_conv2d: the second argument must be an activation (relu6, ...)");
+    static_assert(activation<Activation> || input_derivative_activation<Activation>,
+                  "depthwise_conv2d: the second argument must be an activation (relu6, hard_swish, ...)");
     template <shape In, std::size_t Position>
     using bind = detail::depthwise_conv2d_layer<Kernel, Activation, Stride, Padding, Multiplier, Bias, In, Position>;
 };
@@ -98,6 +96,10 @@ public:
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * Kernel * Kernel * outputs;
     /// How it is computed (`summary()` shows it): SIMD over each pixel's channels.
     static constexpr std::string_view algorithm = "direct (SIMD channels)";
+    /// With silu, gelu or hard_swish: the pre-activation output, which their derivative needs.
+    static constexpr std::size_t cache_floats(std::size_t batch) noexcept {
+        return batch * output_shape.size() * folded_activation<Activation>::kept_floats;
+    }
 
     /// Images per thread task, and so per block of kernel gradient.
     static constexpr std::size_t image_group = 4;
@@ -121,7 +123,8 @@ public:
             for (std::size_t n = first; n < last; ++n) {
                 float* out = b.output + n * output_shape.size();
                 kernels::depthwise_forward(repeated, image(b.input + n * In.size(), scratch), kernel, bias, out);
-                Activation::forward(out, geometry.rows_per_image(), outputs);
+                folded_activation<Activation>::forward(b.output, b.cache, n * output_shape.size(),
+                                                       geometry.rows_per_image(), outputs);
             }
         });
     }
@@ -135,7 +138,8 @@ public:
             for (std::size_t n = first; n < last; ++n) {
                 float* dz = b.output_gradient + n * output_shape.size();
                 if (!ctx.gradient_is_pre_activation)
-                    Activation::backward(b.output + n * output_shape.size(), dz, geometry.rows_per_image(), outputs);
+                    folded_activation<Activation>::backward(b.output, b.cache, n * output_shape.size(), dz,
+                                                            geometry.rows_per_image(), outputs);
                 kernels::depthwise_kernel_gradient(repeated, image(b.input + n * In.size(), scratch), dz, block,
                                                    has_bias ? block + kernel_count : nullptr);
                 if (b.input_gradient) input_gradient(dz, kernel, b.input_gradient + n * In.size(), scratch);

@@ -88,6 +88,10 @@ public:
     /// One group's im2col row: its channels under the K x K taps.
     static constexpr std::size_t column_width = Kernel * Kernel * group_channels;
     static constexpr std::size_t flops_per_sample = 2 * geometry.rows_per_image() * column_width * Filters;
+    /// With silu, gelu or hard_swish: the pre-activation output, which their derivative needs.
+    static constexpr std::size_t cache_floats(std::size_t batch) noexcept {
+        return batch * output_shape.size() * folded_activation<Activation>::kept_floats;
+    }
     /// How this shape is computed (`summary()` shows it).
     static constexpr std::string_view algorithm = Groups > 1 ? "im2col + gemm per group" : "dilated im2col + gemm";
 
@@ -123,7 +127,7 @@ public:
         const std::size_t rows = ctx.batch * geometry.rows_per_image();
         ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
             if constexpr (has_bias) kernels::add_bias(b.output + begin * Filters, bias, end - begin, Filters);
-            Activation::forward(b.output + begin * Filters, end - begin, Filters);
+            folded_activation<Activation>::forward(b.output, b.cache, begin * Filters, end - begin, Filters);
         }, 64);
     }
 
@@ -135,7 +139,8 @@ public:
         if constexpr (has_pointwise_pass) {
             if (!ctx.gradient_is_pre_activation)
                 ctx.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
-                    Activation::backward(b.output + begin * Filters, dout + begin * Filters, end - begin, Filters);
+                    folded_activation<Activation>::backward(b.output, b.cache, begin * Filters, dout + begin * Filters,
+                                                            end - begin, Filters);
                 }, 64);
             // Summed in row order on one thread: the same bits for any thread count.
             if constexpr (has_bias) kernels::accumulate_column_sums(dout, rows, Filters, dparams + kernel_count);
