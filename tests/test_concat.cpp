@@ -1,6 +1,8 @@
 // concat blocks (Inception, DenseNet): compile-time facts, a hand-computed forward pass,
 // finite differences, PyTorch on identical weights (tests/fixtures/concat_pytorch.txt),
-// thread independence, the summary, training and a weights file round trip.
+// thread independence, the summary, training, a weights file round trip, and ONNX (Concat,
+// axis 1) out and back in.
+#include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
 
 #include <catch2/catch.hpp>
@@ -9,6 +11,8 @@
 #include "temp_dir.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <utility>
 #include <sstream>
@@ -236,4 +240,106 @@ TEST_CASE("a network with concat blocks trains, bitwise alike on 1, 2 and 3 thre
     const auto p = m->predict(d.images);
     const auto q = fresh.predict(d.images);
     CHECK(std::equal(p.begin(), p.end(), q.begin()));
+}
+
+namespace {
+
+// Every kind of branch: a 1x1 convolution, a pooled path, a residual block inside a branch,
+// the identity (first and last), a concat inside a residual block, vectors.
+using onnx_net = sn::sequential<
+    sn::input<8, 8, 2>, conv3<4>, sn::batch_norm<>, sn::relu,                                                      // 1-3
+    sn::concat<sn::branch<conv1<3>>, sn::branch<conv3<5>, sn::batch_norm<>, sn::relu>,
+               sn::branch<sn::max_pool2d<3, 1, sn::padding::same>, conv1<2>>>,
+    sn::relu,                                                                                                      // 4-5
+    sn::concat<sn::branch<>, sn::branch<sn::batch_norm<>, sn::relu, conv3<4>>>,                                    // 6
+    sn::concat<sn::branch<sn::residual<conv3<14>, sn::batch_norm<>>, sn::relu>, sn::branch<>>,                     // 7
+    sn::residual<sn::concat<sn::branch<conv1<8>>, sn::branch<conv3<20>>>, sn::batch_norm<>>, sn::relu,            // 8-9
+    sn::global_average_pool2d,                                                                                     // 10
+    sn::concat<sn::branch<sn::dense<4, sn::tanh>>, sn::branch<sn::dense<3>>>, sn::dense<3, sn::softmax>>;          // 11-12
+
+template <typename Net>
+void randomize(Net& net, std::uint64_t seed) {
+    sn::rng g(seed);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((std::ranges::for_each(net.template layer_parameters<I>(), [&](float& v) { v = g.uniform() - 0.5f; }),
+          std::ranges::for_each(net.template layer_state<I>(), [&](float& v) { v = g.uniform() + 0.25f; })),
+         ...);
+    }(std::make_index_sequence<Net::layer_count>{});
+}
+
+template <typename Net>
+std::vector<float> contents(const Net& net) {
+    std::vector<float> v(net.parameters().begin(), net.parameters().end());
+    v.insert(v.end(), net.state().begin(), net.state().end());
+    return v;
+}
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+void write_model(const sn::onnx::model& m, const std::filesystem::path& file) {
+    const auto bytes = sn::onnx::encode(m);
+    std::ofstream out(file, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+TEST_CASE("concat blocks go out to ONNX as Concat (axis 1) and come back bit for bit", "[concat][onnx]") {
+    temp_dir dir;
+    onnx_net a, b;
+    randomize(a, 5);
+    b.initialize(6);
+    const auto m = sn::to_onnx_model(a);
+    std::size_t concats = 0;
+    for (const auto& n : m.nodes)
+        if (n.op_type == "Concat") {
+            ++concats;
+            CHECK(n.find("axis")->i == 1);
+        }
+    CHECK(concats == 5);
+
+    SECTION("in the order save_onnx writes") {
+        sn::save_onnx(a, dir.path / "c.onnx");
+        sn::load_onnx_weights(b, dir.path / "c.onnx");
+        CHECK(bitwise_equal(contents(a), contents(b)));
+    }
+    SECTION("with the nodes in reverse order: the branches are found by the graph") {
+        auto reversed = m;
+        std::reverse(reversed.nodes.begin(), reversed.nodes.end());
+        write_model(reversed, dir.path / "r.onnx");
+        sn::load_onnx_weights(b, dir.path / "r.onnx");
+        CHECK(bitwise_equal(contents(a), contents(b)));
+    }
+    SECTION("branches declared in another order than the file's Concat inputs are refused, nothing loaded") {
+        using swapped = sn::sequential<
+            sn::input<8, 8, 2>, conv3<4>, sn::batch_norm<>, sn::relu,
+            sn::concat<sn::branch<conv3<5>, sn::batch_norm<>, sn::relu>, sn::branch<conv1<3>>,
+                       sn::branch<sn::max_pool2d<3, 1, sn::padding::same>, conv1<2>>>,
+            sn::relu, sn::concat<sn::branch<>, sn::branch<sn::batch_norm<>, sn::relu, conv3<4>>>,
+            sn::concat<sn::branch<sn::residual<conv3<14>, sn::batch_norm<>>, sn::relu>, sn::branch<>>,
+            sn::residual<sn::concat<sn::branch<conv1<8>>, sn::branch<conv3<20>>>, sn::batch_norm<>>, sn::relu,
+            sn::global_average_pool2d, sn::concat<sn::branch<sn::dense<4, sn::tanh>>, sn::branch<sn::dense<3>>>,
+            sn::dense<3, sn::softmax>>;
+        sn::save_onnx(a, dir.path / "c.onnx");
+        swapped s;
+        s.initialize(7);
+        const auto before = contents(s);
+        CHECK_THROWS_WITH(sn::load_onnx_weights(s, dir.path / "c.onnx"), Catch::Contains("layer 4 (concat)"));
+        CHECK(bitwise_equal(before, contents(s)));
+        // The identity on the other side of a DenseNet block: its Concat reads the input second.
+        using identity_last = sn::sequential<
+            sn::input<8, 8, 2>, conv3<4>, sn::batch_norm<>, sn::relu,
+            sn::concat<sn::branch<conv1<3>>, sn::branch<conv3<5>, sn::batch_norm<>, sn::relu>,
+                       sn::branch<sn::max_pool2d<3, 1, sn::padding::same>, conv1<2>>>,
+            sn::relu, sn::concat<sn::branch<sn::batch_norm<>, sn::relu, conv3<4>>, sn::branch<>>,
+            sn::concat<sn::branch<sn::residual<conv3<14>, sn::batch_norm<>>, sn::relu>, sn::branch<>>,
+            sn::residual<sn::concat<sn::branch<conv1<8>>, sn::branch<conv3<20>>>, sn::batch_norm<>>, sn::relu,
+            sn::global_average_pool2d, sn::concat<sn::branch<sn::dense<4, sn::tanh>>, sn::branch<sn::dense<3>>>,
+            sn::dense<3, sn::softmax>>;
+        identity_last l;
+        CHECK_THROWS_WITH(sn::load_onnx_weights(l, dir.path / "c.onnx"),
+                          Catch::Contains("layer 6 (concat)") && Catch::Contains("should be input 0"));
+    }
 }
