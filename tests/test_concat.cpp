@@ -7,10 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "onnx/fixture_json.hpp"
 #include "pytorch_fixture.hpp"
 #include "temp_dir.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -342,4 +344,43 @@ TEST_CASE("concat blocks go out to ONNX as Concat (axis 1) and come back bit for
         CHECK_THROWS_WITH(sn::load_onnx_weights(l, dir.path / "c.onnx"),
                           Catch::Contains("layer 6 (concat)") && Catch::Contains("should be input 0"));
     }
+}
+
+namespace {
+
+// tests/onnx/make_torch_resnets.py's Inception module and DenseNet layer, as PyTorch wrote them.
+using torch_bn = sn::batch_norm<0.9f, 1e-5f>;
+template <std::size_t Filters>
+using torch_conv1 = sn::conv2d<Filters, 1, sn::identity, 1, sn::padding::valid, sn::bias::none>;
+template <std::size_t Filters>
+using torch_conv3 = sn::conv2d<Filters, 3, sn::identity, 1, sn::padding::symmetric<1>, sn::bias::none>;
+using torch_inception = sn::sequential<
+    sn::input<8, 8, 3>, torch_conv3<8>, torch_bn, sn::relu,
+    sn::concat<sn::branch<torch_conv1<4>, torch_bn, sn::relu>,
+               sn::branch<torch_conv1<4>, torch_bn, sn::relu, torch_conv3<6>, torch_bn, sn::relu>,
+               sn::branch<sn::max_pool2d<3, 1, sn::padding::symmetric<1>>, sn::conv2d<4, 1>>>,
+    sn::concat<sn::branch<>, sn::branch<torch_bn, sn::relu, torch_conv3<6>>>,
+    sn::global_average_pool2d, sn::dense<5, sn::softmax>>;
+
+}  // namespace
+
+TEST_CASE("PyTorch's Inception module and DenseNet layer import and compute what PyTorch does", "[concat][onnx][pytorch]") {
+    const std::filesystem::path fixtures = STATICNET_ONNX_FIXTURES;
+    const std::string text = sn::testing::file_text(fixtures / "inception.json");
+    const auto inputs = sn::testing::json_numbers(text, "inputs_nhwc");
+    const auto expected = sn::testing::json_numbers(text, "outputs");
+    constexpr std::size_t n = 2;
+    REQUIRE(inputs.size() == n * torch_inception::input_shape.size());
+    REQUIRE(expected.size() == n * torch_inception::output_shape.size());
+    torch_inception net;
+    net.initialize(1);
+    // The file lists the pooled branch first (its forward runs it first): the Concat's order decides.
+    sn::load_onnx_weights(net, fixtures / "inception.onnx");
+    sn::thread_pool pool(1);
+    net.prepare(n);
+    const float* out = net.forward(inputs.data(), {.batch = n, .training = false, .pool = &pool});
+    float difference = 0.0f;
+    for (std::size_t i = 0; i < expected.size(); ++i) difference = std::max(difference, std::abs(out[i] - expected[i]));
+    INFO("max abs difference to PyTorch " << difference);
+    CHECK(difference < 1e-5f);
 }
