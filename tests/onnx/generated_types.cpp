@@ -6,6 +6,7 @@
 #include <staticnet/io/onnx.hpp>
 #include <staticnet/staticnet.hpp>
 
+#include "inception.generated.hpp"
 #include "inverted_residual.generated.hpp"
 #include "reference_cnn_torch.generated.hpp"
 #include "resnet18_narrow.generated.hpp"
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
         ok &= check<shortcut_first>(fixtures, "shortcut_first");
         ok &= check<zero_pad>(fixtures, "zero_pad");
         ok &= check<inverted_residual>(fixtures, "inverted_residual");
+        ok &= check<inception>(fixtures, "inception");
         ok &= check<smooth_activations>(fixtures, "smooth_activations");
         ok &= check<small_torch>(fixtures, "small_torch");
         ok &= check<reference_cnn_torch>(fixtures, "reference_cnn_torch");
