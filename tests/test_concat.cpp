@@ -244,6 +244,27 @@ TEST_CASE("a network with concat blocks trains, bitwise alike on 1, 2 and 3 thre
     CHECK(std::equal(p.begin(), p.end(), q.begin()));
 }
 
+TEST_CASE("deterministic mode replays the branches' batch_norm statistics, bitwise alike on 1, 2 and 3 threads",
+          "[concat][model][deterministic]") {
+    const auto d = squares(48, 10);
+    auto train = [&](std::size_t threads) {
+        sn::model<small_inception_net, sn::adam, sn::sparse_categorical_crossentropy> m(
+            {}, {.threads = threads, .seed = 5, .micro_batch = 3, .deterministic = true});
+        m.fit(d, {.epochs = 2, .batch_size = 12, .seed = 2, .verbose = false});
+        // The moving mean of the batch_norm inside the first block moved from zero (each
+        // micro-batch's statistics recorded, then replayed in order).
+        const auto block_state = m.network().template layer_state<3>();
+        CHECK(std::any_of(block_state.begin(), block_state.begin() + 6, [](float v) { return v != 0.0f; }));
+        std::vector<float> all(m.network().parameters().begin(), m.network().parameters().end());
+        all.insert(all.end(), m.network().state().begin(), m.network().state().end());
+        return all;
+    };
+    STATIC_REQUIRE(small_inception_net::layer_type<3>::state_count == 2 * 6);
+    const auto one = train(1);
+    CHECK(train(2) == one);
+    CHECK(train(3) == one);
+}
+
 namespace {
 
 // Every kind of branch: a 1x1 convolution, a pooled path, a residual block inside a branch,
