@@ -162,6 +162,56 @@ TEST_CASE("a concat block's results do not depend on the thread count", "[concat
     CHECK(one_pass<L>(3) == one);
 }
 
+// An activation after the block is folded into it, and max pooling after that applies its
+// derivative: relu commutes with the concatenation, so this must be bitwise the network with
+// relu at the end of each branch instead (folded into the convolution and the batch_norm there).
+TEST_CASE("relu folded into a concat block, its derivative applied by max pooling, is bitwise relu in each branch",
+          "[concat][folding]") {
+    using folded = sn::sequential<sn::input<6, 6, 3>, sn::concat<sn::branch<conv1<4>>, sn::branch<conv3<5>, sn::batch_norm<>>>,
+                                  sn::relu, sn::max_pool2d<2>, sn::flatten, sn::dense<3, sn::softmax>>;
+    using in_branches = sn::sequential<sn::input<6, 6, 3>,
+                                       sn::concat<sn::branch<conv1<4>, sn::relu>, sn::branch<conv3<5>, sn::batch_norm<>, sn::relu>>,
+                                       sn::max_pool2d<2>, sn::flatten, sn::dense<3, sn::softmax>>;
+    STATIC_REQUIRE(folded::chain_type::folded<1>());
+    STATIC_REQUIRE(folded::chain_type::next_applies_derivative<1>());
+    STATIC_REQUIRE(folded::layer_type<0>::parameter_count == in_branches::layer_type<0>::parameter_count);
+    constexpr std::size_t batch = 5;
+    folded a;
+    in_branches b;
+    a.initialize(3);
+    b.initialize(4);
+    std::ranges::copy(a.layer_parameters<0>(), b.layer_parameters<0>().begin());
+    std::ranges::copy(a.layer_state<0>(), b.layer_state<0>().begin());
+    std::ranges::copy(a.layer_parameters<4>(), b.layer_parameters<3>().begin());
+    for (std::size_t threads : {1, 2}) {
+        INFO(threads << " threads");
+        sn::thread_pool pool(threads);
+        sn::rng g(11);
+        std::vector<float> x(batch * 6 * 6 * 3);
+        for (auto& v : x) v = g.uniform(-1.0f, 1.0f);
+        std::vector<float> dy(batch * 3);
+        for (auto& v : dy) v = g.uniform(-1.0f, 1.0f);
+        a.prepare(batch);
+        b.prepare(batch);
+        const sn::layer_context ctx{.batch = batch, .training = true, .pool = &pool, .step_seed = 1};
+        const float* ya = a.forward(x.data(), ctx);
+        const float* yb = b.forward(x.data(), ctx);
+        REQUIRE(std::equal(ya, ya + batch * 3, yb));
+        std::copy(dy.begin(), dy.end(), a.output_gradient(batch));
+        std::copy(dy.begin(), dy.end(), b.output_gradient(batch));
+        std::fill(a.gradients().begin(), a.gradients().end(), 0.0f);
+        std::fill(b.gradients().begin(), b.gradients().end(), 0.0f);
+        std::vector<float> dxa(x.size(), 1.0f), dxb(x.size(), 2.0f);
+        a.backward(x.data(), ctx, dxa.data());
+        b.backward(x.data(), ctx, dxb.data());
+        const auto ga = a.layer_gradients<0>(), gb = b.layer_gradients<0>();
+        CHECK(std::equal(ga.begin(), ga.end(), gb.begin()));
+        const auto da = a.layer_gradients<4>(), db = b.layer_gradients<3>();
+        CHECK(std::equal(da.begin(), da.end(), db.begin()));
+        CHECK(dxa == dxb);
+    }
+}
+
 namespace {
 
 // The network of tests/fixtures/make_pytorch_fixtures.py (concat_network).
