@@ -6,7 +6,8 @@
 /// The graph is walked from its input as `load_onnx_weights` walks it (`onnx::graph_reader`):
 /// each node becomes a layer spec, a fork of the data path that meets again at an `Add`
 /// becomes a `residual` (the path with more layers its body, the other its projection, or
-/// none when the input goes straight to the `Add`), a zero `Pad` before a `Conv` becomes that
+/// none when the input goes straight to the `Add`), one whose paths meet at a `Concat` (axis
+/// 1) a `concat` (a branch per `Concat` input, in their order; the input itself an empty one), a zero `Pad` before a `Conv` becomes that
 /// convolution's padding, and an activation that alone reads a convolution's or a dense
 /// layer's output is folded into it (`conv2d<64, 3, relu>`), as staticnet computes fastest.
 /// The first node staticnet has no layer for stops the walk with an error naming it and why.
@@ -45,6 +46,8 @@ struct spec_line {
     std::string from;
     std::vector<spec_line> body, shortcut;  // a residual block's paths
     bool residual = false;
+    std::vector<std::vector<spec_line>> branches;  // a concat block's
+    bool concat = false;
 };
 
 class onnx_type_builder {
@@ -245,16 +248,16 @@ private:
                             if (!next_nodes(r->outputs[0]).empty()) tensor = r->outputs[0];
                         continue;
                     }
-                if (next.size() == 2 && pending == std::array<std::int64_t, 4>{}) {
-                    out.push_back(residual(tensor, next));
+                if (next.size() > 1 && pending == std::array<std::int64_t, 4>{}) {
+                    out.push_back(fork_block(tensor, next));
                     continue;
                 }
                 if (next.size() > 1)
                     fail("'" + tensor + "' is read by " + std::to_string(next.size()) +
-                         " nodes; staticnet's blocks fork into two paths that meet at an 'Add'");
+                         " nodes; staticnet's blocks fork into paths that meet at an 'Add' or a 'Concat'");
                 n = next[0];
             }
-            if (reader_.is_join(*n)) {
+            if (reader_.is_join(*n) || reader_.is_join(*n, onnx::join_kind::concat)) {
                 if (pending != std::array<std::int64_t, 4>{}) fail("a 'Pad' node pads the input of " + reader_.describe(*n));
                 return n;
             }
@@ -382,38 +385,74 @@ private:
         fail("the graph has a cycle");
     }
 
-    /// The residual block whose paths start at `starts` (two consumers of `tensor`).
-    spec_line residual(std::string& tensor, const std::vector<const onnx::node*>& starts) {
-        spec_line block = layer("staticnet::residual", "the paths from '" + tensor + "'");
-        block.residual = true;
-        std::vector<spec_line> paths[2];
-        const onnx::node* joins[2] = {nullptr, nullptr};
-        for (int i = 0; i < 2; ++i) {
-            if (reader_.is_join(*starts[i])) {
-                joins[i] = starts[i];  // the input straight into the Add: the identity shortcut
+    /// The block whose paths start at `starts` (the consumers of `tensor`), each walked to
+    /// where it ends: a residual block where two meet at an `Add`, a concat block where they
+    /// meet at a `Concat`.
+    spec_line fork_block(std::string& tensor, const std::vector<const onnx::node*>& starts) {
+        const std::string input = tensor;
+        std::vector<std::vector<spec_line>> paths(starts.size());
+        std::vector<std::string> ends(starts.size(), tensor);  // what each path hands its join
+        const onnx::node* join = nullptr;
+        for (std::size_t i = 0; i < starts.size(); ++i) {
+            const onnx::node* end = starts[i];  // the input straight into the join: an identity
+            if (!reader_.is_join(*end) && !reader_.is_join(*end, onnx::join_kind::concat)) {
+                end = walk(ends[i], starts[i], paths[i]);
+                if (end == nullptr) fail("the paths from '" + tensor + "' do not meet again at an 'Add' or a 'Concat'");
+            }
+            if (join != nullptr && end != join)
+                fail("the paths from '" + tensor + "' end at " + reader_.describe(*join) + " and " + reader_.describe(*end) +
+                     ": a block's paths meet at one 'Add' or 'Concat'");
+            join = end;
+        }
+        visited_.insert(join);
+        tensor = join->outputs.at(0);
+        if (reader_.is_join(*join)) {
+            if (starts.size() != 2)
+                fail("'" + input + "' is read by " + std::to_string(starts.size()) +
+                     " nodes whose paths meet at " + reader_.describe(*join) + "; a residual block has two paths");
+            if (paths[0].empty() && paths[1].empty()) fail("both paths to " + reader_.describe(*join) + " are empty");
+            spec_line l = layer("staticnet::residual", "the paths from '" + input + "' to node '" + join->name + "' (Add)");
+            l.residual = true;
+            const int body = paths[0].size() >= paths[1].size() ? 0 : 1;
+            l.body = std::move(paths[body]);
+            l.shortcut = std::move(paths[1 - body]);
+            return l;
+        }
+        if (reader_.int_attribute(*join, "axis", 1) != 1)
+            fail(reader_.describe(*join) + " does not concatenate along the channels (axis 1)");
+        // A branch per Concat input, in its order: the block's input itself, or the path that ends there.
+        spec_line l = layer("staticnet::concat", "the branches from '" + input + "' to node '" + join->name + "' (Concat)");
+        l.concat = true;
+        std::vector<bool> used(starts.size(), false);
+        for (const std::string& in : join->inputs) {
+            if (in == input) {
+                l.branches.emplace_back();
                 continue;
             }
-            std::string t = tensor;
-            joins[i] = walk(t, starts[i], paths[i]);
-            if (joins[i] == nullptr) fail("the paths from '" + tensor + "' do not meet again at an 'Add'");
+            std::size_t i = 0;
+            while (i < starts.size() && (used[i] || ends[i] != in)) ++i;
+            if (i == starts.size()) fail(reader_.describe(*join) + " reads '" + in + "', which no path from '" + input + "' gives");
+            used[i] = true;
+            l.branches.push_back(std::move(paths[i]));
         }
-        if (joins[0] != joins[1])
-            fail("the paths from '" + tensor + "' end at " + reader_.describe(*joins[0]) + " and " +
-                 reader_.describe(*joins[1]) + ": a residual block's paths meet at one 'Add'");
-        if (paths[0].empty() && paths[1].empty()) fail("both paths from '" + tensor + "' are empty");
-        const int body = paths[0].size() >= paths[1].size() ? 0 : 1;
-        block.body = std::move(paths[body]);
-        block.shortcut = std::move(paths[1 - body]);
-        visited_.insert(joins[0]);
-        block.from += " to node '" + joins[0]->name + "' (Add)";
-        tensor = joins[0]->outputs.at(0);
-        return block;
+        return l;
     }
 
     static void write(const std::vector<spec_line>& layers, int depth, std::string& out) {
         const std::string indent(static_cast<std::size_t>(4 * depth), ' ');
         for (const auto& l : layers) {
             out += ",\n" + indent;
+            if (l.concat) {
+                out += l.spec + "<  /* " + l.from + " */";
+                for (std::size_t k = 0; k < l.branches.size(); ++k) {
+                    out += std::string(k == 0 ? "" : ",") + "\n" + indent + "    staticnet::branch<";
+                    std::string branch;
+                    write(l.branches[k], depth + 2, branch);
+                    out += (branch.empty() ? branch : branch.substr(1)) + ">";
+                }
+                out += ">";
+                continue;
+            }
             if (!l.residual) {
                 out += l.spec + "  /* " + l.from + " */";
                 continue;

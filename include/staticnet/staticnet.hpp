@@ -30,6 +30,7 @@
 #include "layers/activations.hpp"
 #include "layers/average_pool2d.hpp"
 #include "layers/batch_norm.hpp"
+#include "layers/concat.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/depthwise_conv2d.hpp"

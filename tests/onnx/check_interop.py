@@ -28,7 +28,8 @@ def main():
     if run.returncode != 0:
         return run.returncode
     failed = False
-    for name in ("reference_cnn", "every_layer", "resnet_layers", "torch_padding", "depthwise", "smooth_activations", "grouped"):
+    for name in ("reference_cnn", "every_layer", "resnet_layers", "torch_padding", "depthwise", "smooth_activations",
+                 "concat_branches", "grouped"):
         path = f"{out_dir}/{name}.onnx"
         model = onnx.load(path)
         onnx.checker.check_model(model, full_check=True)

@@ -76,6 +76,17 @@ using smooth_activations = sn::sequential<
     sn::conv2d<16, 3, sn::identity, 1, sn::padding::same>, sn::gelu<sn::gelu_approximation::tanh>, sn::conv2d<16, 1>,
     sn::hard_swish, sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
 
+// Concatenated branches (Concat, axis 1): an Inception-style block (1x1, 3x3 and pooled
+// branches) and a DenseNet-style one (the input itself and new features).
+using concat_branches = sn::sequential<
+    sn::input<28, 28, 1>, sn::conv2d<8, 3, sn::relu, 2, sn::padding::same>,
+    sn::concat<sn::branch<sn::conv2d<4, 1, sn::relu>>,
+               sn::branch<sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu>,
+               sn::branch<sn::max_pool2d<3, 1, sn::padding::same>, sn::conv2d<4, 1, sn::relu>>>,
+    sn::max_pool2d<2>,
+    sn::concat<sn::branch<>, sn::branch<sn::batch_norm<>, sn::relu, sn::conv2d<8, 3, sn::identity, 1, sn::padding::same>>>,
+    sn::global_average_pool2d, sn::dense<10, sn::softmax>>;
+
 void write_floats(const fs::path& file, const float* data, std::size_t n) {
     std::ofstream out(file, std::ios::binary);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
@@ -125,6 +136,7 @@ int main(int argc, char** argv) {
         train_and_export<torch_padding>(data, 100, out, "torch_padding");
         train_and_export<depthwise>(data, 100, out, "depthwise");
         train_and_export<smooth_activations>(data, 100, out, "smooth_activations");
+        train_and_export<concat_branches>(data, 100, out, "concat_branches");
         train_and_export<grouped>(data, 100, out, "grouped");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "export_models: %s\n", e.what());

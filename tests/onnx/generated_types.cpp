@@ -7,6 +7,7 @@
 #include <staticnet/staticnet.hpp>
 
 #include "grouped_dilated.generated.hpp"
+#include "inception.generated.hpp"
 #include "inverted_residual.generated.hpp"
 #include "reference_cnn_torch.generated.hpp"
 #include "resnet18_narrow.generated.hpp"
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
         ok &= check<shortcut_first>(fixtures, "shortcut_first");
         ok &= check<zero_pad>(fixtures, "zero_pad");
         ok &= check<inverted_residual>(fixtures, "inverted_residual");
+        ok &= check<inception>(fixtures, "inception");
         ok &= check<smooth_activations>(fixtures, "smooth_activations");
         ok &= check<grouped_dilated>(fixtures, "grouped_dilated");
         ok &= check<small_torch>(fixtures, "small_torch");

@@ -12,7 +12,9 @@ staticnet does (where it can read the file: OpenCV 4.6 has no `Clip` with input 
 - shortcut_first: a small ResNet whose blocks compute the projection before the body, the
   projection's parameters shaped as the body's first layers (1e-5): never swapped;
 - padded: PyTorch's symmetric padding on even images, a stride-2 3x3 convolution and
-  `MaxPool2d(3, 2, 1)`, with `LeakyReLU` and `ReLU6` (1e-5).
+  `MaxPool2d(3, 2, 1)`, with `LeakyReLU` and `ReLU6` (1e-5);
+- inception: an Inception module (1x1, 1x1 then 3x3, and pooled branches, the pooled one
+  computed first) and two DenseNet layers, `torch.cat(dim=1)` as staticnet's `concat` (1e-5).
 Then an export with folded batch norms (eval mode, the default) must be refused, naming
 `TrainingMode.PRESERVE`.
 
@@ -83,9 +85,37 @@ def main():
                              nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU6(),
                              nn.Flatten(), nn.Linear(32 * 4 * 4, 10))
 
+    def conv_bn_relu(cin, cout, k, stride=1):
+        return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    class Inception(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            self.b1 = nn.Sequential(*conv_bn_relu(cin, 8, 1))
+            self.b2 = nn.Sequential(*conv_bn_relu(cin, 8, 1), *conv_bn_relu(8, 12, 3))
+            self.b3 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), *conv_bn_relu(cin, 8, 1))
+
+        def forward(self, x):
+            pooled = self.b3(x)  # first: exported first
+            return torch.cat([self.b1(x), self.b2(x), pooled], dim=1)
+
+    class DenseLayer(nn.Module):
+        def __init__(self, cin, growth):
+            super().__init__()
+            self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, growth, 3, padding=1, bias=False))
+
+        def forward(self, x):
+            return torch.cat([x, self.body(x)], dim=1)
+
+    def inception():
+        return nn.Sequential(*conv_bn_relu(3, 16, 3, 2), Inception(16), nn.MaxPool2d(2),
+                             DenseLayer(28, 12), DenseLayer(40, 12),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(52, 10))
+
     networks = [("resnet18", lambda: torchvision.models.resnet18(num_classes=10), 64, 1e-4),
                 ("shortcut_first", shortcut_first, 32, 1e-5),
-                ("padded", padded, 32, 1e-5)]
+                ("padded", padded, 32, 1e-5),
+                ("inception", inception, 32, 1e-5)]
     headers = []
     images = {}
     for name, make, size, tolerance in networks:

@@ -22,6 +22,10 @@ next to it a JSON file with two inputs (NHWC) and PyTorch's outputs for them:
 - smooth_activations: SiLU, GELU (exact and tanh) and Hardswish, which torch.onnx.export
   writes at opset 13 as groups of operators (x * Sigmoid(x), x * (1 + Erf(x / sqrt 2)) / 2,
   ..., x * HardSigmoid(x)) that staticnet-onnx types as `silu`, `gelu<...>`, `hard_swish`.
+- inception: an Inception module (a 1x1 branch, 1x1 then 3x3, 3x3 max pooling then 1x1;
+  its `forward` runs the pooled branch first, so the export lists it first) and a DenseNet
+  layer (the input concatenated with batch norm, ReLU and a 3x3 convolution of it):
+  `torch.cat(dim=1)` exported as `Concat` (axis 1), staticnet's `concat<branch<...>...>`.
 - resnet18_folded.onnx: resnet18_narrow exported in eval mode with the default
   `training=EVAL`, which folds every batch norm into the convolution before it; the import
   must refuse it and say how to export.
@@ -128,6 +132,34 @@ def smooth_activations():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5), nn.Softmax(dim=1))
 
 
+class Inception(nn.Module):
+    def __init__(self, cin):
+        super().__init__()
+        self.b1 = nn.Sequential(nn.Conv2d(cin, 4, 1, bias=False), bn(4), nn.ReLU())
+        self.b2 = nn.Sequential(nn.Conv2d(cin, 4, 1, bias=False), bn(4), nn.ReLU(),
+                                nn.Conv2d(4, 6, 3, padding=1, bias=False), bn(6), nn.ReLU())
+        self.b3 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(cin, 4, 1))
+
+    def forward(self, x):
+        pooled = self.b3(x)  # first: exported first
+        return torch.cat([self.b1(x), self.b2(x), pooled], dim=1)
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.body = nn.Sequential(bn(cin), nn.ReLU(), nn.Conv2d(cin, growth, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.body(x)], dim=1)
+
+
+def inception():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), bn(8), nn.ReLU(),
+                         Inception(8), DenseLayer(14, 6),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(20, 5), nn.Softmax(dim=1))
+
+
 def grouped_dilated():
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), bn(8), nn.ReLU(),
                          nn.Conv2d(8, 8, 3, padding=1, groups=4, bias=False), bn(8), nn.ReLU(),  # ResNeXt's grouped 3x3
@@ -182,6 +214,8 @@ def main():
         net[7].weight.mul_(4.0)  # Hardswish's input past its kinks at -3 and 3 too
     export(net, "smooth_activations", (3, 8, 8))
     torch.manual_seed(23)
+    export(randomize(inception()), "inception", (3, 8, 8))
+    torch.manual_seed(24)
     export(randomize(grouped_dilated()), "grouped_dilated", (3, 12, 12))
 
 

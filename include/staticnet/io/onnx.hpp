@@ -55,6 +55,7 @@
 #include "onnx/activations.hpp"
 #include "onnx/average_pool2d.hpp"
 #include "onnx/batch_norm.hpp"
+#include "onnx/concat.hpp"
 #include "onnx/conv2d.hpp"
 #include "onnx/depthwise_conv2d.hpp"
 #include "onnx/dense.hpp"

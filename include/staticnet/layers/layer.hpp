@@ -184,7 +184,7 @@ struct layer_traits {
     /// The activation its output ends in (conv2d<8, 3, relu>, an activation layer).
     activation_info activation{};
     /// It holds other layers and names them: `body_layers` and `shortcut_layers` (tuples of
-    /// bound layers; residual).
+    /// bound layers; residual), and, for parallel branches, `branch_layers` (concat).
     bool composite = false;
 };
 

@@ -40,10 +40,14 @@ struct bind_layers<Position, In, Spec, Rest...> {
 template <typename L>
 constexpr std::string_view activation_name() { return traits_of<L>().activation.name; }
 
-/// A layer that holds other layers (`residual`: `traits.composite`) names them as tuples of
-/// bound layers: the main path `body_layers`, and `shortcut_layers` (empty for the identity).
+/// A layer that holds other layers (`residual`, `concat`: `traits.composite`) names them as
+/// tuples of bound layers: the main path `body_layers`, and `shortcut_layers` (empty for the
+/// identity). A block of parallel paths (`concat`) also names `branch_layers`, a tuple of
+/// one such tuple per branch; its `body_layers` are all of them in order.
 template <typename L>
 concept composite_layer = traits_of<L>().composite;
+template <typename L>
+concept branching_layer = composite_layer<L> && requires { typename L::branch_layers; };
 
 /// Adds a bound layer to an architecture fingerprint: its name, activation, output shape and
 /// counts, and for a composite layer each inner layer the same way.
@@ -59,10 +63,17 @@ constexpr std::uint64_t hash_layer(std::uint64_t h) noexcept {
         for (auto v : L::hyperparameters) h = fnv1a(h, v);
     if constexpr (composite_layer<L>) {
         auto hash_all = [&]<typename... Inner>(std::tuple<Inner...>*) { ((h = hash_layer<Inner>(h)), ...); };
-        h = fnv1a(h, std::string_view{"body"});
-        hash_all(static_cast<typename L::body_layers*>(nullptr));
-        h = fnv1a(h, std::string_view{"shortcut"});
-        hash_all(static_cast<typename L::shortcut_layers*>(nullptr));
+        if constexpr (branching_layer<L>) {
+            // Branch by branch: moving a layer from one branch to the next changes the hash.
+            [&]<typename... Branch>(std::tuple<Branch...>*) {
+                ((h = fnv1a(h, std::string_view{"branch"}), hash_all(static_cast<Branch*>(nullptr))), ...);
+            }(static_cast<typename L::branch_layers*>(nullptr));
+        } else {
+            h = fnv1a(h, std::string_view{"body"});
+            hash_all(static_cast<typename L::body_layers*>(nullptr));
+            h = fnv1a(h, std::string_view{"shortcut"});
+            hash_all(static_cast<typename L::shortcut_layers*>(nullptr));
+        }
     }
     return h;
 }

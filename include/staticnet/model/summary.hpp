@@ -55,7 +55,7 @@ struct layer_before<0, Layers> {
 
 /// The row of bound layer `L`, labelled `label`, and below it, for a composite layer (a
 /// residual block), a row per inner layer, indented: the body, then the shortcut's layers
-/// marked "shortcut:". An inner row's bytes are part of its block's. An activation layer
+/// marked "shortcut:" (a concat block: each branch's, marked "branch k:"). An inner row's bytes are part of its block's. An activation layer
 /// folded into the layer before it (`Before`; layer.hpp, `applies_output_activation`) shares
 /// that layer's output: its row counts no output bytes.
 template <typename L, typename Before = void>
@@ -80,8 +80,21 @@ void summary_rows(std::vector<summary_row>& rows, std::string label, const std::
                  ...);
             }(std::index_sequence_for<Inner...>{});
         };
-        chain(static_cast<typename L::body_layers*>(nullptr), "");
-        chain(static_cast<typename L::shortcut_layers*>(nullptr), "shortcut: ");
+        if constexpr (branching_layer<L>) {
+            // Each branch's layers marked with its number; an empty branch is the identity.
+            [&]<typename... Branch>(std::tuple<Branch...>*) {
+                std::size_t k = 0;
+                const auto one = [&]<typename B>(B* b) {
+                    const std::string prefix = "branch " + std::to_string(k++) + ": ";
+                    if constexpr (std::tuple_size_v<B> == 0) rows.push_back({inner_indent + prefix + "identity", L::input_shape, 0, 0, 0});
+                    else chain(b, prefix);
+                };
+                (one(static_cast<Branch*>(nullptr)), ...);
+            }(static_cast<typename L::branch_layers*>(nullptr));
+        } else {
+            chain(static_cast<typename L::body_layers*>(nullptr), "");
+            chain(static_cast<typename L::shortcut_layers*>(nullptr), "shortcut: ");
+        }
     }
 }
 

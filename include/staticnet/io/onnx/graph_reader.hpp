@@ -24,6 +24,10 @@
 
 namespace staticnet::onnx {
 
+/// How a block's paths meet: summed (`Add` or `Sum`, a residual block) or concatenated
+/// (`Concat`, a concat block).
+enum class join_kind { sum, concat };
+
 /// Walks a parsed file during an import, along the data path from the graph's input; a
 /// `layer_mapping` takes its layer's nodes from it.
 ///
@@ -31,8 +35,8 @@ namespace staticnet::onnx {
 /// layer produced (`position()`), through the one node that reads it, past nodes without
 /// parameters (activations, pooling, reshapes, `Identity`, `Dropout`; a zero `Pad` is kept
 /// for the convolution after it), to the next node with parameters. Where the path forks (a
-/// residual block), the block's mapping chooses each path with `enter` and finds where they
-/// meet with `walk_to_join`, trying the other assignment of its paths after a mismatch
+/// residual or concat block), the block's mapping chooses each path with `enter` and finds
+/// where they meet with `walk_to_join`, trying the other assignment of its paths after a mismatch
 /// (`save`, `restore`), so a block exported shortcut first loads as one exported body first.
 class graph_reader {
 public:
@@ -59,20 +63,27 @@ public:
     /// Continues the walk with `n` (a consumer of `position()`): the first node of one path
     /// of a block.
     void enter(const node& n) noexcept { entry_ = &n; }
+    /// Sets `n` aside while a block's path is read (no longer listed by `consumers`), and
+    /// brings it back: the join of a block that reads the block's input itself (an identity
+    /// shortcut or branch), while a nested block at the start of another path finds its own.
+    void set_aside(const node& n) noexcept { taken_[index_of(n)] = true; }
+    void bring_back(const node& n) noexcept { taken_[index_of(n)] = false; }
     /// Moves the walk back to `tensor_name` (a block's input, for its second path).
     void go_to(std::string tensor_name) { current_ = std::move(tensor_name); entry_ = nullptr; }
     /// Walks from `position()` past nodes without parameters (the activations and pooling
     /// before a block, which import nothing) to the first tensor read by more than one node:
     /// where a block's paths begin. Returns that tensor, the new `position()`.
     const std::string& walk_to_fork();
-    /// Walks from `position()` past nodes without parameters to where two paths meet (an
-    /// `Add` or `Sum` of two data tensors) and returns it, not taken; fails on a node with
-    /// parameters first (the file's path has more layers than the declared one).
-    const node& walk_to_join();
+    /// Walks from `position()` past nodes without parameters to where paths meet (an `Add`
+    /// or `Sum` of two data tensors, or a `Concat` of data tensors for `join_kind::concat`)
+    /// and returns it, not taken; fails on a node with parameters first (the file's path has
+    /// more layers than the declared one).
+    const node& walk_to_join(join_kind kind = join_kind::sum);
     /// Takes the join of a block: the walk goes on from its output.
     void take_join(const node& join);
-    /// Whether `n` joins paths: an `Add` or `Sum` of tensors none of which is a parameter.
-    [[nodiscard]] bool is_join(const node& n) const;
+    /// Whether `n` joins paths: an `Add` or `Sum` of tensors none of which is a parameter
+    /// (`join_kind::concat`: a `Concat` of such tensors).
+    [[nodiscard]] bool is_join(const node& n, join_kind kind = join_kind::sum) const;
     /// Where `tensor_name` is read by several nodes that compute an elementwise function of it
     /// alone, an activation written as several operators (SiLU's x * Sigmoid(x), GELU's
     /// x * (1 + Erf(x / sqrt 2)) / 2): those nodes, in the order they may run. That is, the
@@ -272,10 +283,11 @@ inline std::vector<const node*> graph_reader::consumers(const std::string& tenso
     return found;
 }
 
-inline bool graph_reader::is_join(const node& n) const {
-    if (n.op_type != "Add" && n.op_type != "Sum") return false;
+inline bool graph_reader::is_join(const node& n, join_kind kind) const {
+    if (kind == join_kind::sum ? n.op_type != "Add" && n.op_type != "Sum" : n.op_type != "Concat") return false;
     const auto data = std::ranges::count_if(n.inputs, [&](const std::string& in) { return !in.empty() && !is_parameter(in); });
-    return data >= 2 && data == static_cast<std::ptrdiff_t>(n.inputs.size());
+    // A concat block of one branch is a Concat of one tensor.
+    return data >= (kind == join_kind::sum ? 2 : 1) && data == static_cast<std::ptrdiff_t>(n.inputs.size());
 }
 
 inline bool graph_reader::pass_elementwise_region() {
@@ -337,6 +349,9 @@ inline const node& graph_reader::next_parameter_node(std::initializer_list<std::
         if (is_join(n))
             fail("expects " + wanted + ", but the path reaches " + describe(n) +
                  " first, where a residual block's paths meet (the file's block has fewer layers than the declared one)");
+        if (is_join(n, join_kind::concat))
+            fail("expects " + wanted + ", but the path reaches " + describe(n) +
+                 " first, where a concat block's branches meet (the file's branch has fewer layers than the declared one)");
         if (n.op_type == "Pad" || !carries_parameters(n)) {
             pass(n);
             continue;
@@ -375,26 +390,29 @@ inline void graph_reader::pass(const node& n) {
     take(n);
 }
 
-inline const node& graph_reader::walk_to_join() {
+inline const node& graph_reader::walk_to_join(join_kind kind) {
+    const std::string_view wanted =
+        kind == join_kind::sum ? "the 'Add' that ends the residual block" : "the 'Concat' that ends the concat block";
     for (std::size_t steps = 0; steps <= model_.nodes.size(); ++steps) {
-        const node& n = step("the 'Add' that ends the residual block");
-        if (is_join(n)) {
+        const node& n = step(wanted);
+        if (is_join(n, kind)) {
             if (padding_ != std::array<std::int64_t, 4>{}) fail("a 'Pad' node pads the input of " + describe(n));
             return n;
         }
-        if (n.op_type != "Pad" && carries_parameters(n))
-            fail("the block's path is complete, but it goes on to " + describe(n) +
-                 " before its 'Add' (the file's block has more layers than the declared one)");
+        if ((n.op_type != "Pad" && carries_parameters(n)) || is_join(n, kind == join_kind::sum ? join_kind::concat : join_kind::sum))
+            fail("the block's path is complete, but it goes on to " + describe(n) + " before its '" +
+                 (kind == join_kind::sum ? "Add" : "Concat") + "' (the file's block has more layers than the declared one)");
         pass(n);
     }
-    fail("expects the 'Add' that ends the residual block, but the file's graph has a cycle");
+    fail("expects " + std::string(wanted) + ", but the file's graph has a cycle");
 }
 
 inline const std::string& graph_reader::walk_to_fork() {
     for (std::size_t steps = 0; steps <= model_.nodes.size(); ++steps) {
         const auto next = consumers(current_);
         if (next.size() > 1 && pass_elementwise_region()) continue;
-        if (next.size() != 1 || is_join(*next[0]) || (next[0]->op_type != "Pad" && carries_parameters(*next[0])))
+        if (next.size() != 1 || is_join(*next[0]) || is_join(*next[0], join_kind::concat) ||
+            (next[0]->op_type != "Pad" && carries_parameters(*next[0])))
             return current_;
         pass(*next[0]);
     }

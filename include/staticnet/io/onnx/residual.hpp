@@ -2,6 +2,7 @@
 /// @file
 /// ONNX mapping of `residual` (layers/residual.hpp): the inner layers' own mappings, then `Add`.
 
+#include "../../layers/layer_list.hpp"
 #include "../../layers/residual.hpp"
 #include "graph.hpp"
 
@@ -56,15 +57,33 @@ struct layer_mapping<staticnet::detail::residual_layer<Shortcut, Body, In, Posit
     static void import_layer(graph_reader& r, std::span<float> parameters, std::span<float> state) {
         const std::string x = r.walk_to_fork();
         const auto starts = r.consumers(x);
-        if (starts.size() != 2)
-            r.fail("expects a residual block, whose input '" + x + "' feeds two paths (the body and the " +
-                   (shortcut_count == 0 ? std::string("identity shortcut") : std::string("projection")) +
-                   "), but it is read by " + std::to_string(starts.size()) + " node(s)");
         auto import_path = [&]<std::size_t First, std::size_t... K>(std::index_sequence<K...>) {
             (layer_mapping<inner<First + K>>::import_layer(r, parameters_of<First + K>(parameters),
                                                            state_of<First + K>(state)),
              ...);
         };
+        if constexpr (shortcut_count == 0 && staticnet::detail::composite_layer<inner<0>>) {
+            // The body starts with a block (a concat), whose own paths read the input too: the
+            // identity shortcut's `Add` is set aside while the body finds them.
+            const auto add = std::ranges::find_if(starts, [&](const node* n) { return r.is_join(*n); });
+            if (add == starts.end())
+                r.fail("expects a residual block, whose identity shortcut reads its input '" + x +
+                       "' into its 'Add', but no 'Add' reads it");
+            const node& shortcut = **add;
+            r.set_aside(shortcut);
+            import_path.template operator()<0>(std::make_index_sequence<body_count>{});
+            r.bring_back(shortcut);
+            const node& join = r.walk_to_join();
+            if (&join != &shortcut)
+                r.fail("the block's body ends at " + r.describe(join) + ", but the identity shortcut goes from '" + x +
+                       "' to " + r.describe(shortcut));
+            r.take_join(join);
+            return;
+        }
+        if (starts.size() != 2)
+            r.fail("expects a residual block, whose input '" + x + "' feeds two paths (the body and the " +
+                   (shortcut_count == 0 ? std::string("identity shortcut") : std::string("projection")) +
+                   "), but it is read by " + std::to_string(starts.size()) + " node(s)");
         auto try_assignment = [&](const node& body_start, const node& shortcut_start) {
             r.enter(body_start);
             import_path.template operator()<0>(std::make_index_sequence<body_count>{});

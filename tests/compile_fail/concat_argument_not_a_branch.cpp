@@ -1,0 +1,6 @@
+// expect: every argument of concat<...> must be a branch<...>
+#include <staticnet/staticnet.hpp>
+namespace sn = staticnet;
+using net = sn::sequential<sn::input<8, 8, 4>, sn::concat<sn::branch<sn::conv2d<4, 1>>, sn::conv2d<4, 3>>,
+                           sn::global_average_pool2d, sn::dense<10>>;
+int main() { return static_cast<int>(net::parameter_count); }
