@@ -46,10 +46,12 @@ using resnet_net = sn::sequential<
     sn::relu, sn::average_pool2d<2>, sn::global_average_pool2d, sn::dense<4, sn::softmax>>;
 
 // The layers of modern image networks: a strided depthwise convolution with a multiplier,
-// grouped and dilated convolutions, silu, gelu and hard_swish, batch_norm.
+// concatenated branches (one of them the input, as DenseNet's), grouped and dilated
+// convolutions, silu, gelu and hard_swish (one folded into its convolution), batch_norm.
 using modern_net = sn::sequential<
     sn::input<8, 8, 2>, sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::silu,
     sn::depthwise_conv2d<3, sn::relu6, 2, sn::padding::symmetric<1>, 2>,
+    sn::concat<sn::branch<sn::conv2d<4, 1, sn::hard_swish>, sn::batch_norm<>>, sn::branch<>>,
     sn::conv2d<8, 3, sn::identity, 1, sn::padding::symmetric<2>, sn::bias::use, 4, 2>, sn::gelu<>,
     sn::conv2d<8, 1, sn::identity, 1, sn::padding::valid, sn::bias::use, 2>, sn::hard_swish, sn::global_average_pool2d,
     sn::dense<4, sn::softmax>>;
@@ -153,7 +155,7 @@ TEST_CASE("deterministic mode is bitwise identical for any number of ranks and t
     };
     CHECK(train<sn::adamw, sn::mpi_communicator, resnet_net>(*world, with_options(distributed), 12, 1) ==
           train<sn::adamw, sn::local_communicator, resnet_net>(alone, with_options(single), 12, 1));
-    // Depthwise, grouped and dilated convolutions and the activations of modern networks.
+    // Depthwise, grouped and dilated convolutions, branches and the activations of modern networks.
     const auto modern_ours = train<sn::adamw, sn::mpi_communicator, modern_net>(*world, with_options(distributed), 12, 1);
     REQUIRE(modern_ours.size() == modern_net::arena_size + modern_net::state_size);
     CHECK(modern_ours == train<sn::adamw, sn::local_communicator, modern_net>(alone, with_options(single), 12, 1));

@@ -68,7 +68,10 @@ inline constexpr activation_info activation_info_of = [] {
     if constexpr (requires { A::monotone; }) info.monotone = A::monotone;
     info.forward = &A::forward;
     if constexpr (activation<A>) info.backward = &A::backward;
-    else info.derivative_from_input = true;  // no backward from the output: never folded
+    else {  // no backward from the output: folded only where the input can be recomputed
+        info.derivative_from_input = true;
+        info.backward_from_input = &A::backward_from_input;
+    }
     return info;
 }();
 

@@ -64,6 +64,7 @@ public:
     static constexpr layer_traits traits{.batch_statistics = true,
                                          .keeps_output_gradient = true,
                                          .applies_output_activation = true,
+                                         .recomputes_pre_activation = true,
                                          .replays_state_updates = true};
     static constexpr shape input_shape = In;
     static constexpr shape output_shape = In;
@@ -155,6 +156,14 @@ public:
         if (ctx.output_activation_backward != nullptr)
             for_row_blocks(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
                 ctx.output_activation_backward(b.output + first * C, dout + first * C, n_rows, C);
+            });
+        if (const auto derivative = ctx.output_activation_backward_from_input; derivative != nullptr)
+            // silu, gelu, hard_swish: their input, this layer's normalised output, recomputed by
+            // forward's own pass (the same bits), a block at a time on the stack.
+            for_row_blocks(ctx, rows, [&](std::size_t first, std::size_t n_rows) {
+                std::array<float, rows_per_block * C> normalised;
+                kernels::normalize(in + first * C, n_rows, C, mean, inv_std, gamma, gamma + C, normalised.data());
+                derivative(normalised.data(), dout + first * C, dout + first * C, n_rows, C);
             });
         // sums[0, C): sum of dy; [C, 2C): sum of dy * x_hat; [2C]: rows.
         std::array<double, 2 * C + 1> sums{};

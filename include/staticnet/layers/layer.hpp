@@ -83,8 +83,12 @@ struct layer_context {
     /// The activation folded into this layer (see `applies_output_activation`): applied in
     /// place to the output in forward...
     void (*output_activation)(float* x, std::size_t rows, std::size_t cols) noexcept = nullptr;
-    /// ... and its derivative, in place to the output gradient given the output, in backward.
+    /// ... and its derivative, in place to the output gradient given the output, in backward;
     void (*output_activation_backward)(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept = nullptr;
+    /// or, for an activation whose derivative needs its input (silu, gelu, hard_swish) folded
+    /// into a layer that `recomputes_pre_activation`, given that input (dx may be dy).
+    void (*output_activation_backward_from_input)(const float* x, const float* dy, float* dx, std::size_t rows,
+                                                  std::size_t cols) noexcept = nullptr;
     /// Set when batch statistics must cover the whole global batch (synchronised batch_norm).
     const rank_reducer* batch_statistics = nullptr;
     /// Deterministic training: the state buffers of this forward pass point into a *record*
@@ -136,8 +140,11 @@ struct activation_info {
     bool derivative_from_input = false;
     /// In place on [rows x cols] ...
     void (*forward)(float* x, std::size_t rows, std::size_t cols) noexcept = nullptr;
-    /// ... and its derivative, in place on the output gradient, given the output.
+    /// ... and its derivative, in place on the output gradient, given the output ...
     void (*backward)(const float* y, float* dy, std::size_t rows, std::size_t cols) noexcept = nullptr;
+    /// ... or, when `derivative_from_input`, given the input (dx may be dy).
+    void (*backward_from_input)(const float* x, const float* dy, float* dx, std::size_t rows,
+                                std::size_t cols) noexcept = nullptr;
 };
 
 /// What a layer declares about itself so that the chain that runs it (`sequential`, a
@@ -166,6 +173,10 @@ struct layer_traits {
     /// activation layer right after it is folded into it (`layer_context::output_activation`,
     /// `output_activation_backward`), one pass over memory fewer each way.
     bool applies_output_activation = false;
+    /// It can recompute in backward the values its folded activation was applied to (batch_norm:
+    /// from its input and its cached statistics): then an activation whose derivative needs its
+    /// input (silu, gelu, hard_swish) folds into it too, without keeping anything more.
+    bool recomputes_pre_activation = false;
     /// It applies the derivative of the previous layer's activation when that one is
     /// monotone (max pooling; `layer_context::input_activation_backward`).
     bool applies_input_activation_derivative = false;
@@ -225,7 +236,8 @@ template <typename L, typename A>
 constexpr bool folds_into() {
     // (By name: GCC with -fsanitize cannot compare a function's address in a constant expression.)
     return traits_of<L>().applies_output_activation && traits_of<A>().passes_pre_activation_gradient &&
-           !traits_of<A>().activation.name.empty() && !traits_of<A>().activation.derivative_from_input;
+           !traits_of<A>().activation.name.empty() &&
+           (!traits_of<A>().activation.derivative_from_input || traits_of<L>().recomputes_pre_activation);
 }
 
 template <typename L>

@@ -211,10 +211,16 @@ public:
             if constexpr (!skips_backward<I>()) {
                 layer_context c = context_for<I>(ctx);
                 c.output_activation_backward = nullptr;
+                c.output_activation_backward_from_input = nullptr;
                 if constexpr (folded<I + 1>()) {
                     // The folded activation's derivative, unless its gradient is already pre-activation.
-                    if (!((I + 2 == size && top_pre_activation) || next_applies_derivative<I + 1>()))
-                        c.output_activation_backward = traits_of<layer_type<I + 1>>().activation.backward;
+                    if (!((I + 2 == size && top_pre_activation) || next_applies_derivative<I + 1>())) {
+                        constexpr activation_info act = traits_of<layer_type<I + 1>>().activation;
+                        if constexpr (act.derivative_from_input)
+                            c.output_activation_backward_from_input = act.backward_from_input;
+                        else
+                            c.output_activation_backward = act.backward;
+                    }
                 }
                 c.gradient_is_pre_activation = (I + 1 == size && top_pre_activation) || next_applies_derivative<I>();
                 c.input_activation_backward = nullptr;
