@@ -697,12 +697,15 @@ TEST_CASE("depthwise_conv2d backward matches finite differences", "[layers][dept
         2, 48, {.step = 1e-3f, .prepare = strong});
 }
 
-TEST_CASE("depthwise_conv2d gives the same bits with 1, 2 and 3 threads", "[layers][depthwise][threads]") {
-    using D = bound<sn::depthwise_conv2d<3, sn::tanh, 2, sn::padding::same, 2>, sn::shape{9, 7, 5}>;
+namespace {
+// Forward and backward of layer L on `batch` samples with 1, 2 and 3 threads: the outputs,
+// parameter gradients and input gradients are the same bits.
+template <typename L>
+void require_same_bits_for_thread_counts(std::size_t batch, std::uint64_t seed) {
     std::vector<std::vector<float>> results;
     for (std::size_t threads : {1, 2, 3}) {
-        runner<D> r(11, threads);  // three groups of images, the last one short
-        sn::rng g(49);
+        runner<L> r(batch, threads);
+        sn::rng g(seed);
         for (auto& x : r.input) x = g.uniform(-1.0f, 1.0f);
         for (auto& x : r.parameters) x = g.uniform(-1.0f, 1.0f);
         for (auto& x : r.output_gradient) x = g.uniform(-1.0f, 1.0f);
@@ -716,6 +719,13 @@ TEST_CASE("depthwise_conv2d gives the same bits with 1, 2 and 3 threads", "[laye
     }
     CHECK(results[1] == results[0]);
     CHECK(results[2] == results[0]);
+}
+}  // namespace
+
+TEST_CASE("depthwise_conv2d gives the same bits with 1, 2 and 3 threads", "[layers][depthwise][threads]") {
+    // 11 images: three groups of images, the last one short.
+    require_same_bits_for_thread_counts<bound<sn::depthwise_conv2d<3, sn::tanh, 2, sn::padding::same, 2>, sn::shape{9, 7, 5}>>(
+        11, 49);
 }
 
 TEST_CASE("depthwise convolutions match PyTorch's grouped Conv2d on identical weights", "[layers][depthwise][pytorch]") {
@@ -781,24 +791,8 @@ TEST_CASE("grouped and dilated conv2d backward matches finite differences", "[la
 }
 
 TEST_CASE("grouped and dilated conv2d give the same bits with 1, 2 and 3 threads", "[layers][grouped][threads]") {
-    using L = bound<sn::conv2d<8, 3, sn::tanh, 1, sn::padding::same, sn::bias::use, 2, 2>, sn::shape{9, 7, 6}>;
-    std::vector<std::vector<float>> results;
-    for (std::size_t threads : {1, 2, 3}) {
-        runner<L> r(11, threads);
-        sn::rng g(69);
-        for (auto& x : r.input) x = g.uniform(-1.0f, 1.0f);
-        for (auto& x : r.parameters) x = g.uniform(-1.0f, 1.0f);
-        for (auto& x : r.output_gradient) x = g.uniform(-1.0f, 1.0f);
-        std::fill(r.parameter_gradients.begin(), r.parameter_gradients.end(), 0.0f);
-        r.forward(true);
-        r.backward();
-        std::vector<float> all(r.output.begin(), r.output.end());
-        all.insert(all.end(), r.parameter_gradients.begin(), r.parameter_gradients.end());
-        all.insert(all.end(), r.input_gradient.begin(), r.input_gradient.end());
-        results.push_back(std::move(all));
-    }
-    CHECK(results[1] == results[0]);
-    CHECK(results[2] == results[0]);
+    require_same_bits_for_thread_counts<
+        bound<sn::conv2d<8, 3, sn::tanh, 1, sn::padding::same, sn::bias::use, 2, 2>, sn::shape{9, 7, 6}>>(11, 69);
 }
 
 TEST_CASE("grouped and dilated convolutions match PyTorch's Conv2d on identical weights", "[layers][grouped][pytorch]") {
