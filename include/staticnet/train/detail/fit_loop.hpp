@@ -94,18 +94,19 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
     const data::augmentation augment{.flip = options.flip, .crop_padding = options.crop_padding,
                                      .random_resized_crop = options.random_resized_crop,
                                      .color_jitter = options.color_jitter};
-    std::optional<data::sample_transform> transform;
-    try {
-        if constexpr (streamed) {
-            const shape& s = train.sample_shape();
-            transform.emplace(augment, settings_.normalization, s.height(), s.width(), s.channels());
-        } else {
-            const auto& s = train.images.shape();
-            transform.emplace(augment, settings_.normalization, s[1], s[2], s[3]);
+    data::sample_transform transform = [&] {
+        try {
+            if constexpr (streamed) {
+                const shape& s = train.sample_shape();
+                return data::sample_transform(augment, settings_.normalization, s.height(), s.width(), s.channels());
+            } else {
+                const auto& s = train.images.shape();
+                return data::sample_transform(augment, settings_.normalization, s[1], s[2], s[3]);
+            }
+        } catch (const std::invalid_argument& e) {
+            throw error(std::string("fit: ") + e.what());
         }
-    } catch (const std::invalid_argument& e) {
-        throw error(std::string("fit: ") + e.what());
-    }
+    }();
     std::optional<data::batch_loader> loader;
     // A stream keeps no per-sample state (its memory must not grow with the data set).
     std::vector<std::size_t> order, local_order;
@@ -167,7 +168,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
             // be larger).
             remaining = std::span<const std::size_t>(local_order.data() + first_step * local_full,
                                                      local_order.size() - first_step * local_full);
-            transform->start_epoch(options.seed, epoch);
+            transform.start_epoch(options.seed, epoch);
             if (loader && first_step < full_steps)
                 loader->start_epoch(remaining.first((full_steps - first_step) * local_full), epoch);
         }
@@ -192,7 +193,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
                 if constexpr (streamed) {
                     train.next(count, batch_images_.data(), batch_labels_.data());
                     const shape& sample = train.sample_shape();
-                    transform->normalize().apply(batch_images_.data(), count * sample.height() * sample.width(),
+                    transform.normalize().apply(batch_images_.data(), count * sample.height() * sample.width(),
                                                  sample.channels());
                     t = one_hot(batch_labels_.data(), count);
                 }
@@ -203,7 +204,7 @@ history model<Net, Optimizer, Loss, Communicator>::run_fit(Data& train, const fi
                 t = one_hot(b->labels.data(), count);
             } else if (count > 0) {
                 if constexpr (!streamed)
-                    t = gather(train, remaining.data() + (step - first_step) * local_full, count, *transform);
+                    t = gather(train, remaining.data() + (step - first_step) * local_full, count, transform);
             }
             const std::uint64_t step_seed = rng::derived(options.seed ^ 0x5eed, optimizer_.iterations()).operator()();
             const auto r = train_step(images, t, count, batch_size, lo, step_seed);

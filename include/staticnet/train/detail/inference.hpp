@@ -71,14 +71,15 @@ xt::xtensor<float, 2> model<Net, Optimizer, Loss, Communicator>::run_predict(con
     const data::sample_transform transform = inference_transform(images.shape());
     for (std::size_t begin = 0; begin < n; begin += eval_batch()) {
         const std::size_t count = std::min(eval_batch(), n - begin);
-        const float* in = batch_images_.data();
         // Bytes become floats one batch at a time; floats are read in place unless normalised.
         const Pixel* pixels = images.data() + begin * sample;
+        const float* in = batch_images_.data();
         if constexpr (std::same_as<Pixel, float>) {
             if (!transform.transforms()) in = pixels;
         }
-        if (in == batch_images_.data())
-            for (std::size_t i = 0; i < count; ++i) transform(pixels + i * sample, begin + i, batch_images_.data() + i * sample);
+        const bool converted = in == batch_images_.data();
+        for (std::size_t i = 0; converted && i < count; ++i)
+            transform(pixels + i * sample, begin + i, batch_images_.data() + i * sample);
         const float* out = infer(in, count);
         std::memcpy(result.data() + begin * classes, out, count * classes * sizeof(float));
     }
