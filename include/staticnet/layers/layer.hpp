@@ -135,8 +135,9 @@ struct activation_info {
     std::string_view name{};  ///< empty: the layer ends in no activation
     /// Monotone and elementwise (relu, tanh, sigmoid): max commutes with it.
     bool monotone = false;
-    /// Its derivative needs its input (silu, gelu, hard_swish): `backward` is null, and it is
-    /// never folded into the layer before it.
+    /// Its derivative needs its input (silu, gelu, hard_swish): `backward` is null and
+    /// `backward_from_input` is set; as a layer it folds only into a layer that
+    /// `recomputes_pre_activation` (batch_norm).
     bool derivative_from_input = false;
     /// In place on [rows x cols] ...
     void (*forward)(float* x, std::size_t rows, std::size_t cols) noexcept = nullptr;
