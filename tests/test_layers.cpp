@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 #include <vector>
 
 namespace sn = staticnet;
@@ -219,8 +220,10 @@ void check_winograd_against_direct(std::size_t batch, std::uint64_t seed) {
 TEST_CASE("conv2d by Winograd (3x3, stride 1, same padding) matches a direct convolution", "[layers][conv2d][winograd]") {
     constexpr std::size_t lanes = sn::simd::float_lanes;
     // Odd heights and widths (tiles sticking out), channel counts that are and are not whole registers.
-    check_winograd_against_direct<bound<sn::conv2d<lanes + 4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
-                                        sn::shape{7, 5, 8}>>(3, 11);
+    using sticking_out = bound<sn::conv2d<lanes + 4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
+                               sn::shape{7, 5, 8}>;
+    STATIC_REQUIRE(sticking_out::algorithm == std::string_view{"winograd F(4x4,3x3)"});
+    check_winograd_against_direct<sticking_out>(3, 11);
     check_winograd_against_direct<bound<sn::conv2d<2 * lanes, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
                                         sn::shape{6, 9, 2 * lanes + 3}>>(2, 12);
     // The ResNet example's widths, with enough images for three chunks (dU summed over them).
@@ -229,16 +232,22 @@ TEST_CASE("conv2d by Winograd (3x3, stride 1, same padding) matches a direct con
     check_winograd_against_direct<wide>(2 * wide::max_chunk_images + 1, 13);
     check_winograd_against_direct<bound<sn::conv2d<64, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
                                         sn::shape{7, 7, 64}>>(5, 14);
-    // Images smaller than a tile.
-    check_winograd_against_direct<bound<sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
-                                        sn::shape{1, 1, 8}>>(2, 15);
-    check_winograd_against_direct<bound<sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>,
-                                        sn::shape{2, 3, 9}>>(2, 16);
+    // Images of one tile or less run im2col (Winograd would not pay there, performance.md):
+    // the same results.
+    using one_tile = bound<sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::shape{4, 4, 8}>;
+    using smaller = bound<sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::shape{2, 3, 9}>;
+    STATIC_REQUIRE(one_tile::algorithm == std::string_view{"im2col + gemm"});
+    STATIC_REQUIRE(smaller::algorithm == std::string_view{"im2col + gemm"});
+    check_winograd_against_direct<one_tile>(2, 15);
+    check_winograd_against_direct<smaller>(2, 16);
 }
 
 TEST_CASE("conv2d by Winograd matches finite differences", "[layers][conv2d][winograd][gradient]") {
     require_gradients<bound<sn::conv2d<8, 3, sn::tanh, 1, sn::padding::same>, sn::shape{5, 6, 8}>>(2, 15);
-    require_gradients<bound<sn::conv2d<9, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::shape{3, 3, 10}>>(3, 16);
+    // Two tiles high and wide, the second sticking out.
+    using odd = bound<sn::conv2d<9, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::shape{5, 5, 10}>;
+    STATIC_REQUIRE(odd::algorithm == std::string_view{"winograd F(4x4,3x3)"});
+    require_gradients<odd>(3, 16);
 }
 
 // The pixels the next layer reads, computed alone: the same values there (forward, input

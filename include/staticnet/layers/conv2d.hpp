@@ -116,8 +116,13 @@ private:
     /// `padding::symmetric<1>`) with enough channels on both sides to fill the products run
     /// Winograd's F(4x4, 3x3) (kernels/winograd.hpp): up to 4 times fewer multiply-adds.
     /// Valid padding keeps im2col, so the reference CNN's results stay those published for it.
+    /// An output of one tile (4x4 or smaller) keeps im2col too: there Winograd does as many
+    /// multiply-adds per used output (a 2x2 image wastes 12 of its 16) and its kernel transform
+    /// (36 C F floats, each pass) is not amortised. Measured (2026-12-05, bench_zoo, 1 thread):
+    /// ResNet-18 at 64x64 57-76 -> 174-185 images/s, VGG-11 at 32x32 78-83 -> 158-163.
     static constexpr bool winograd_path = Kernel == 3 && Stride == 1 && pads == padding_pixels{1, 1, 1, 1} &&
-                                          In.channels() >= 8 && Filters >= 8;
+                                          In.channels() >= 8 && Filters >= 8 &&
+                                          kernels::winograd_tiles_per_image(geometry) >= 2;
     static constexpr std::size_t winograd_tiles = kernels::winograd_tiles_per_image(geometry);
     static constexpr std::size_t winograd_band = kernels::winograd_band_floats(geometry);
     static constexpr std::size_t winograd_matrices = kernels::winograd_matrices;
