@@ -7,6 +7,7 @@
 #include <staticnet/kernels/gemm.hpp>
 #include <staticnet/kernels/im2col.hpp>
 #include <staticnet/kernels/normalization.hpp>
+#include <staticnet/kernels/transpose.hpp>
 #include <staticnet/layers/activations.hpp>
 
 #include <algorithm>
@@ -257,6 +258,41 @@ TEST_CASE("gemm allocates nothing once warm", "[kernels][gemm][allocation]") {
     void* volatile probe = ::operator new(16);
     ::operator delete(probe);
     CHECK(heap_allocations.load() == before + 1);
+}
+
+TEST_CASE("transpose: every element in its place, whole registers and edges, strided rows", "[kernels][transpose]") {
+    sn::rng g(6);
+    // Sizes below, at and around one register (8 and 16 lanes), and strides wider than a row.
+    for (const auto& [rows, columns] : {std::pair<std::size_t, std::size_t>{1, 1}, {3, 17}, {16, 16}, {8, 8}, {33, 40},
+                                       {128, 64}, {17, 1}, {50, 129}}) {
+        const std::size_t src_stride = columns + 3, dst_stride = rows + 5;
+        const auto src = random_vector(rows * src_stride, g);
+        std::vector<float> dst(columns * dst_stride, -7.0f);
+        k::transpose(rows, columns, src.data(), src_stride, dst.data(), dst_stride);
+        for (std::size_t i = 0; i < rows; ++i)
+            for (std::size_t j = 0; j < columns; ++j) REQUIRE(dst[j * dst_stride + i] == src[i * src_stride + j]);
+        // The padding between destination rows is untouched.
+        for (std::size_t j = 0; j < columns; ++j)
+            for (std::size_t i = rows; i < dst_stride; ++i) REQUIRE(dst[j * dst_stride + i] == -7.0f);
+    }
+}
+
+TEST_CASE("im2col_rows: any split of the rows writes the same matrix as im2col", "[kernels][im2col]") {
+    sn::rng g(12);
+    // A 7x7 stride-2 stem on 3 channels (as ResNet's) and a 3x3 with padding, two images each.
+    for (const k::window_geometry& geo : {k::window_geometry{12, 10, 3, 7, 2, 3, 3, 6, 5},
+                                         k::window_geometry{5, 6, 4, 3, 1, 1, 1, 5, 6}}) {
+        const std::size_t images = 2, rows = images * geo.rows_per_image();
+        const auto in = random_vector(images * geo.image_size(), g);
+        std::vector<float> whole(rows * geo.column_width()), pieces(whole.size(), -7.0f);
+        k::im2col(geo, in.data(), images, whole.data());
+        for (std::size_t first = 0; first < rows;) {
+            const std::size_t last = std::min(rows, first + 1 + first % 7);  // pieces of 1 to 7 rows, across images
+            k::im2col_rows(geo, in.data(), first, last, pieces.data());
+            first = last;
+        }
+        REQUIRE(pieces == whole);
+    }
 }
 
 // ---------------------------------------------------------------- element-wise, im2col, pooling

@@ -50,6 +50,7 @@
 
 #include "../core/compat.hpp"
 #include "../core/thread_pool.hpp"
+#include "transpose.hpp"
 
 namespace staticnet::kernels {
 
@@ -279,24 +280,17 @@ inline void pack_b(const float* b, std::size_t ldb, op op_b, std::size_t p0, std
         const float* src = b + (j0 + jp) * ldb + p0;
         std::size_t j = 0;
 #if defined(__AVX512F__) || defined(__AVX2__)
-        // A hardware gather fills one register (lanes stored rows) per instruction, several
-        // times faster than scalar copies with their strided stores. The intrinsic itself:
-        // xsimd 8's `batch::gather` resolves to its element-by-element fallback here, which
-        // took 9% of a training step (the transposed weights of every input gradient).
-        if (ldb * lanes <= std::size_t{INT32_MAX}) {
-            alignas(64) std::int32_t offsets[lanes];
-            for (std::size_t l = 0; l < lanes; ++l) offsets[l] = static_cast<std::int32_t>(l * ldb);
-#if defined(__AVX512F__)
-            static_assert(lanes == 16);
-            const __m512i index = _mm512_load_si512(offsets);
-            auto gather = [&](const float* base) { return float_batch(_mm512_i32gather_ps(index, base, 4)); };
-#else
-            static_assert(lanes == 8);
-            const __m256i index = _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets));
-            auto gather = [&](const float* base) { return float_batch(_mm256_i32gather_ps(base, index, 4)); };
-#endif
-            for (; j + lanes <= w; j += lanes)
-                for (std::size_t p = 0; p < kc; ++p) gather(src + j * ldb + p).store_aligned(panel + p * width + j);
+        // A square of `lanes` stored rows x `lanes` columns is loaded a row per register,
+        // transposed in registers and stored a panel row per register: about a quarter of
+        // the time of filling each register by a hardware gather, which is what this loop
+        // did before (17% of a ResNet-18 step, the transposed weights of every input
+        // gradient). Scalar copies take the last kc % lanes rows of the panel.
+        for (; j + lanes <= w; j += lanes) {
+            const float* rows = src + j * ldb;
+            const std::size_t squared = kc / lanes * lanes;
+            for (std::size_t p = 0; p < squared; p += lanes) transpose_square(rows + p, ldb, panel + p * width + j, width);
+            for (std::size_t p = squared; p < kc; ++p)
+                for (std::size_t l = 0; l < lanes; ++l) panel[p * width + j + l] = rows[l * ldb + p];
         }
 #endif
         for (; j < w; ++j)
@@ -304,6 +298,27 @@ inline void pack_b(const float* b, std::size_t ldb, op op_b, std::size_t p0, std
         for (std::size_t p = 0; p < kc; ++p)
             for (std::size_t jj = w; jj < width; ++jj) panel[p * width + jj] = 0.0f;
     }
+}
+
+/// Whether `workers` threads split C by rows (else by columns), from the work of the
+/// busiest thread in multiply-adds. Its tiles cost mr x lanes x k each either way. Split by
+/// rows, every thread packs the whole of B (unless its rows are few enough to read B in
+/// place); split by columns, a thread packs only its columns of B but streams all of A.
+/// Packing a float costs roughly 3 multiply-adds' time transposed (a share of a register
+/// transpose) and 2 as is (a copy), streaming one 1. Rough figures: they decide only where
+/// one split would repeat a large B, such as the 7x7 stem's weight gradient (13 row slivers
+/// of 12, B the 1024 x 64 output gradient of an image).
+inline bool split_rows(std::size_t m, std::size_t n, std::size_t k, op op_b, std::size_t workers) noexcept {
+    const std::size_t slivers = (m + mr - 1) / mr, groups = (n + lanes - 1) / lanes;
+    const std::size_t tile = mr * lanes * k;
+    const std::size_t pack = op_b == op::transpose ? 3 : 2;
+    const std::size_t rows_each = (slivers + workers - 1) / workers;
+    const bool rows_pack = !(op_b == op::none && rows_each * mr <= direct_b_max_rows);
+    const bool columns_pack = !(op_b == op::none && m <= direct_b_max_rows);
+    const std::size_t by_rows = rows_each * groups * tile + (rows_pack ? pack * k * n : 0) + rows_each * mr * k;
+    const std::size_t by_columns = slivers * ((groups + workers - 1) / workers) * tile +
+                                   (columns_pack ? pack * k * ((groups + workers - 1) / workers) * lanes : 0) + m * k;
+    return by_rows <= by_columns;
 }
 
 /// The single-threaded algorithm on a sub-matrix of C (A, B and C already offset to it).
@@ -377,13 +392,11 @@ inline void gemm(std::size_t m, std::size_t n, std::size_t k,
         gemm_serial(m, n, k, a, lda, op_a, b, ldb, op_b, c, ldc, accumulate);
         return;
     }
-    // Split C into row slivers or register-wide column groups, whichever leaves the busiest
-    // thread fewer tiles; rows win ties (each thread then reads only its own rows of A).
+    // Split C into row slivers or register-wide column groups, whichever costs the busiest
+    // thread less; rows win ties (each thread then reads only its own rows of A).
     const std::size_t slivers = (m + mr - 1) / mr;
     const std::size_t groups = (n + lanes - 1) / lanes;
-    const std::size_t row_cost = (slivers + workers - 1) / workers * groups;
-    const std::size_t col_cost = slivers * ((groups + workers - 1) / workers);
-    if (row_cost <= col_cost) {
+    if (split_rows(m, n, k, op_b, workers)) {
         pool->run([&](std::size_t w, std::size_t count) {
             const std::size_t i0 = std::min(m, slivers * w / count * mr);
             const std::size_t i1 = std::min(m, slivers * (w + 1) / count * mr);

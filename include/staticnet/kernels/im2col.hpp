@@ -26,36 +26,44 @@ struct window_geometry {
     [[nodiscard]] constexpr std::size_t image_size() const noexcept { return height * width * channels; }
 };
 
-/// Writes the column matrix of `images` consecutive images starting at `in`.
-inline void im2col(const window_geometry& g, const float* in, std::size_t images, float* columns) noexcept {
+/// Writes rows [first, last) of the column matrix of the images starting at `in` (row
+/// `(n, oy, ox)` is number `(n * out_height + oy) * out_width + ox`) to their places in
+/// `columns`, which points at row 0. Threads may take a range of rows each: a chunk of one
+/// large image (a ResNet's 7x7 stem) then splits as evenly as one of many small ones.
+inline void im2col_rows(const window_geometry& g, const float* in, std::size_t first, std::size_t last,
+                        float* columns) noexcept {
     const std::size_t row_width = g.column_width();
     const std::size_t span = g.kernel * g.channels;
-    for (std::size_t n = 0; n < images; ++n) {
+    const std::size_t per_image = g.rows_per_image();
+    for (std::size_t r = first; r < last; ++r) {
+        const std::size_t n = r / per_image, oy = r % per_image / g.out_width, ox = r % g.out_width;
         const float* image = in + n * g.image_size();
-        for (std::size_t oy = 0; oy < g.out_height; ++oy)
-            for (std::size_t ox = 0; ox < g.out_width; ++ox) {
-                float* row = columns + ((n * g.out_height + oy) * g.out_width + ox) * row_width;
-                // Input columns [x0, x0 + kernel) may stick out on either side by the padding.
-                const auto x0 = static_cast<std::ptrdiff_t>(ox * g.stride) - static_cast<std::ptrdiff_t>(g.pad_left);
-                const std::size_t kx_begin = x0 < 0 ? static_cast<std::size_t>(-x0) : 0;
-                const std::size_t kx_end = std::min<std::ptrdiff_t>(g.kernel, static_cast<std::ptrdiff_t>(g.width) - x0);
-                for (std::size_t ky = 0; ky < g.kernel; ++ky) {
-                    float* dst = row + ky * span;
-                    const auto iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad_top);
-                    if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.height) || kx_begin >= kx_end) {
-                        std::memset(dst, 0, span * sizeof(float));
-                        continue;
-                    }
-                    const float* src = image + (static_cast<std::size_t>(iy) * g.width) * g.channels;
-                    if (kx_begin > 0) std::memset(dst, 0, kx_begin * g.channels * sizeof(float));
-                    std::memcpy(dst + kx_begin * g.channels,
-                                src + static_cast<std::size_t>(x0 + static_cast<std::ptrdiff_t>(kx_begin)) * g.channels,
-                                (kx_end - kx_begin) * g.channels * sizeof(float));
-                    if (kx_end < g.kernel)
-                        std::memset(dst + kx_end * g.channels, 0, (g.kernel - kx_end) * g.channels * sizeof(float));
-                }
+        float* row = columns + r * row_width;
+        // Input columns [x0, x0 + kernel) may stick out on either side by the padding.
+        const auto x0 = static_cast<std::ptrdiff_t>(ox * g.stride) - static_cast<std::ptrdiff_t>(g.pad_left);
+        const std::size_t kx_begin = x0 < 0 ? static_cast<std::size_t>(-x0) : 0;
+        const std::size_t kx_end = std::min<std::ptrdiff_t>(g.kernel, static_cast<std::ptrdiff_t>(g.width) - x0);
+        for (std::size_t ky = 0; ky < g.kernel; ++ky) {
+            float* dst = row + ky * span;
+            const auto iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad_top);
+            if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.height) || kx_begin >= kx_end) {
+                std::memset(dst, 0, span * sizeof(float));
+                continue;
             }
+            const float* src = image + (static_cast<std::size_t>(iy) * g.width) * g.channels;
+            if (kx_begin > 0) std::memset(dst, 0, kx_begin * g.channels * sizeof(float));
+            std::memcpy(dst + kx_begin * g.channels,
+                        src + static_cast<std::size_t>(x0 + static_cast<std::ptrdiff_t>(kx_begin)) * g.channels,
+                        (kx_end - kx_begin) * g.channels * sizeof(float));
+            if (kx_end < g.kernel)
+                std::memset(dst + kx_end * g.channels, 0, (g.kernel - kx_end) * g.channels * sizeof(float));
+        }
     }
+}
+
+/// Writes the column matrix of `images` consecutive images starting at `in`.
+inline void im2col(const window_geometry& g, const float* in, std::size_t images, float* columns) noexcept {
+    im2col_rows(g, in, 0, images * g.rows_per_image(), columns);
 }
 
 /// The adjoint of `im2col`: sums every column entry back into the image it was read from.

@@ -59,12 +59,15 @@ inline constexpr std::size_t winograd_tile = 4, winograd_patch = 6, winograd_mat
     return ((g.out_height + winograd_tile - 1) / winograd_tile) * ((g.out_width + winograd_tile - 1) / winograd_tile);
 }
 
-/// U[p] = (G g G^T)[p] for every (channel, filter) of a Keras kernel [3, 3, channels, filters].
-inline void winograd_transform_kernel(const float* kernel, std::size_t channels, std::size_t filters, float* u) noexcept;
+/// U[p] = (G g G^T)[p] for every filter and the channels [first, last) of a Keras kernel
+/// [3, 3, channels, filters] (each channel is independent: threads may take a range each).
+inline void winograd_transform_kernel(const float* kernel, std::size_t channels, std::size_t filters, float* u,
+                                      std::size_t first, std::size_t last) noexcept;
 
-/// kernel_gradient += G^T dU G: the kernel's gradient from dU (36 x [channels x filters]).
+/// kernel_gradient += G^T dU G for the channels [first, last): the kernel's gradient from dU
+/// (36 x [channels x filters]).
 inline void winograd_add_kernel_gradient(const float* du, std::size_t channels, std::size_t filters,
-                                         float* kernel_gradient) noexcept;
+                                         float* kernel_gradient, std::size_t first, std::size_t last) noexcept;
 
 /// Floats of the `band` workspace that the input transforms need (per call).
 [[nodiscard]] constexpr std::size_t winograd_band_floats(const window_geometry& g) noexcept {
@@ -232,10 +235,11 @@ void for_tiles(const window_geometry& g, std::size_t images, std::size_t first_t
 
 }  // namespace detail::winograd
 
-inline void winograd_transform_kernel(const float* kernel, std::size_t channels, std::size_t filters, float* u) noexcept {
+inline void winograd_transform_kernel(const float* kernel, std::size_t channels, std::size_t filters, float* u,
+                                      std::size_t first, std::size_t last) noexcept {
     using namespace detail::winograd;
     const std::size_t tap = channels * filters;  // floats between kernel taps, and between U matrices
-    for (std::size_t c = 0; c < channels; ++c)
+    for (std::size_t c = first; c < last; ++c)
         for_lanes(filters, [&]<typename T>(std::size_t f) {
             T g[3][3], columns[6][3], result[6][6];
             for (std::size_t k = 0; k < 9; ++k) g[k / 3][k % 3] = load_lanes<T>(kernel + k * tap + c * filters + f);
@@ -246,10 +250,10 @@ inline void winograd_transform_kernel(const float* kernel, std::size_t channels,
 }
 
 inline void winograd_add_kernel_gradient(const float* du, std::size_t channels, std::size_t filters,
-                                         float* kernel_gradient) noexcept {
+                                         float* kernel_gradient, std::size_t first, std::size_t last) noexcept {
     using namespace detail::winograd;
     const std::size_t tap = channels * filters;
-    for (std::size_t c = 0; c < channels; ++c)
+    for (std::size_t c = first; c < last; ++c)
         for_lanes(filters, [&]<typename T>(std::size_t f) {
             T d[6][6], rows[6][3], g[3][3];
             for (std::size_t p = 0; p < winograd_matrices; ++p) d[p / 6][p % 6] = load_lanes<T>(du + p * tap + c * filters + f);

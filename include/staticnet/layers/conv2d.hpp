@@ -31,6 +31,7 @@
 #include "../kernels/elementwise.hpp"
 #include "../kernels/gemm.hpp"
 #include "../kernels/im2col.hpp"
+#include "../kernels/transpose.hpp"
 #include "../kernels/winograd.hpp"
 #include "activations.hpp"
 #include "initializers.hpp"
@@ -312,9 +313,10 @@ private:
     static const float* im2col(const layer_context& ctx, const kernels::window_geometry& g, const float* in,
                                std::size_t images) {
         if constexpr (reads_input_in_place) return in;
-        ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
-            kernels::im2col(g, in + begin * In.size(), end - begin, ctx.scratch + begin * g.rows_per_image() * g.column_width());
-        });
+        // By rows, not images: a chunk may be a single large image (the 7x7 stem's).
+        ctx.pool->parallel_for(images * g.rows_per_image(), [&](std::size_t begin, std::size_t end) {
+            kernels::im2col_rows(g, in, begin, end, ctx.scratch);
+        }, 16);
         return ctx.scratch;
     }
 
@@ -324,7 +326,9 @@ private:
     static void winograd_forward(const layer_context& ctx, const float* in, const float* kernel, float* out) {
         float* u = ctx.scratch;
         float* v = u + 2 * winograd_kernel_floats;
-        kernels::winograd_transform_kernel(kernel, In.channels(), Filters, u);
+        ctx.pool->parallel_for(In.channels(), [&](std::size_t begin, std::size_t end) {
+            kernels::winograd_transform_kernel(kernel, In.channels(), Filters, u, begin, end);
+        });
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const std::size_t tiles = images * winograd_tiles;
             float* m = v + winograd_matrices * tiles * In.channels();
@@ -355,12 +359,19 @@ private:
         float* du = ut + winograd_kernel_floats;
         float* v = du + winograd_kernel_floats;
         // dV = dM U^T reads U transposed: stored so, the product packs it with plain loads
-        // instead of gathers (measured: the gathers were 4% of a ResNet step).
-        kernels::winograd_transform_kernel(kernel, C, Filters, du);
-        for (std::size_t p = 0; p < winograd_matrices; ++p)
-            for (std::size_t c = 0; c < C; ++c)
-                for (std::size_t f = 0; f < Filters; ++f) ut[(p * Filters + f) * C + c] = du[(p * C + c) * Filters + f];
-        std::fill_n(du, winograd_kernel_floats, 0.0f);
+        // instead of gathers (measured: the gathers were 4% of a ResNet step). Every step of
+        // this runs on all threads: a serial millisecond here (the transposition of 36
+        // 128 x 128 matrices, one float at a time) also cost the next region the wake-up
+        // of threads that had gone to sleep.
+        ctx.pool->parallel_for(C, [&](std::size_t begin, std::size_t end) {
+            kernels::winograd_transform_kernel(kernel, C, Filters, du, begin, end);
+        });
+        ctx.pool->parallel_for(winograd_matrices, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t p = begin; p < end; ++p) {
+                kernels::transpose(C, Filters, du + p * C * Filters, Filters, ut + p * Filters * C, C);
+                std::fill_n(du + p * C * Filters, C * Filters, 0.0f);
+            }
+        });
         for_each_chunk(ctx, [&](std::size_t first, std::size_t images) {
             const std::size_t tiles = images * winograd_tiles;
             float* dm = v + winograd_matrices * tiles * C;
@@ -389,7 +400,9 @@ private:
                                                                din + (first + begin) * In.size(), bands + begin * winograd_band);
                 });
         });
-        kernels::winograd_add_kernel_gradient(du, C, Filters, dkernel);
+        ctx.pool->parallel_for(C, [&](std::size_t begin, std::size_t end) {
+            kernels::winograd_add_kernel_gradient(du, C, Filters, dkernel, begin, end);
+        });
     }
 
     /// The sweep over the output pixels the next layer reads (all of them by default).
