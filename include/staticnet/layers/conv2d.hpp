@@ -333,18 +333,18 @@ private:
             const std::size_t tiles = images * winograd_tiles;
             float* m = v + winograd_matrices * tiles * In.channels();
             float* bands = m + winograd_matrices * tiles * Filters;
+            // Each thread takes whole images through all three steps, its own rows of every
+            // product included: V and M stay in the cache of the core that wrote them, and the
+            // threads meet once per chunk instead of three times.
             ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
-                kernels::winograd_transform_input(geometry, in + (first + begin) * In.size(), end - begin, v,
-                                                  begin * winograd_tiles, tiles, bands + begin * winograd_band);
-            });
-            ctx.pool->parallel_for(winograd_matrices, [&](std::size_t begin, std::size_t end) {
-                for (std::size_t p = begin; p < end; ++p)
-                    kernels::gemm(tiles, Filters, In.channels(), v + p * tiles * In.channels(), In.channels(),
-                                  kernels::op::none, u + p * In.channels() * Filters, Filters, kernels::op::none,
-                                  m + p * tiles * Filters, Filters, false, nullptr);
-            });
-            ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
-                kernels::winograd_transform_output(geometry, Filters, m, begin * winograd_tiles, tiles, end - begin,
+                const std::size_t first_tile = begin * winograd_tiles, own_tiles = (end - begin) * winograd_tiles;
+                kernels::winograd_transform_input(geometry, in + (first + begin) * In.size(), end - begin, v, first_tile,
+                                                  tiles, bands + begin * winograd_band);
+                for (std::size_t p = 0; p < winograd_matrices; ++p)
+                    kernels::gemm(own_tiles, Filters, In.channels(), v + (p * tiles + first_tile) * In.channels(),
+                                  In.channels(), kernels::op::none, u + p * In.channels() * Filters, Filters,
+                                  kernels::op::none, m + (p * tiles + first_tile) * Filters, Filters, false, nullptr);
+                kernels::winograd_transform_output(geometry, Filters, m, first_tile, tiles, end - begin,
                                                    out + (first + begin) * output_shape.size());
             });
         });
@@ -382,23 +382,24 @@ private:
                 kernels::winograd_transform_output_gradient(geometry, Filters, dout + (first + begin) * output_shape.size(),
                                                             end - begin, dm, begin * winograd_tiles, tiles);
             });
+            // dU sums over all tiles: the threads take whole matrices.
             ctx.pool->parallel_for(winograd_matrices, [&](std::size_t begin, std::size_t end) {
-                for (std::size_t p = begin; p < end; ++p) {
-                    float* vp = v + p * tiles * C;
-                    const float* dmp = dm + p * tiles * Filters;
-                    kernels::gemm(C, Filters, tiles, vp, C, kernels::op::transpose, dmp, Filters, kernels::op::none,
-                                  du + p * C * Filters, Filters, true, nullptr);
-                    // dV replaces V, which this product was its last reader of.
-                    if (din != nullptr)
-                        kernels::gemm(tiles, C, Filters, dmp, Filters, kernels::op::none, ut + p * Filters * C, C,
-                                      kernels::op::none, vp, C, false, nullptr);
-                }
+                for (std::size_t p = begin; p < end; ++p)
+                    kernels::gemm(C, Filters, tiles, v + p * tiles * C, C, kernels::op::transpose, dm + p * tiles * Filters,
+                                  Filters, kernels::op::none, du + p * C * Filters, Filters, true, nullptr);
             });
-            if (din != nullptr)
-                ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
-                    kernels::winograd_transform_input_gradient(geometry, v, begin * winograd_tiles, tiles, end - begin,
-                                                               din + (first + begin) * In.size(), bands + begin * winograd_band);
-                });
+            if (din == nullptr) return;
+            // dV (in place of V, read for the last time above) and the input gradient: each
+            // thread its own images, as in forward.
+            ctx.pool->parallel_for(images, [&](std::size_t begin, std::size_t end) {
+                const std::size_t first_tile = begin * winograd_tiles, own_tiles = (end - begin) * winograd_tiles;
+                for (std::size_t p = 0; p < winograd_matrices; ++p)
+                    kernels::gemm(own_tiles, C, Filters, dm + (p * tiles + first_tile) * Filters, Filters,
+                                  kernels::op::none, ut + p * Filters * C, C, kernels::op::none,
+                                  v + (p * tiles + first_tile) * C, C, false, nullptr);
+                kernels::winograd_transform_input_gradient(geometry, v, first_tile, tiles, end - begin,
+                                                           din + (first + begin) * In.size(), bands + begin * winograd_band);
+            });
         });
         ctx.pool->parallel_for(C, [&](std::size_t begin, std::size_t end) {
             kernels::winograd_add_kernel_gradient(du, C, Filters, dkernel, begin, end);

@@ -159,7 +159,10 @@ auto model<Net, Optimizer, Loss, Communicator>::train_step(const float* images, 
     const step_strategy strategy = strategy_for(batch);
     const std::size_t parts = strategy == step_strategy::thread_parts ? thread_parts(batch) : 0;
     if (parts != 0) result = train_parts(images, targets, batch, parts, global_batch, first_sample, step_seed);  // each part zeroes its block
-    else std::memset(grads.data(), 0, grads.size_bytes());
+    else  // on every thread: ResNet-18 has 45 MB of gradients, milliseconds for one thread
+        kernels::for_simd_ranges(grads.size(), &pool_, [&](std::size_t begin, std::size_t end) {
+            std::memset(grads.data() + begin, 0, (end - begin) * sizeof(float));
+        });
     if (settings_.deterministic) {
         fixed_gradients_.resize(grads.size());
         fixed_gradients_.fill_zero();
