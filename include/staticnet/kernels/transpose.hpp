@@ -82,9 +82,9 @@ inline void transpose_square(const float* src, std::size_t src_stride, float* ds
 
 inline void transpose(std::size_t rows, std::size_t columns, const float* src, std::size_t src_stride, float* dst,
                       std::size_t dst_stride) noexcept {
-    constexpr std::size_t lanes = simd::float_lanes;
     std::size_t i = 0;
 #if defined(__AVX512F__) || defined(__AVX2__)
+    constexpr std::size_t lanes = simd::float_lanes;
     static_assert(lanes == detail::square_lanes, "a square is one register wide");
     // Bounds as multiples, not `i + lanes <= rows`: GCC warns that the sum may wrap.
     const std::size_t square_rows = rows / lanes * lanes, square_columns = columns / lanes * lanes;
