@@ -44,10 +44,6 @@
 #include <new>
 #include <utility>
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include "../core/compat.hpp"
 #include "../core/thread_pool.hpp"
 #include "transpose.hpp"
@@ -276,25 +272,11 @@ inline void pack_b(const float* b, std::size_t ldb, op op_b, std::size_t p0, std
             }
             continue;
         }
-        // op(B) = B transposed: a row of the panel is a column of the stored B.
-        const float* src = b + (j0 + jp) * ldb + p0;
-        std::size_t j = 0;
-#if defined(__AVX512F__) || defined(__AVX2__)
-        // A square of `lanes` stored rows x `lanes` columns is loaded a row per register,
-        // transposed in registers and stored a panel row per register: about a quarter of
-        // the time of filling each register by a hardware gather, which is what this loop
-        // did before (17% of a ResNet-18 step, the transposed weights of every input
-        // gradient). Scalar copies take the last kc % lanes rows of the panel.
-        for (; j + lanes <= w; j += lanes) {
-            const float* rows = src + j * ldb;
-            const std::size_t squared = kc / lanes * lanes;
-            for (std::size_t p = 0; p < squared; p += lanes) transpose_square(rows + p, ldb, panel + p * width + j, width);
-            for (std::size_t p = squared; p < kc; ++p)
-                for (std::size_t l = 0; l < lanes; ++l) panel[p * width + j + l] = rows[l * ldb + p];
-        }
-#endif
-        for (; j < w; ++j)
-            for (std::size_t p = 0; p < kc; ++p) panel[p * width + j] = src[j * ldb + p];
+        // op(B) = B transposed: a row of the panel is a column of the stored B, so the panel
+        // is the transpose of w stored rows (kernels/transpose.hpp: in-register squares,
+        // a fifth of the time (perf samples) of the hardware gathers this used before, which were
+        // 17% of a ResNet-18 step here: the transposed weights of every input gradient).
+        transpose(w, kc, b + (j0 + jp) * ldb + p0, ldb, panel, width);
         for (std::size_t p = 0; p < kc; ++p)
             for (std::size_t jj = w; jj < width; ++jj) panel[p * width + jj] = 0.0f;
     }

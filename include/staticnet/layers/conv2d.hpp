@@ -358,8 +358,8 @@ private:
         float* ut = ctx.scratch;  // U transposed: [matrices][filters][channels]
         float* du = ut + winograd_kernel_floats;
         float* v = du + winograd_kernel_floats;
-        // dV = dM U^T reads U transposed: stored so, the product packs it with plain loads
-        // instead of gathers (measured: the gathers were 4% of a ResNet step). Every step of
+        // dV = dM U^T reads U transposed: stored so once per pass, the products of every
+        // chunk pack it with plain loads instead of transposing it each time. Every step of
         // this runs on all threads: a serial millisecond here (the transposition of 36
         // 128 x 128 matrices, one float at a time) also cost the next region the wake-up
         // of threads that had gone to sleep.
