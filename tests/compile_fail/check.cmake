@@ -3,8 +3,13 @@
 # contain every TEXT; "// expect-gcc: TEXT" and "// expect-clang: TEXT" lines apply to that
 # compiler only (GCC names the template parameters of the failed check, `layer_position =
 # 3`; clang prints only their values, `check_dense_wiring<3UL, ...>`). A file without
-# expectations must compile. The C locale keeps GCC's quotes ASCII.
+# expectations must compile. The C locale keeps GCC's quotes ASCII. PCH, when given, is the
+# header that precompile.cmake made for this compiler: included first, it stands for the
+# library's headers, whose own include guards then skip them.
 separate_arguments(flags UNIX_COMMAND "${FLAGS}")
+if(PCH)
+  list(APPEND flags -include ${PCH})
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -E env LC_ALL=C ${CXX} -std=c++20 -fsyntax-only ${flags} ${SOURCE}
                 RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE out)
 file(STRINGS ${SOURCE} expectations REGEX "^// expect(-${COMPILER})?: ")
