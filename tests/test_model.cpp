@@ -551,26 +551,92 @@ TEST_CASE("flush_denormals flushes subnormals inside and restores the caller's m
     CHECK(tiny * half != 0.0f);
 }
 
+namespace {
+using resnet_conv = sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>;
+using small_resnet = sn::sequential<
+    sn::input<6, 6, 2>, resnet_conv, sn::batch_norm<>, sn::relu,
+    sn::residual<resnet_conv, sn::batch_norm<>, sn::relu, resnet_conv, sn::batch_norm<>>, sn::relu,
+    sn::residual<sn::projection<sn::conv2d<8, 1, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+                 sn::conv2d<8, 3, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu,
+                 sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
+    sn::relu, sn::average_pool2d<2, 1>, sn::global_average_pool2d, sn::dense<3, sn::softmax>>;
+
+/// One process that reports 12 CPUs wherever it runs, so that a model takes the path of a
+/// machine with CPUs to spare (each thread part's layers on a pool of their own).
+struct twelve_cpu_communicator : sn::local_communicator {
+    [[nodiscard]] sn::rank_placement placement() const noexcept {
+        auto p = sn::local_communicator::placement();
+        p.cpus = p.node_cpus = 12;
+        return p;
+    }
+};
+
+/// Parameters and state of `small_resnet` after `epochs` of training on `d` in `batch`es.
+template <typename Model>
+std::vector<float> trained_resnet(Model& m, const sn::data::dataset& d, std::size_t batch, std::size_t epochs = 2) {
+    m.fit(d, {.epochs = epochs, .batch_size = batch, .verbose = false, .flip = true, .crop_padding = 1});
+    std::vector<float> all(m.network().parameters().begin(), m.network().parameters().end());
+    all.insert(all.end(), m.network().state().begin(), m.network().state().end());
+    return all;
+}
+}  // namespace
+
 TEST_CASE("a ResNet-style network trains bitwise the same with 1, 2 and 3 threads", "[model][threads][residual]") {
-    using conv = sn::conv2d<4, 3, sn::identity, 1, sn::padding::same, sn::bias::none>;
-    using net = sn::sequential<
-        sn::input<6, 6, 2>, conv, sn::batch_norm<>, sn::relu,
-        sn::residual<conv, sn::batch_norm<>, sn::relu, conv, sn::batch_norm<>>, sn::relu,
-        sn::residual<sn::projection<sn::conv2d<8, 1, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
-                     sn::conv2d<8, 3, sn::identity, 2, sn::padding::same, sn::bias::none>, sn::batch_norm<>, sn::relu,
-                     sn::conv2d<8, 3, sn::identity, 1, sn::padding::same, sn::bias::none>, sn::batch_norm<>>,
-        sn::relu, sn::average_pool2d<2, 1>, sn::global_average_pool2d, sn::dense<3, sn::softmax>>;
     const auto d = synthetic(80, 9);
     auto train = [&](std::size_t threads) {
-        sn::model<net, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = threads, .seed = 1});
-        m.fit(d, {.epochs = 2, .batch_size = 16, .verbose = false, .flip = true, .crop_padding = 1});
-        std::vector<float> all(m.network().parameters().begin(), m.network().parameters().end());
-        all.insert(all.end(), m.network().state().begin(), m.network().state().end());
-        return all;
+        sn::model<small_resnet, sn::adam, sn::sparse_categorical_crossentropy> m({}, {.threads = threads, .seed = 1});
+        return trained_resnet(m, d, 16);
     };
     const auto one = train(1);
     CHECK(train(2) == one);
     CHECK(train(3) == one);
+}
+
+TEST_CASE("batch_norm networks train in thread parts, bitwise the same for any thread count", "[model][threads][residual]") {
+    // Batches of 40 in parts of 8: five parts meet at every batch statistic. One thread runs
+    // them in turns, two share their CPUs, five give each its own, and twelve (on a placement
+    // of 12 CPUs) give each part's layers two threads; the last batch of each epoch has 2 parts.
+    const auto d = synthetic(88, 9);
+    auto train = [&](std::size_t threads) {
+        sn::model<small_resnet, sn::adam, sn::sparse_categorical_crossentropy> m(
+            {}, {.threads = threads, .seed = 1, .thread_part = 8});
+        return trained_resnet(m, d, 40);
+    };
+    const auto one = train(1);
+    CHECK(train(2) == one);
+    CHECK(train(5) == one);
+    twelve_cpu_communicator twelve;
+    sn::model<small_resnet, sn::adam, sn::sparse_categorical_crossentropy, twelve_cpu_communicator> wide(
+        twelve, {}, {.threads = 12, .seed = 1, .thread_part = 8});
+    CHECK(trained_resnet(wide, d, 40) == one);
+}
+
+TEST_CASE("thread parts normalise with the statistics of the whole batch", "[model][threads][residual]") {
+    // One step of 40 samples in parts of 8 against the same step in one pass: the gradient,
+    // the loss and the moving averages agree to rounding (the parts add their sums in another order).
+    const auto d = synthetic(40, 4);
+    auto step = [&](std::size_t part) {
+        sn::model<small_resnet, sn::sgd, sn::sparse_categorical_crossentropy> m({.learning_rate = 0.0f},
+                                                                              {.threads = 2, .seed = 3, .thread_part = part});
+        const std::vector<std::int32_t> labels(d.labels.begin(), d.labels.end());
+        const auto r = m.train_step(d.images.data(), {nullptr, labels.data()}, 40, 40, 0, 9);
+        std::vector<float> all(m.network().gradients().begin(), m.network().gradients().end());
+        all.insert(all.end(), m.network().state().begin(), m.network().state().end());
+        all.push_back(static_cast<float>(r.loss));
+        return all;
+    };
+    const auto whole = step(0), parts = step(8);
+    REQUIRE(whole.size() == parts.size());
+    float largest = 0.0f;
+    for (float v : whole) largest = std::max(largest, std::abs(v));
+    REQUIRE(largest > 0.0f);
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < whole.size(); ++i) {
+        INFO("element " << i);
+        CHECK(parts[i] == Approx(whole[i]).margin(1e-6 * largest).epsilon(1e-4));
+        differ += parts[i] != whole[i];
+    }
+    CHECK(differ != 0);  // the parts did run: statistics summed per part round differently
 }
 
 TEST_CASE("bad input at run time gives a clear error", "[model][errors]") {

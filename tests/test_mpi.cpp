@@ -124,6 +124,21 @@ TEST_CASE("P ranks train the same model as one process with the same global batc
         const auto reference = train<sn::sgd, sn::local_communicator, norm_net>(alone, single_sync, 12, 1);
         CHECK(max_relative_difference(ours, reference) < 1e-5);
     }
+    SECTION("synchronised batch_norm statistics cover the global batch, in thread parts too") {
+        // Parts of 4: each rank's part of a batch of 12 is cut in two or more parts (one alone
+        // runs them on 3 parts); the parts' shares are added first, then summed over ranks
+        // from each rank's calling thread (MPI is initialised "funneled").
+        auto settings = distributed;
+        settings.sync_batch_norm = true;
+        settings.thread_part = 4;
+        settings.threads = 2;
+        auto single_sync = single;
+        single_sync.sync_batch_norm = true;
+        single_sync.thread_part = 4;
+        const auto ours = train<sn::sgd, sn::mpi_communicator, norm_net>(*world, settings, 12, 1);
+        const auto reference = train<sn::sgd, sn::local_communicator, norm_net>(alone, single_sync, 12, 1);
+        CHECK(max_relative_difference(ours, reference) < 1e-5);
+    }
     SECTION("an uneven split of the global batch is still exact") {
         const auto ours = train<sn::sgd>(*world, distributed, 7);
         const auto reference = train<sn::sgd>(alone, single, 7);

@@ -1,7 +1,9 @@
-// thread_pool: what its header promises (core/thread_pool.hpp), checked directly.
+// thread_pool: what its header promises (core/thread_pool.hpp), checked directly; and the
+// part reduction that thread parts with batch statistics meet at (train/detail/part_reduction.hpp).
 #include <catch2/catch.hpp>
 
 #include <staticnet/core/thread_pool.hpp>
+#include <staticnet/train/detail/part_reduction.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -261,4 +264,104 @@ TEST_CASE("thread_pool: 64 threads on few CPUs finish the work of 2 within a sma
     const double many = cpu_seconds_for(64);
     INFO("CPU time: 2 threads " << two << " s, 64 threads " << many << " s");
     CHECK(many <= 4 * two + 0.25);
+}
+
+namespace {
+
+/// Part p's values for statistic s: large and small magnitudes mixed, so that any other order
+/// of the sum would round differently.
+double part_value(std::size_t p, std::size_t s, std::size_t i) {
+    const double big = (p + s + i) % 3 == 0 ? 1e16 : -1e16;
+    return p % 2 == 0 ? big : 1.0 + static_cast<double>(p * 7 + s * 3 + i) * 0.1;
+}
+
+}  // namespace
+
+TEST_CASE("part_reduction: every part gets the sum of all parts, added in part order", "[thread_pool][parts]") {
+    for (std::size_t parts : {2, 3, 5}) {
+        for (std::size_t cpus : {std::size_t{1}, std::size_t{2}, parts}) {
+            INFO(parts << " parts, " << cpus << " CPUs");
+            sn::detail::part_reduction reduction(cpus);
+            sn::thread_pool pool(parts);
+            reduction.start(parts, nullptr);
+            constexpr std::size_t statistics = 6;
+            // results[p][s]: what part p got back for statistic s (statistics of 1 to 6 values)
+            std::vector<std::vector<std::vector<double>>> results(parts, std::vector<std::vector<double>>(statistics));
+            std::atomic<std::size_t> threads{0};  // (Catch's assertions belong on the test's thread)
+            pool.run([&](std::size_t p, std::size_t workers) {
+                threads.store(workers);
+                reduction.run_part([&] {
+                    for (std::size_t s = 0; s < statistics; ++s) {
+                        std::vector<double> values(s + 1);
+                        for (std::size_t i = 0; i < values.size(); ++i) values[i] = part_value(p, s, i);
+                        (*reduction.reducer(p))(values);
+                        results[p][s] = values;
+                    }
+                });
+            }, parts);
+            REQUIRE(threads.load() == parts);
+            for (std::size_t s = 0; s < statistics; ++s)
+                for (std::size_t i = 0; i <= s; ++i) {
+                    double expected = 0.0;
+                    for (std::size_t p = 0; p < parts; ++p) expected += part_value(p, s, i);
+                    for (std::size_t p = 0; p < parts; ++p) CHECK(results[p][s][i] == expected);
+                }
+        }
+    }
+}
+
+TEST_CASE("part_reduction: the sum over ranks follows the parts' sum, on the thread that started the step",
+          "[thread_pool][parts]") {
+    // With MPI's "funneled" threading only that thread may call the ranks' allreduce.
+    struct fake_ranks {
+        std::thread::id caller;
+        int calls = 0;
+        bool on_caller = true;
+    } ranks{std::this_thread::get_id()};
+    const sn::rank_reducer doubling{&ranks, [](void* r, std::span<double> v) {
+        auto* f = static_cast<fake_ranks*>(r);
+        ++f->calls;
+        f->on_caller = f->on_caller && std::this_thread::get_id() == f->caller;
+        for (double& x : v) x *= 2;  // two ranks with the same values
+    }};
+    for (std::size_t cpus : {1, 4}) {
+        INFO(cpus << " CPUs");
+        ranks.calls = 0;
+        sn::detail::part_reduction reduction(cpus);
+        sn::thread_pool pool(4);
+        reduction.start(4, &doubling);
+        std::vector<double> got(4);
+        pool.run([&](std::size_t p, std::size_t) {
+            reduction.run_part([&] {
+                for (int s = 0; s < 3; ++s) {
+                    std::vector<double> v{static_cast<double>(p + 1)};
+                    (*reduction.reducer(p))(v);
+                    got[p] = v[0];
+                }
+            });
+        }, 4);
+        CHECK(ranks.calls == 3);
+        CHECK(ranks.on_caller);
+        CHECK(got == std::vector<double>(4, 20.0));  // (1 + 2 + 3 + 4) * 2
+    }
+}
+
+TEST_CASE("part_reduction: a part that throws stops the others waiting, with its exception", "[thread_pool][parts]") {
+    for (std::size_t cpus : {1, 3}) {
+        INFO(cpus << " CPUs");
+        sn::detail::part_reduction reduction(cpus);
+        sn::thread_pool pool(3);
+        reduction.start(3, nullptr);
+        std::atomic<int> second_sums{0};
+        CHECK_THROWS_WITH(pool.run([&](std::size_t p, std::size_t) {
+            reduction.run_part([&] {
+                std::vector<double> v{1.0};
+                (*reduction.reducer(p))(v);  // all three meet once
+                if (p == 1) throw std::runtime_error("part 1 failed");
+                (*reduction.reducer(p))(v);  // parts 0 and 2 would wait here for part 1 forever
+                second_sums.fetch_add(1);
+            });
+        }, 3), "part 1 failed");
+        CHECK(second_sums.load() == 0);
+    }
 }

@@ -96,6 +96,10 @@ public:
         }, max_workers);
     }
 
+    /// One pause of a thread spinning on a word: yields the core's pipeline to its other
+    /// hardware thread and saves power where a bare loop would hammer the cache line.
+    static void spin_pause() noexcept;
+
 private:
     /// One worker's wake-up word and counters, on a cache line of its own so that waking one
     /// worker does not disturb the others. The word is 32 bits: `std::atomic::wait` on it is
@@ -119,7 +123,6 @@ private:
     void run_task(void (*task)(void*, std::size_t, std::size_t), void* context, std::size_t max_workers);
     void execute(std::size_t w, std::size_t workers);
     void worker_loop(std::size_t index);
-    static void spin_pause() noexcept;
 
     /// About 50-200 microseconds of pause instructions before a thread sleeps.
     static constexpr int spin_limit = 4000;

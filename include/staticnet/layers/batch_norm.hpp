@@ -11,8 +11,10 @@
 /// Under MPI the batch statistics are those of each rank's part of the batch, unless the
 /// model enables synchronised statistics (`model_settings::sync_batch_norm`): then the mean
 /// and variance are those of the whole global batch (two small allreduces in forward, one in
-/// backward). Threads split the work without changing any sum's order, so results are the
-/// same for any thread count. In deterministic mode the moving averages are updated from every
+/// backward). A step cut into thread parts sums each part's statistics in part order, as
+/// ranks do (`layer_context::batch_statistics`): the statistics are still the whole batch's.
+/// Threads split the work without changing any sum's order, so results are the same for any
+/// thread count. In deterministic mode the moving averages are updated from every
 /// micro-batch of the global batch in order, on every rank (`update_state`), so they too are
 /// bitwise the same for any number of ranks.
 
@@ -58,9 +60,10 @@ public:
     static constexpr float momentum = Momentum;
     static constexpr float epsilon = Epsilon;
     static constexpr std::string_view name = "batch_norm";
-    /// Training normalises with statistics of the whole batch: it cannot be cut into parts. An
-    /// activation layer after it is folded into its normalisation pass (layer.hpp). Deterministic
-    /// training replays its recorded updates (`update_state`).
+    /// Training normalises with statistics of the whole batch, summed through
+    /// `ctx.batch_statistics` over thread parts and ranks. An activation layer after it is
+    /// folded into its normalisation pass (layer.hpp). Deterministic training replays its
+    /// recorded updates (`update_state`).
     static constexpr layer_traits traits{.batch_statistics = true,
                                          .keeps_output_gradient = true,
                                          .applies_output_activation = true,

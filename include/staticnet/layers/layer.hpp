@@ -89,7 +89,10 @@ struct layer_context {
     /// into a layer that `recomputes_pre_activation`, given that input (dx may be dy).
     void (*output_activation_backward_from_input)(const float* x, const float* dy, float* dx, std::size_t rows,
                                                   std::size_t cols) noexcept = nullptr;
-    /// Set when batch statistics must cover the whole global batch (synchronised batch_norm).
+    /// Set when this call holds only a share of the batch whose statistics a layer needs: a
+    /// thread part of the step (the parts' shares are added in part order) or a rank's part
+    /// with synchronised batch_norm (summed over ranks). A layer passes each of its sums over
+    /// samples through it and goes on with the total.
     const rank_reducer* batch_statistics = nullptr;
     /// Deterministic training: the state buffers of this forward pass point into a *record*
     /// of this micro-batch, not at the state. A layer with state writes there what it would
@@ -159,8 +162,11 @@ struct activation_info {
 /// A misspelled name does not compile. `layer_defaults` declares the defaults. Each trait is
 /// documented in docs/layers.md ("Layer traits").
 struct layer_traits {
-    /// Its training pass computes across the samples of a batch (batch_norm): the trainer
-    /// then never cuts a batch into parts that run apart (`sequential::samples_independent`).
+    /// Its training pass computes across the samples of a batch (batch_norm). It must then
+    /// take every such sum through `ctx.batch_statistics` when that is set (the same calls in
+    /// every part of a batch): the trainer's thread parts meet there and add their shares in
+    /// part order, and so do ranks with synchronised statistics. The network is then not
+    /// `sequential::samples_independent`.
     bool batch_statistics = false;
     /// Its backward, told that its output gradient is already with respect to its
     /// activation's input (`layer_context::gradient_is_pre_activation`), would only copy it

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <ostream>
@@ -66,6 +67,7 @@
 #include "../model/sequential.hpp"
 #include "../model/summary.hpp"
 #include "callbacks.hpp"
+#include "detail/part_reduction.hpp"
 #include "history.hpp"
 #include "losses.hpp"
 #include "metrics.hpp"
@@ -261,9 +263,10 @@ private:
         else return false;
     }
     /// Parts of `thread_part` samples a step of `batch` samples is cut into; 0 when the step
-    /// runs as one pass (or micro-batches) with the threads sharing each layer.
+    /// runs as one pass (or micro-batches) with the threads sharing each layer. Depends on
+    /// the settings and the batch only, never on the threads: a part's arithmetic is the same
+    /// on any thread, so a step gives the same bits for any thread count.
     [[nodiscard]] std::size_t thread_parts(std::size_t batch) const noexcept {
-        if constexpr (!Net::samples_independent) return 0;
         if (settings_.thread_part == 0 || micro_batch() != 0 || batch == 0) return 0;
         if (settings_.sync == gradient_sync::overlapped && comm_->size() > 1) return 0;  // per-layer reductions
         return (batch + settings_.thread_part - 1) / settings_.thread_part;
@@ -280,6 +283,8 @@ private:
     }
     /// Forward, loss and backward of the parts of a step, the threads taking whole parts; the
     /// gradient arena ends up with part 0's gradient plus the others', added in part order.
+    /// With batch statistics (batch_norm) all parts are in flight together and sum their
+    /// statistics through `part_reduction_`.
     step_result train_parts(const float* images, batch_targets targets, std::size_t batch, std::size_t parts,
                             std::size_t global_batch, std::size_t first_sample, std::uint64_t step_seed);
     /// Forward passes of `count` samples at `images`, inference; returns [count x classes]
@@ -309,6 +314,17 @@ private:
     /// turns, so they do not count when a step chooses how its threads share the work.
     std::size_t running_threads_ = 1;
     thread_pool one_thread_{1};  ///< the layers' pool inside a thread's own part
+    /// Batch statistics of the thread parts in flight (networks with batch_norm), and the
+    /// threads for parts beyond the pool's (a part waiting for the others' statistics holds a
+    /// thread, so every part needs one).
+    detail::part_reduction part_reduction_{running_threads_};
+    std::unique_ptr<thread_pool> part_threads_;
+    /// With at least twice as many CPUs as parts, each part's layers share a pool of their own
+    /// (the part's thread and its workers): the CPUs beyond the parts' are not left idle.
+    std::vector<std::unique_ptr<thread_pool>> part_pools_;
+    /// Where the parts but the first write the moving-average updates that the first applies
+    /// (all parts see the same statistics; see `layer_context::state_record`).
+    aligned_buffer<float> discarded_state_;
     /// Per thread (sample-parallel steps and inference): a workspace and a gradient block.
     std::vector<typename Net::workspace> thread_workspaces_;
     std::vector<aligned_buffer<float>> thread_gradients_;

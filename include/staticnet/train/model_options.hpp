@@ -87,14 +87,15 @@ struct model_settings {
     /// this size, one after another, and their gradients accumulated (memory use follows it).
     /// 0 = all at once, or in `thread_part`s.
     std::size_t micro_batch = 0;
-    /// How the threads share a training step (with micro_batch = 0, not deterministic, and a
-    /// network without batch statistics, see `sequential::samples_independent`): the rank's
-    /// part of the batch is cut into parts of this many samples, each thread runs whole parts
-    /// through the network in a workspace of its own (no synchronisation between layers, which
-    /// is what lets 2 threads do nearly twice the work of one on small batches), and the parts'
-    /// gradients are added in part order. The cut depends on the batch alone, so a step gives
+    /// How the threads share a training step (with micro_batch = 0 and not deterministic): the
+    /// rank's part of the batch is cut into parts of this many samples, each thread runs whole
+    /// parts through the network in a workspace of its own (no synchronisation between layers,
+    /// which is what lets 2 threads do nearly twice the work of one on small batches), and the
+    /// parts' gradients are added in part order. With batch statistics (batch_norm) all parts
+    /// run at once and meet at each statistic, whose shares are added in part order: the
+    /// statistics stay the whole batch's. The cut depends on the batch alone, so a step gives
     /// bitwise the same result with any number of threads. 0: the threads share every layer of
-    /// one pass over the whole part instead (as batch_norm networks always do).
+    /// one pass over the whole part instead.
     std::size_t thread_part = 16;
     /// Bitwise-identical training for any number of ranks and threads: the global batch is cut
     /// into fixed micro-batches (`micro_batch`, 8 if 0) whose gradients are summed exactly in

@@ -75,13 +75,27 @@ void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batc
     // `infer_piece` samples at a time.
     const std::size_t infer_share = std::min((std::min(batch, eval_batch()) + threads - 1) / threads, infer_piece);
     const std::size_t parts = thread_parts(batch);
+    // Parts that share batch statistics are all in flight together: a workspace, a gradient
+    // block and a thread for each. Otherwise the threads take turns at the parts.
+    const bool together = !Net::samples_independent && parts > 1;
+    const std::size_t blocks = together ? std::max(threads, parts) : threads;
     if (parts != 0) {
-        if (thread_gradients_.size() < threads) thread_gradients_.resize(threads);
+        if (thread_gradients_.size() < blocks) thread_gradients_.resize(blocks);
         for (auto& g : thread_gradients_) g.reserve_at_least(Net::arena_size);
         if (part_results_.size() < parts) part_results_.resize(parts);
     }
+    if (together) {
+        if (parts > threads && (!part_threads_ || part_threads_->size() < parts))
+            part_threads_ = std::make_unique<thread_pool>(parts);
+        discarded_state_.reserve_at_least((parts - 1) * Net::state_size);
+        // Sized for the first (whole) batch; an epoch's shorter last batch reuses them.
+        if (const std::size_t share = running_threads_ / parts; share >= 2 && part_pools_.size() < parts) {
+            part_pools_.clear();
+            for (std::size_t p = 0; p < parts; ++p) part_pools_.push_back(std::make_unique<thread_pool>(share));
+        }
+    }
     const std::size_t own = std::max(infer_share, parts != 0 ? std::min(batch, settings_.thread_part) : 0);
-    if (thread_workspaces_.size() < threads) thread_workspaces_.resize(threads);
+    if (thread_workspaces_.size() < blocks) thread_workspaces_.resize(blocks);
     for (auto& w : thread_workspaces_) w.prepare(own);
     // The network's own workspace serves the passes over a whole part (or micro-batch).
     if (parts == 0) net_.prepare(piece);

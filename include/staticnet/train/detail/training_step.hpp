@@ -247,15 +247,20 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
     const std::size_t part = settings_.thread_part;
     const std::size_t threads = pool_.size();
     const auto arena = net_.gradients();
+    // With synchronised batch_norm the statistics of a lone part are summed over the ranks.
+    const rank_reducer* ranks = settings_.sync_batch_norm && comm_->size() > 1 ? &reducer_ : nullptr;
     // One part: forward, loss, backward into `gradients` (zeroed first), in workspace `ws`,
-    // the layers on `layer_pool`.
-    auto run_part = [&](std::size_t p, typename Net::workspace& ws, std::span<float> gradients, thread_pool& layer_pool) {
+    // the layers on `layer_pool`, the batch statistics summed by `statistics`, the state
+    // updates written to `state_record` (null: in place).
+    auto run_part = [&](std::size_t p, typename Net::workspace& ws, std::span<float> gradients, thread_pool& layer_pool,
+                        const rank_reducer* statistics = nullptr, float* state_record = nullptr) {
         const std::size_t first = p * part, count = std::min(part, batch - first);
         std::memset(gradients.data(), 0, gradients.size_bytes());  // part 0's is the arena: zeroed by its thread
         const batch_targets t{targets.dense + first * classes, targets.labels + first, targets.label_smoothing};
         const float* x = images + first * sample;
         layer_context ctx{.batch = count, .training = true, .pool = &layer_pool, .step_seed = step_seed,
-                          .first_sample = first_sample + first};
+                          .first_sample = first_sample + first, .batch_statistics = statistics,
+                          .state_record = state_record};
         const float* out = net_.forward(x, ctx, ws);
         part_results_[p] = {Loss::value(out, t, count, classes), count_correct(out, t.labels, count, classes)};
         float* dout = net_.output_gradient(count, ws);
@@ -275,6 +280,37 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
             }
         }, 4096);
     };
+    auto sum_of_parts = [&] {
+        step_result result;
+        for (std::size_t p = 0; p < parts; ++p) {
+            result.loss += part_results_[p].loss;
+            result.correct += part_results_[p].correct;
+        }
+        return result;
+    };
+    if constexpr (!Net::samples_independent) {
+        if (parts > 1) {
+            // Batch statistics: every part waits at each statistic for the others, so each
+            // needs a thread (taking turns at the CPUs, see part_reduction.hpp); its layers
+            // run on that thread, or on its own pool with CPUs to spare.
+            thread_pool& runner = parts <= pool_.size() ? pool_ : *part_threads_;
+            const bool own_pools = part_pools_.size() >= parts;
+            part_reduction_.start(parts, ranks);
+            runner.run([&](std::size_t p, std::size_t workers) {
+                if (workers != parts)  // a busy pool runs a region on one thread: the parts would wait forever
+                    throw std::logic_error("train_step: a step with batch_norm in thread parts needs a thread for each "
+                                           "part; it was called from inside a task of the model's thread pool");
+                part_reduction_.run_part([&] {
+                    run_part(p, thread_workspaces_[p],
+                             p == 0 ? arena : std::span<float>(thread_gradients_[p].data(), Net::arena_size),
+                             own_pools ? *part_pools_[p] : one_thread_, part_reduction_.reducer(p),
+                             p == 0 ? nullptr : discarded_state_.data() + (p - 1) * Net::state_size);
+                });
+            }, parts);
+            add_parts(0, parts, 0);
+            return sum_of_parts();
+        }
+    }
     // Sharing each layer pays only with more running threads than half the parts, and with a
     // whole part to share: a short batch (batch 1) runs its layers faster on one thread than
     // split into regions of a few microseconds.
@@ -285,7 +321,8 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
             pool_.run([&](std::size_t w, std::size_t) {
                 const std::size_t p = from + w;
                 run_part(p, thread_workspaces_[w],
-                         p == 0 ? arena : std::span<float>(thread_gradients_[w].data(), Net::arena_size), one_thread_);
+                         p == 0 ? arena : std::span<float>(thread_gradients_[w].data(), Net::arena_size), one_thread_,
+                         ranks);
             }, in_round);
             add_parts(from, from + in_round, 0);
         }
@@ -293,16 +330,11 @@ auto model<Net, Optimizer, Loss, Communicator>::train_parts(const float* images,
         // Few parts for many threads: one part after another, all threads on each layer.
         for (std::size_t p = 0; p < parts; ++p) {
             run_part(p, thread_workspaces_[0], p == 0 ? arena : std::span<float>(thread_gradients_[0].data(), Net::arena_size),
-                     pool_);
+                     pool_, ranks);
             if (p != 0) add_parts(p, p + 1, 0);
         }
     }
-    step_result result;
-    for (std::size_t p = 0; p < parts; ++p) {
-        result.loss += part_results_[p].loss;
-        result.correct += part_results_[p].correct;
-    }
-    return result;
+    return sum_of_parts();
 }
 
 }  // namespace staticnet
