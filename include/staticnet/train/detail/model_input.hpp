@@ -94,9 +94,11 @@ void model<Net, Optimizer, Loss, Communicator>::prepare_buffers(std::size_t batc
             for (std::size_t p = 0; p < parts; ++p) part_pools_.push_back(std::make_unique<thread_pool>(share));
         }
     }
-    const std::size_t own = std::max(infer_share, parts != 0 ? std::min(batch, settings_.thread_part) : 0);
+    const std::size_t part_samples = parts != 0 ? std::min(batch, settings_.thread_part) : 0;
     if (thread_workspaces_.size() < blocks) thread_workspaces_.resize(blocks);
-    for (auto& w : thread_workspaces_) w.prepare(own);
+    // The pool's threads also infer in theirs; the parts beyond them only train.
+    for (std::size_t w = 0; w < thread_workspaces_.size(); ++w)
+        thread_workspaces_[w].prepare(w < threads ? std::max(infer_share, part_samples) : part_samples);
     // The network's own workspace serves the passes over a whole part (or micro-batch).
     if (parts == 0) net_.prepare(piece);
     infer_outputs_.reserve_at_least(std::min(batch, eval_batch()) * classes);
