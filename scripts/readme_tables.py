@@ -40,7 +40,8 @@ def reference_history(root):
 
 
 def resnet_history(root):
-    epochs, wall = [], None
+    """The run's epochs, its wall time and the machine train_resnet.sh recorded."""
+    epochs, wall, machine = [], None, None
     for line in (root / RESNET_HISTORY).read_text().splitlines():
         if not line.strip():
             continue
@@ -48,8 +49,16 @@ def resnet_history(root):
         if "epoch" in record:
             epochs.append(record)
         elif "wall_seconds" in record:
-            wall = record["wall_seconds"]
-    return epochs, wall
+            wall, machine = record["wall_seconds"], record.get("machine")
+    return epochs, wall, machine
+
+
+def machine_name(recorded):
+    """'Intel(R) Xeon(R) Processor (2 cores)' -> '2-core Intel Xeon', as the tables name machines."""
+    cores = re.search(r"\((\d+) cores\)", recorded)
+    name = re.sub(r"\(R\)|\(TM\)|Processor|\(\d+ cores\)", "", recorded)
+    name = " ".join(name.split())
+    return f"{cores.group(1)}-core {name}" if cores else name
 
 
 def by_epoch(history, wanted, source):
@@ -74,16 +83,16 @@ def table_reference_cnn_epochs(root):
 def table_resnet_summary(root):
     reference = reference_history(root)
     last, best = reference[-1], max(reference, key=lambda r: r["val_accuracy"])
-    resnet, wall = resnet_history(root)
+    resnet, wall, machine = resnet_history(root)
     return markdown_table(
-        ["network", "epochs", "test accuracy", "wall time (2-core Intel Xeon, AVX-512, 2026-11-30)"],
+        ["network", "epochs", "test accuracy", "wall time"],
         [["reference CNN (`fashion_mnist`, its 10-epoch run above)", str(int(last["epoch"])),
           f"{last['val_accuracy']:.4f} (best {best['val_accuracy']:.4f}, epoch {int(best['epoch'])})",
-          f"{seconds_range(reference, 1)} s per epoch (busy host)"],
+          f"{seconds_range(reference, 1)} s per epoch (2-core Intel Xeon, AVX-512, busy host)"],
          ["ResNet (`fashion_mnist_resnet`, its 24-epoch run below)", str(len(resnet)),
           f"**{resnet[-1]['val_accuracy']:.4f}**",
           f"**{wall / 60:.1f} min** ({wall} s) with its defaults (2 threads), "
-          f"{seconds_range(resnet, 0)} s per epoch (quiet host)"]])
+          f"{seconds_range(resnet, 0)} s per epoch ({machine_name(machine)}, quiet host)"]])
 
 
 def table_resnet_epochs(root):
