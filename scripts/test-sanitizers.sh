@@ -28,7 +28,11 @@ esac
 jobs=${JOBS:-$(nproc)}
 
 bash scripts/install-deps.sh
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTATICNET_SANITIZE=address,undefined \
+# -O1 -g1 (line tables only): a report still names file and line, and the programs build
+# several times faster than at -O2 -g (test_kernels: 40 s instead of 269 s under load here)
+# while their tests run 1.4x longer (7 s instead of 5).
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
+  -DSTATICNET_SANITIZE=address,undefined \
   -DSTATICNET_BUILD_EXAMPLES=OFF -DSTATICNET_BUILD_BENCHMARKS=OFF -DSTATICNET_BUILD_TOOLS=OFF -DSTATICNET_MPI=OFF >/dev/null
 if $ci; then
   cmake --build build-asan -j "$jobs" --target sanitizer_ci_tests

@@ -515,19 +515,26 @@ TEST_CASE("a thread count far above the CPUs is capped at 4 per CPU", "[model][t
     CHECK(kept.thread_count() == sn::max_threads_per_cpu * sn::available_cpus());
 }
 
+namespace {
+/// One step of `Net` on the first 40 samples of `d` with learning rate 0, on 2 threads, in
+/// thread parts of `part` samples (0: one pass): its gradient, state, loss and correct count.
+template <typename Net>
+std::vector<float> one_step(const sn::data::dataset& d, std::size_t part) {
+    sn::model<Net, sn::sgd, sn::sparse_categorical_crossentropy> m({.learning_rate = 0.0f},
+                                                                    {.threads = 2, .seed = 3, .thread_part = part});
+    const std::vector<std::int32_t> labels(d.labels.begin(), d.labels.end());
+    const auto r = m.train_step(d.images.data(), {nullptr, labels.data()}, 40, 40, 0, 9);
+    std::vector<float> all(m.network().gradients().begin(), m.network().gradients().end());
+    all.insert(all.end(), m.network().state().begin(), m.network().state().end());
+    all.push_back(static_cast<float>(r.loss));
+    all.push_back(static_cast<float>(r.correct));
+    return all;
+}
+}  // namespace
+
 TEST_CASE("a step cut into thread parts computes the gradient of the whole batch", "[model][threads]") {
     const auto d = synthetic(40, 12);
-    auto gradient = [&](std::size_t part) {
-        sn::model<plain_net, sn::sgd, sn::sparse_categorical_crossentropy> m({.learning_rate = 0.0f},
-                                                                            {.threads = 2, .seed = 3, .thread_part = part});
-        const std::vector<std::int32_t> labels(d.labels.begin(), d.labels.end());
-        const auto r = m.train_step(d.images.data(), {nullptr, labels.data()}, 40, 40, 0, 9);
-        auto g = std::vector<float>(m.network().gradients().begin(), m.network().gradients().end());
-        g.push_back(static_cast<float>(r.loss));
-        g.push_back(static_cast<float>(r.correct));
-        return g;
-    };
-    const auto whole = gradient(0), parts = gradient(16), small = gradient(3);
+    const auto whole = one_step<plain_net>(d, 0), parts = one_step<plain_net>(d, 16), small = one_step<plain_net>(d, 3);
     REQUIRE(whole.size() == parts.size());
     float largest = 0.0f;
     for (float v : whole) largest = std::max(largest, std::abs(v));
@@ -613,19 +620,10 @@ TEST_CASE("batch_norm networks train in thread parts, bitwise the same for any t
 
 TEST_CASE("thread parts normalise with the statistics of the whole batch", "[model][threads][residual]") {
     // One step of 40 samples in parts of 8 against the same step in one pass: the gradient,
-    // the loss and the moving averages agree to rounding (the parts add their sums in another order).
+    // the moving averages, the loss and the correct count agree to rounding (the parts add
+    // their sums in another order).
     const auto d = synthetic(40, 4);
-    auto step = [&](std::size_t part) {
-        sn::model<small_resnet, sn::sgd, sn::sparse_categorical_crossentropy> m({.learning_rate = 0.0f},
-                                                                              {.threads = 2, .seed = 3, .thread_part = part});
-        const std::vector<std::int32_t> labels(d.labels.begin(), d.labels.end());
-        const auto r = m.train_step(d.images.data(), {nullptr, labels.data()}, 40, 40, 0, 9);
-        std::vector<float> all(m.network().gradients().begin(), m.network().gradients().end());
-        all.insert(all.end(), m.network().state().begin(), m.network().state().end());
-        all.push_back(static_cast<float>(r.loss));
-        return all;
-    };
-    const auto whole = step(0), parts = step(8);
+    const auto whole = one_step<small_resnet>(d, 0), parts = one_step<small_resnet>(d, 8);
     REQUIRE(whole.size() == parts.size());
     float largest = 0.0f;
     for (float v : whole) largest = std::max(largest, std::abs(v));
