@@ -99,6 +99,8 @@ public:
     /// One pause of a thread spinning on a word: yields the core's pipeline to its other
     /// hardware thread and saves power where a bare loop would hammer the cache line.
     static void spin_pause() noexcept;
+    /// Pauses a thread spins for before it sleeps: about 50-200 microseconds.
+    static constexpr int spin_limit = 4000;
 
 private:
     /// One worker's wake-up word and counters, on a cache line of its own so that waking one
@@ -124,8 +126,6 @@ private:
     void execute(std::size_t w, std::size_t workers);
     void worker_loop(std::size_t index);
 
-    /// About 50-200 microseconds of pause instructions before a thread sleeps.
-    static constexpr int spin_limit = 4000;
 
     std::size_t size_ = 1;
     int spin_limit_ = 0;  ///< `spin_limit`, or 0 in a pool larger than the CPUs

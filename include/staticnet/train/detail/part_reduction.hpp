@@ -49,7 +49,7 @@ public:
         ranks_ = ranks;
         taking_turns_ = parts > cpus_;
         // Spinning pays while every waiting part has a CPU of its own.
-        spin_limit_ = taking_turns_ || parts > available_cpus() ? 0 : spin_limit;
+        spin_limit_ = taking_turns_ || parts > available_cpus() ? 0 : thread_pool::spin_limit;
         if (slots_.size() < parts) slots_.resize(parts);
         part_reducers_.resize(parts);
         for (std::size_t p = 0; p < parts; ++p) part_reducers_[p] = {this, p};
@@ -211,7 +211,6 @@ private:
         std::rethrow_exception(e);
     }
 
-    static constexpr int spin_limit = 4000;  // as the thread pool's: about 50-200 microseconds
     static constexpr std::chrono::microseconds yield_time{200};
     std::size_t cpus_;
     std::atomic<std::uint32_t> tokens_{static_cast<std::uint32_t>(cpus_)};  ///< CPUs free for a part, while parts take turns
